@@ -1,0 +1,50 @@
+# uvd: every target installs what it needs first (scripts/setup.sh, once per pyproject change).
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.stamp-setup
+MANIFEST  ?= manifests/sample.yaml
+OUTPUT    ?= out/sample
+RUNNER    ?=
+BEAM_ARGS ?= $(if $(RUNNER),--runner=$(RUNNER),)
+TRAIN_CONFIG ?= uvd/model/configs/sample.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup dataset test bench tokenizer train preview setup-pose test-pose clean
+
+$(STAMP): pyproject.toml scripts/setup.sh scripts/apt-packages.txt
+	bash scripts/setup.sh $(VENV) all
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Build the dataset of a mixture manifest (default: the embedded sample, no network, no GPU).
+dataset: $(STAMP)
+	$(VENV)/bin/uvd dataset --manifest $(MANIFEST) --output $(OUTPUT) $(BEAM_ARGS)
+
+## The test suite (what .ci/run calls).
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+## Every benchmark: each prints its figure beside a baseline measured in the same run.
+bench: $(STAMP)
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+## Train the small VQGAN that the embedded default tokenizes with.
+tokenizer: $(STAMP)
+	$(PY) -m uvd.tokenize.train_small
+
+## Train the LVM on shards (default: the tiny config on the embedded sample's shards).
+train: $(STAMP)
+	$(VENV)/bin/uvd-train --config $(TRAIN_CONFIG)
+
+preview: $(STAMP)
+	$(VENV)/bin/uvd preview --shards $(OUTPUT) --output $(OUTPUT)/preview.png
+
+setup-pose: $(STAMP)
+	bash scripts/setup-pose.sh $(VENV)
+
+test-pose: setup-pose
+	$(PY) -m pytest -q -m pose tests
+
+clean:
+	rm -rf out runs .pytest_cache

@@ -1,0 +1,150 @@
+"""The shard contract and the intermediate tables: the one place their columns are defined.
+
+Every stage and the trainer import from here. Nothing here imports Beam, torch or OpenCV, so the
+trainer can depend on it alone.
+
+Shard rows (one visual sentence each):
+    sentence_id  string        stable: same inputs + same seed -> same id
+    source       string        e.g. "laion", "video", "objaverse", "imagenet_class", "ann/<task>"
+    kind         string        one of SENTENCE_KINDS
+    num_images   int16         1..MAX_IMAGES_PER_SENTENCE
+    tokens       list<uint16>  num_images * TOKENS_PER_IMAGE codes in 0..CODEBOOK_SIZE-1
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pyarrow as pa
+
+# --- vocabulary and geometry (the LVM's) --------------------------------------------------------
+IMAGE_SIZE = 256                    # pixels per side of every image in a sentence
+DOWNSAMPLE = 16                     # VQGAN f=16
+GRID = IMAGE_SIZE // DOWNSAMPLE     # 16x16 codes per image
+TOKENS_PER_IMAGE = GRID * GRID      # 256
+CODEBOOK_SIZE = 8192                # codes 0..8191
+BOS_ID = 8192                       # added by the trainer before each sentence
+EOS_ID = 8193                       # added by the trainer after each sentence
+VOCAB_SIZE = 8292                   # as the official LVM configs (room for special tokens)
+MAX_IMAGES_PER_SENTENCE = 16
+CONTEXT_LENGTH = 4096
+
+SENTENCE_KINDS = ("single", "sequence", "annotated", "annotated_video")
+
+# --- the shard contract ---------------------------------------------------------------------------
+SHARD_SCHEMA = pa.schema(
+    [
+        pa.field("sentence_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("num_images", pa.int16(), nullable=False),
+        pa.field("tokens", pa.list_(pa.uint16()), nullable=False),
+    ]
+)
+
+# --- intermediate tables (any stage can start from the previous one's output) --------------------
+# images: one row per unique 256x256 RGB image; image_id is the content hash of its pixels.
+IMAGES_SCHEMA = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("image", pa.binary(), nullable=False),       # PNG bytes, 256x256 RGB
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("provenance", pa.string()),                   # JSON: url, path, frame, view...
+    ]
+)
+
+# sentences: an ordered list of image ids; `group` decides the split (no group in two splits).
+SENTENCES_SCHEMA = pa.schema(
+    [
+        pa.field("sentence_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("image_ids", pa.list_(pa.string()), nullable=False),
+        pa.field("group", pa.string(), nullable=False),       # video id, object uid, image id...
+        pa.field("split", pa.string()),                        # fixed by the source, else null
+    ]
+)
+
+TOKENS_SCHEMA = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("tokens", pa.list_(pa.uint16()), nullable=False),
+    ]
+)
+
+# failures: the dead-letter table. status "failed" (bad input), "filtered" (rejected by a rule
+# from config) or "skipped" (valid input that yields nothing here, e.g. a video too short).
+FAILURE_STATUSES = ("failed", "filtered", "skipped")
+FAILURES_SCHEMA = pa.schema(
+    [
+        pa.field("record_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+    ]
+)
+
+TABLE_SCHEMAS = {
+    "images": IMAGES_SCHEMA,
+    "sentences": SENTENCES_SCHEMA,
+    "tokens": TOKENS_SCHEMA,
+    "failures": FAILURES_SCHEMA,
+}
+
+
+# --- record builders (plain dicts are what flows through Beam) -----------------------------------
+def image_id_for(pixels_rgb: Any) -> str:
+    """Content hash of the final pixels (uint8 HxWx3), so identical images dedupe anywhere."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(pixels_rgb, dtype=np.uint8)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(arr.shape).encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def sentence_id_for(source: str, *parts: Any) -> str:
+    """Stable sentence id from its source and the inputs that define it (ids, seed, stride...)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(source.encode())
+    for part in parts:
+        h.update(b"\x1f")
+        h.update(str(part).encode())
+    return h.hexdigest()
+
+
+def failure_row(
+    record_id: str, source: str, stage: str, reason: str, detail: str = "", status: str = "failed"
+) -> dict:
+    """One dead-letter row. `reason` is a short machine key (http_404, too_small...)."""
+    if status not in FAILURE_STATUSES:
+        raise ValueError(f"status must be one of {FAILURE_STATUSES}, got {status!r}")
+    return {
+        "record_id": str(record_id),
+        "source": source,
+        "stage": stage,
+        "status": status,
+        "reason": reason,
+        "detail": detail[:500],
+    }
+
+
+def sentence_row(
+    sentence_id: str, source: str, kind: str, image_ids: list[str], group: str, split: str | None = None
+) -> dict:
+    if kind not in SENTENCE_KINDS:
+        raise ValueError(f"kind must be one of {SENTENCE_KINDS}, got {kind!r}")
+    if not 1 <= len(image_ids) <= MAX_IMAGES_PER_SENTENCE:
+        raise ValueError(f"a sentence has 1..{MAX_IMAGES_PER_SENTENCE} images, got {len(image_ids)}")
+    return {
+        "sentence_id": sentence_id,
+        "source": source,
+        "kind": kind,
+        "image_ids": list(image_ids),
+        "group": group,
+        "split": split,
+    }

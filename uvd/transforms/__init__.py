@@ -1,0 +1,1 @@
+"""Pure numpy image transforms and annotation renderers (no Beam): numpy in, numpy out."""
