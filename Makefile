@@ -4,8 +4,18 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.stamp-setup
 MANIFEST  ?= manifests/sample.yaml
 OUTPUT    ?= out/sample
+# Runner flags (docs/scaling.md): make dataset RUNNER=DataflowRunner PROJECT=p REGION=r TEMP=gs://b/tmp
 RUNNER    ?=
-BEAM_ARGS ?= $(if $(RUNNER),--runner=$(RUNNER),)
+PROJECT   ?=
+REGION    ?=
+TEMP      ?=
+CONTAINER ?=
+JOB_ENDPOINT ?=
+MAX_WORKERS ?=
+BEAM_ARGS ?= $(if $(RUNNER),--runner=$(RUNNER),) $(if $(PROJECT),--project=$(PROJECT),) \
+  $(if $(REGION),--region=$(REGION),) $(if $(TEMP),--temp_location=$(TEMP),) \
+  $(if $(CONTAINER),--sdk_container_image=$(CONTAINER) --sdk_location=container,) \
+  $(if $(JOB_ENDPOINT),--job_endpoint=$(JOB_ENDPOINT),) $(if $(MAX_WORKERS),--max_num_workers=$(MAX_WORKERS),)
 TRAIN_CONFIG ?= uvd/model/configs/sample.yaml
 PYTEST_ARGS ?=
 

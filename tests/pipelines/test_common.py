@@ -56,7 +56,8 @@ def test_pipeline_options_default_runner_and_passthrough():
     opts = pipeline_options([])
     assert opts.view_as(StandardOptions).runner == "DirectRunner"
     assert opts.view_as(DirectOptions).direct_num_workers >= 1
-    opts = pipeline_options(["--runner=DataflowRunner", "--project=p", "--direct_num_workers=7"])
+    opts = pipeline_options(["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/t",
+                            "--direct_num_workers=7"])
     assert opts.view_as(StandardOptions).runner == "DataflowRunner"
     assert opts.get_all_options()["project"] == "p"
     assert opts.view_as(DirectOptions).direct_num_workers == 7

@@ -21,6 +21,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from uvd.pipelines.runners import prepare_options
 from uvd.schema import failure_row
 
 IMAGES = "images"
@@ -54,7 +55,7 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
             direct.direct_running_mode = DEFAULT_LOCAL_FLAGS["direct_running_mode"]
         if "--direct_num_workers" not in given:
             direct.direct_num_workers = DEFAULT_LOCAL_FLAGS["direct_num_workers"]
-    return options
+    return prepare_options(options)
 
 
 def split_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, PipelineOptions]:
