@@ -1,0 +1,198 @@
+"""Mixture manifests (manifests/*.yaml): which sources, with what options and weights.
+
+A manifest is checked completely on load, before any work: unknown keys, unknown stages, weights
+that are not positive, missing or unmatched inputs all raise ConfigError naming the field and the
+fix. `check_stage_options` goes one step further and validates every entry's `options` against its
+stage module's `Config` (docs/architecture.md), which imports the stage modules.
+
+    name: sample
+    weights_by: sentences        # weights are shares of sentences, or of tokens
+    total: null                  # mixture size in that unit; null = largest with no repeats
+    seed: 0                      # mixing, shuffle and split hashes
+    validation_fraction: 0.1     # of groups, for sentences whose source fixes no split
+    tokenizer: {checkpoint: default, batch_size: 32}
+    shards: {target_shard_mb: 256, row_group_mb: 4}
+    sources:
+      laion:                     # entry name (sentences keep their own `source` column)
+        stage: laion             # a source stage of uvd/cli.py STAGES
+        input: ../uvd/sample/laion/metadata.parquet   # relative to this file's folder
+        weight: 88.5             # relative; normalised over all entries
+        replacement: false       # may this entry be repeated to reach its weight?
+        options: {...}           # the stage's Config fields
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from uvd.cli import STAGES
+from uvd.config import ConfigError, from_dict, require
+
+NOT_SOURCES = ("tokenize", "decode", "shards", "dataset", "preview")
+SOURCE_STAGES = tuple(s for s in STAGES if s not in NOT_SOURCES)
+WEIGHT_UNITS = ("sentences", "tokens")
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "sample.yaml"
+
+
+@dataclass
+class SourceEntry:
+    stage: str
+    input: str
+    weight: float
+    replacement: bool = False
+    options: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        require(self.stage in SOURCE_STAGES, "stage",
+                f"unknown source stage {self.stage!r}; choose one of: {', '.join(SOURCE_STAGES)}")
+        require(bool(self.input), "input", "is empty; give a path or glob of this source's input")
+        require(math_ok(self.weight) and self.weight > 0, "weight",
+                f"must be a positive number, got {self.weight!r}; weights are relative shares "
+                "(drop the entry to leave a source out)")
+
+
+@dataclass
+class TokenizerSpec:
+    checkpoint: str = "default"
+    batch_size: int = 32
+
+    def validate(self) -> None:
+        require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class ShardSpec:
+    target_shard_mb: float = 256.0
+    row_group_mb: float = 4.0
+
+    def validate(self) -> None:
+        require(self.target_shard_mb > 0, "target_shard_mb", f"must be > 0, got {self.target_shard_mb}")
+        require(0 < self.row_group_mb <= self.target_shard_mb, "row_group_mb",
+                f"must be in (0, target_shard_mb], got {self.row_group_mb}")
+
+
+@dataclass
+class Manifest:
+    name: str
+    sources: dict
+    description: str = ""
+    weights_by: str = "sentences"
+    total: float | None = None
+    seed: int = 0
+    validation_fraction: float = 0.01
+    tokenizer: dict = field(default_factory=dict)
+    shards: dict = field(default_factory=dict)
+    # filled by load():
+    text: str = ""
+    path: str = ""
+
+    def validate(self) -> None:
+        require(self.weights_by in WEIGHT_UNITS, "weights_by",
+                f"must be one of {', '.join(WEIGHT_UNITS)}, got {self.weights_by!r}")
+        require(self.total is None or self.total > 0, "total", f"must be > 0 or null, got {self.total!r}")
+        require(0 <= self.validation_fraction < 1, "validation_fraction",
+                f"must be in [0, 1), got {self.validation_fraction}")
+        require(isinstance(self.sources, dict) and len(self.sources) > 0, "sources",
+                "needs at least one entry: `sources: {name: {stage: ..., input: ..., weight: ...}}`")
+
+    # typed views, built once by load()
+    entries: dict[str, SourceEntry] = field(default_factory=dict)
+    tokenizer_spec: TokenizerSpec = field(default_factory=TokenizerSpec)
+    shard_spec: ShardSpec = field(default_factory=ShardSpec)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.blake2b(self.text.encode(), digest_size=16).hexdigest()
+
+    def stage_config(self, name: str) -> dict[str, Any]:
+        """What the stage's `source_transform(config)` gets: its options plus the resolved input."""
+        entry = self.entries[name]
+        return {**entry.options, "input": entry.input}
+
+
+def math_ok(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and x not in (float("inf"),)
+
+
+def _has_scheme(path: str) -> bool:
+    return "://" in path
+
+
+def resolve_input(path: str, base: Path) -> str:
+    """Relative local inputs are relative to the manifest's folder; URLs (gs://...) pass unchanged."""
+    if _has_scheme(path) or os.path.isabs(path):
+        return path
+    return os.path.normpath(str(base / path))
+
+
+def parse(data: dict, text: str = "", base: Path | None = None, check_inputs: bool = True) -> Manifest:
+    """Validate a manifest dict; `base` resolves relative inputs (the manifest's folder)."""
+    if not isinstance(data, dict):
+        raise ConfigError("manifest: expected a YAML mapping at the top level (name, sources, ...)")
+    reserved = {"text", "path", "entries", "tokenizer_spec", "shard_spec"} & set(data)
+    if reserved:
+        raise ConfigError(f"{sorted(reserved)[0]}: reserved name, not a manifest option")
+    manifest = from_dict(Manifest, data)
+    base = base or Path.cwd()
+    for name, raw in manifest.sources.items():
+        where = f"sources.{name}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping with stage, input and weight")
+        entry = from_dict(SourceEntry, raw, where=where)
+        entry.input = resolve_input(entry.input, base)
+        if check_inputs and not _has_scheme(entry.input) and not glob.glob(entry.input):
+            raise ConfigError(
+                f"{where}.input: nothing matches {raw['input']!r} (resolved to {entry.input}); fix the path "
+                "(relative paths are relative to the manifest's folder) or build the input first")
+        manifest.entries[name] = entry
+    manifest.tokenizer_spec = from_dict(TokenizerSpec, manifest.tokenizer, where="tokenizer")
+    manifest.shard_spec = from_dict(ShardSpec, manifest.shards, where="shards")
+    manifest.text = text
+    return manifest
+
+
+def load(path: str | os.PathLike, check_inputs: bool = True) -> Manifest:
+    """Read and validate a manifest file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"--manifest: no such file {str(path)!r}; see manifests/ for examples")
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    manifest = parse(data, text=text, base=path.resolve().parent, check_inputs=check_inputs)
+    manifest.path = str(path)
+    return manifest
+
+
+def stage_module(stage: str):
+    """Import a source stage's module (only when a manifest uses it: heavy imports stay lazy)."""
+    module_name = STAGES[stage][0]
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"stage {stage!r}: cannot import {module_name} ({exc})") from None
+
+
+def check_stage_options(manifest: Manifest) -> dict[str, Any]:
+    """Validate each entry's options with its stage's Config; returns name -> stage module."""
+    modules = {}
+    for name, entry in manifest.entries.items():
+        module = stage_module(entry.stage)
+        if not hasattr(module, "source_transform"):
+            raise ConfigError(f"sources.{name}.stage: {module.__name__} has no source_transform(config); "
+                              "it cannot be part of a mixture yet")
+        config_cls = getattr(module, "Config", None)
+        if config_cls is not None:
+            from_dict(config_cls, manifest.stage_config(name), where=f"sources.{name}.options")
+        modules[name] = module
+    return modules
