@@ -1,0 +1,394 @@
+"""Video files -> 16-frame clips at frame strides 10/20/30 -> images + "sequence" sentences.
+
+Flow (each step labelled in the Beam graph):
+    ListVideos   a directory/glob of video files, or a CSV/Parquet/JSONL manifest
+                 (path, optional video_id, Kinetics-style start/end seconds, optional split)
+    PlanClips    open each video once (decord: frame count, fps, size) and plan its clips per
+                 stride, seeded per video id (uvd.transforms.video.plan_clips); clips that do not
+                 fit become skipped rows here, unreadable videos failure rows
+    Reshuffle    the video -> clips fan-out: a long video's clips spread over workers
+    DecodeClips  decord get_batch of exactly the planned frames, one clip at a time, decoded at
+                 reduced size where decord can scale; resize + center crop 256; image rows and
+                 one sentence per clip (RunSource: counters and dead letter)
+
+A decode task is up to `clips_per_task` clips of one (video, stride): decord scans a file's packet
+index when it opens it, so a task per clip would pay that scan (and, for a remote file, the copy to
+local disk) once per clip. Memory stays bounded by one clip of reduced-size frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import posixpath
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+# cv2 (via uvd.transforms.image) must load before decord: decord's wheel bundles zlib 1.2.3, and if
+# it loads first, OpenCV's libpng binds to it and writes corrupt PNGs ("bad parameters to zlib").
+from uvd.transforms.image import encode_png, resize_crop  # isort: skip
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from uvd import schema
+from uvd.config import from_dict, require
+from uvd.pipelines import common, tables
+from uvd.transforms import video as vt
+
+SOURCE = "video"
+STAGE = "video"
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts")
+MANIFEST_EXTENSIONS = (".csv", ".parquet", ".jsonl", ".json")
+# Manifest column -> accepted names (Kinetics CSVs say youtube_id, time_start, time_end).
+COLUMNS = {
+    "path": ("path",),
+    "video_id": ("video_id", "youtube_id"),
+    "start": ("start", "time_start"),
+    "end": ("end", "time_end"),
+    "split": ("split",),
+}
+
+log = logging.getLogger("uvd.video")
+
+
+@dataclass
+class Config:
+    """Options of the video source (manifest `sources.<name>.options`, or `uvd video` flags)."""
+
+    input: str                                  # dir, glob, or a .csv/.parquet/.jsonl manifest
+    strides: list[int] = field(default_factory=lambda: [10, 20, 30])
+    clips_per_video: int = 1                    # per stride; 0 = every non-overlapping clip that fits
+    clip_length: int = vt.CLIP_LENGTH           # frames per clip = images per sentence
+    min_clip_length: int = vt.CLIP_LENGTH       # < clip_length: a too-short video gives one shorter clip
+    placement: str = "random"                   # "random" (seeded per video id) or "even"
+    seed: int = 0
+    image_size: int = schema.IMAGE_SIZE
+    resize: str = "crop"                        # "crop" (shorter side + center crop) or "squash"
+    decode_at_reduced_size: bool = True         # let decord scale while decoding (much faster)
+    decode_threads: int = 1                     # decord threads per open video (1 = one core)
+    clips_per_task: int = 4                     # clips of one (video, stride) decoded per task
+
+    def validate(self) -> None:
+        require(bool(self.input), "input", "give a directory, a glob or a .csv/.parquet/.jsonl manifest")
+        require(bool(self.strides) and all(isinstance(s, int) and s >= 1 for s in self.strides),
+                "strides", f"a list of frame strides >= 1, e.g. [10, 20, 30]; got {self.strides!r}")
+        require(len(set(self.strides)) == len(self.strides), "strides", f"repeated stride in {self.strides}")
+        require(self.clips_per_video >= 0, "clips_per_video", "must be >= 0 (0 = all that fit)")
+        require(1 <= self.clip_length <= schema.MAX_IMAGES_PER_SENTENCE, "clip_length",
+                f"must be 1..{schema.MAX_IMAGES_PER_SENTENCE}, got {self.clip_length}")
+        require(1 <= self.min_clip_length <= self.clip_length, "min_clip_length",
+                f"must be 1..clip_length ({self.clip_length}), got {self.min_clip_length}")
+        require(self.placement in vt.PLACEMENTS, "placement", f"one of {vt.PLACEMENTS}, got {self.placement!r}")
+        require(self.image_size >= 16, "image_size", f"must be >= 16, got {self.image_size}")
+        require(self.resize in ("crop", "squash"), "resize", f"'crop' or 'squash', got {self.resize!r}")
+        require(self.decode_threads >= 0, "decode_threads", "must be >= 0 (0 = decord decides)")
+        require(self.clips_per_task >= 1, "clips_per_task", "must be >= 1")
+
+
+# --- listing ---------------------------------------------------------------------------------------
+def is_manifest(path: str) -> bool:
+    return path.lower().endswith(MANIFEST_EXTENSIONS)
+
+
+def glob_for(input_: str) -> tuple[str, str]:
+    """(pattern, base): a directory means every file below it; ids are paths relative to base."""
+    wild = re.search(r"[*?\[]", input_)
+    if wild is None:
+        if input_.lower().endswith(VIDEO_EXTENSIONS):
+            return input_, posixpath.dirname(input_)
+        base = input_.rstrip("/")
+        return FileSystems.join(base, "**"), base
+    return input_, posixpath.dirname(input_[: wild.start()])
+
+
+def video_id_from_path(path: str, base: str) -> str:
+    rel = path[len(base):].lstrip("/") if base and path.startswith(base) else posixpath.basename(path)
+    return posixpath.splitext(rel)[0]
+
+
+def _pick(row: dict, name: str):
+    for key in COLUMNS[name]:
+        if row.get(key) not in (None, ""):
+            return row[key]
+    return None
+
+
+def _resolve(path: str, manifest: str) -> str:
+    """Manifest paths are relative to the manifest's folder unless absolute or with a scheme."""
+    if "://" in path or path.startswith("/"):
+        return path
+    return FileSystems.join(posixpath.dirname(manifest), path)
+
+
+def manifest_videos(manifest: str) -> Iterator[dict]:
+    """One video dict per manifest row; a row without a path still comes out (as an error)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    with FileSystems.open(manifest) as f:
+        if manifest.lower().endswith(".parquet"):
+            rows = pq.read_table(f).to_pylist()
+        elif manifest.lower().endswith(".csv"):
+            rows = pacsv.read_csv(f).to_pylist()
+        else:
+            rows = pajson.read_json(f).to_pylist()
+    for n, row in enumerate(rows):
+        path = _pick(row, "path")
+        start, end = _pick(row, "start"), _pick(row, "end")
+        video = {
+            "path": _resolve(str(path), manifest) if path else "",
+            "video_id": str(_pick(row, "video_id") or (path and posixpath.splitext(str(path))[0])
+                            or f"{manifest}#{n}"),
+            "start": None if start is None else float(start),
+            "end": None if end is None else float(end),
+            "split": None if _pick(row, "split") is None else str(_pick(row, "split")),
+        }
+        if not path:
+            video["error"] = "manifest_row_without_path"
+        yield video
+
+
+class ListVideos(beam.PTransform):
+    """PBegin -> video dicts {path, video_id, start, end, split}."""
+
+    def __init__(self, input_: str) -> None:
+        super().__init__()
+        self.input = input_
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        if is_manifest(self.input):
+            return (pbegin
+                    | "MatchManifest" >> fileio.MatchFiles(self.input)
+                    | "ReadManifest" >> beam.FlatMap(lambda m: manifest_videos(m.path)))
+        pattern, base = glob_for(self.input)
+        return (pbegin
+                | "MatchVideos" >> fileio.MatchFiles(pattern)
+                | "VideoFilesOnly" >> beam.Filter(lambda m: m.path.lower().endswith(VIDEO_EXTENSIONS))
+                | "ToVideo" >> beam.Map(lambda m: {"path": m.path, "video_id": video_id_from_path(m.path, base),
+                                                   "start": None, "end": None, "split": None}))
+
+
+# --- opening a video -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def local_file(path: str) -> Iterator[str]:
+    """A local path for `path`: itself, or a streamed temp copy of a remote file (gs://, s3://...).
+
+    decord needs a seekable file; copying in chunks keeps memory flat however large the video.
+    """
+    if "://" not in path or path.startswith("file://"):
+        yield path.removeprefix("file://")
+        return
+    suffix = posixpath.splitext(path)[1]
+    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+        with FileSystems.open(path) as src:
+            shutil.copyfileobj(src, tmp, length=16 << 20)
+        tmp.flush()
+        yield tmp.name
+
+
+def open_reader(path: str, threads: int, size: tuple[int, int] | None = None):
+    """A decord VideoReader, decoding at `size` (width, height) when given."""
+    import decord
+
+    width, height = size if size else (-1, -1)
+    return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
+
+
+def probe(path: str, threads: int = 1) -> dict:
+    """Frame count, fps and frame size of a video; decodes its first frame, so a video that
+    cannot decode at all fails here, once, rather than in every clip."""
+    with local_file(path) as local:
+        reader = open_reader(local, threads)
+        num_frames = len(reader)
+        if num_frames == 0:
+            raise ValueError("no video frames")
+        height, width = reader[0].shape[:2]
+        return {"num_frames": num_frames, "fps": float(reader.get_avg_fps()), "width": int(width),
+                "height": int(height)}
+
+
+# --- planning --------------------------------------------------------------------------------------
+def video_key(video: dict) -> str:
+    """Record id of a video: its id, plus its segment when the manifest gives one."""
+    if video.get("start") is None and video.get("end") is None:
+        return video["video_id"]
+    return f"{video['video_id']}@{video.get('start')}-{video.get('end')}"
+
+
+def clip_key(video: dict, stride: int, index: int) -> str:
+    return f"{video_key(video)}/stride={stride}/clip={index}"
+
+
+def _row_task(video: dict, row: dict) -> dict:
+    return {"video": video, "row": row}
+
+
+def plan_video(video: dict, cfg: Config) -> Iterator[dict]:
+    """Video dict -> decode tasks, plus failure/skipped rows (as tasks) for what will not decode."""
+    key = video_key(video)
+    if video.get("error"):
+        yield _row_task(video, schema.failure_row(key, SOURCE, STAGE, video["error"]))
+        return
+    try:
+        info = probe(video["path"], cfg.decode_threads)
+    except Exception as exc:  # noqa: BLE001 - a broken file is data, not a bug
+        yield _row_task(video, schema.failure_row(key, SOURCE, STAGE, "unreadable_video",
+                                                  f"{type(exc).__name__}: {exc}"))
+        return
+    lo, hi = vt.frame_window(info["num_frames"], info["fps"], video.get("start"), video.get("end"))
+    for stride in cfg.strides:
+        rng = vt.clip_rng(cfg.seed, video["video_id"], stride)
+        clips, missing = vt.plan_clips(lo, hi, stride, cfg.clips_per_video, rng, cfg.clip_length,
+                                       cfg.min_clip_length, cfg.placement)
+        for start in range(0, len(clips), cfg.clips_per_task):
+            chunk = clips[start:start + cfg.clips_per_task]
+            yield {"video": video, "info": info, "stride": stride,
+                   "clips": [[c.index, list(c.frames)] for c in chunk]}
+        need = vt.clip_span(stride, cfg.min_clip_length)
+        for index in range(len(clips), len(clips) + missing):
+            yield _row_task(video, schema.failure_row(
+                clip_key(video, stride, index), SOURCE, STAGE, "too_short_for_stride",
+                f"{hi - lo} frames in window [{lo}, {hi}); clip {index + 1} at stride {stride} "
+                f"does not fit (one clip needs {need})", status="skipped"))
+
+
+class PlanClips(beam.DoFn):
+    """Beam wrapper of plan_video; counts videos read."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        self.videos = Metrics.counter(f"uvd.{STAGE}", "videos")
+
+    def process(self, video: dict) -> Iterator[dict]:
+        self.videos.inc()
+        try:
+            yield from plan_video(video, self.cfg)
+        except Exception as exc:  # noqa: BLE001 - a planning bug must not lose the video
+            yield _row_task(video, schema.failure_row(video_key(video), SOURCE, STAGE,
+                                                      f"exception_{type(exc).__name__}", str(exc)))
+
+
+# --- decoding --------------------------------------------------------------------------------------
+def task_record_id(task: dict) -> str:
+    if "row" in task:
+        return task["row"]["record_id"]
+    first = task["clips"][0][0]
+    return clip_key(task["video"], task["stride"], first)
+
+
+class DecodeClips:
+    """A decode task -> (tag, row) pairs for RunSource: the frames of each clip as image rows and one
+    sentence per clip; a clip that fails to decode becomes a failure row, the others still come out."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def __call__(self, task: dict) -> Iterator[tuple[str, dict]]:
+        if "row" in task:
+            yield common.FAILURES, task["row"]
+            return
+        cfg, video, info = self.cfg, task["video"], task["info"]
+        size = (vt.reduced_size(info["width"], info["height"], cfg.image_size, cfg.resize)
+                if cfg.decode_at_reduced_size else None)
+        with local_file(video["path"]) as local:
+            try:
+                reader = open_reader(local, cfg.decode_threads, size)
+            except Exception as exc:  # noqa: BLE001
+                for index, _ in task["clips"]:
+                    yield common.FAILURES, schema.failure_row(
+                        clip_key(video, task["stride"], index), SOURCE, STAGE, "unreadable_video",
+                        f"{type(exc).__name__}: {exc}")
+                return
+            for index, frames in task["clips"]:
+                yield from self._clip(reader, video, info, task["stride"], index, frames)
+
+    def _clip(self, reader, video: dict, info: dict, stride: int, index: int,
+              frames: list[int]) -> Iterator[tuple[str, dict]]:
+        key = clip_key(video, stride, index)
+        try:
+            batch = reader.get_batch(frames).asnumpy()
+            if batch.shape[0] != len(frames):
+                raise ValueError(f"decoded {batch.shape[0]} of {len(frames)} frames")
+        except Exception as exc:  # noqa: BLE001 - a bad stretch of one video fails only its clips
+            yield common.FAILURES, schema.failure_row(key, SOURCE, STAGE, "decode_error",
+                                                      f"{type(exc).__name__}: {exc}")
+            return
+        image_ids = []
+        for frame_no, frame in zip(frames, batch):
+            pixels = resize_crop(frame, self.cfg.image_size, self.cfg.resize)
+            image_id = schema.image_id_for(pixels)
+            image_ids.append(image_id)
+            provenance = {"path": video["path"], "video_id": video["video_id"], "frame": frame_no,
+                          "time_s": round(frame_no / info["fps"], 3) if info["fps"] else None}
+            yield common.IMAGES, {"image_id": image_id, "image": encode_png(pixels), "source": SOURCE,
+                                  "provenance": json.dumps(provenance, sort_keys=True)}
+        sentence_id = schema.sentence_id_for(SOURCE, video["video_id"], video["path"], stride, tuple(frames))
+        yield common.SENTENCES, schema.sentence_row(sentence_id, SOURCE, "sequence", image_ids,
+                                                    group=video["video_id"], split=video.get("split"))
+
+
+# --- the stage -------------------------------------------------------------------------------------
+class VideoSource(beam.PTransform):
+    """PBegin -> SourceOutputs(images, sentences, failures) of the video source."""
+
+    def __init__(self, cfg: Config, label: str | None = None) -> None:
+        super().__init__(label)
+        self.cfg = cfg
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> common.SourceOutputs:
+        return (pbegin
+                | "ListVideos" >> ListVideos(self.cfg.input)
+                | "PlanClips" >> beam.ParDo(PlanClips(self.cfg))
+                | "Reshuffle" >> beam.Reshuffle()
+                | "DecodeClips" >> common.RunSource(DecodeClips(self.cfg), source=SOURCE, stage=STAGE,
+                                                    record_id=task_record_id))
+
+
+def source_transform(config: dict) -> beam.PTransform:
+    """The video source for `uvd dataset`: options checked here, before any work."""
+    return VideoSource(from_dict(Config, config, where="sources.video.options"))
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def run(argv: list[str] | None = None) -> int:
+    """`uvd video --input DIR_OR_MANIFEST --output OUT [options] [beam flags]`."""
+    defaults = Config(input="")
+    parser = argparse.ArgumentParser(prog="uvd video", description=__doc__.split("\n")[0])
+    parser.add_argument("--input", required=True, help="directory, glob, or .csv/.parquet/.jsonl manifest")
+    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
+    parser.add_argument("--strides", type=_ints, default=defaults.strides, help="comma-separated, e.g. 10,20,30")
+    for name in ("clips_per_video", "clip_length", "min_clip_length", "seed", "image_size",
+                 "decode_threads", "clips_per_task"):
+        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--placement", default=defaults.placement, choices=vt.PLACEMENTS)
+    parser.add_argument("--resize", default=defaults.resize, choices=("crop", "squash"))
+    parser.add_argument("--full_size_decode", action="store_true", help="decode full frames, then resize")
+    args, options = common.split_args(parser, argv)
+    values = {k: v for k, v in vars(args).items() if k not in ("output", "full_size_decode")}
+    cfg = from_dict(Config, {**values, "decode_at_reduced_size": not args.full_size_decode}, where="video")
+    common.setup_logging()
+    log.info("video config: %s", json.dumps(asdict(cfg)))
+    with beam.Pipeline(options=options) as p:
+        out = p | "Video" >> VideoSource(cfg)
+        out.images | "Dedup" >> tables.DedupImages() | tables.WriteTable(args.output, "images")
+        out.sentences | tables.WriteTable(args.output, "sentences")
+        out.failures | tables.WriteTable(args.output, "failures")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

@@ -1,0 +1,105 @@
+"""Which frames make a video clip, and how a decoded frame becomes a 256x256 image: pure numpy.
+
+A clip is `length` frames at a fixed frame stride (the LVM's strides are 10, 20 and 30 frames).
+Where clips start is drawn from a generator seeded by (seed, video id, stride), so a rerun picks
+the same frames and a different video or stride picks independently. Clips of one (video, stride)
+never overlap: no frame pair is shown twice at the same stride.
+
+Nothing here decodes video; uvd/pipelines/video.py asks decord for exactly the frames planned here
+(at `reduced_size` when the video is larger) and squares them with uvd.transforms.image.resize_crop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+CLIP_LENGTH = 16            # frames per clip = images per sentence
+PLACEMENTS = ("random", "even")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One planned clip: `frames` are absolute frame indices in ascending order."""
+
+    stride: int
+    index: int              # clip number within its (video, stride), in time order
+    frames: tuple[int, ...]
+
+
+def clip_rng(seed: int, video_id: str, stride: int) -> np.random.Generator:
+    """A generator that depends only on (seed, video id, stride): stable across runs and workers."""
+    digest = hashlib.blake2b(f"{seed}\x1f{video_id}\x1f{stride}".encode(), digest_size=8).digest()
+    return np.random.default_rng(int.from_bytes(digest, "little"))
+
+
+def frame_window(num_frames: int, fps: float, start_s: float | None = None,
+                 end_s: float | None = None) -> tuple[int, int]:
+    """Frames [lo, hi) inside a Kinetics-style [start_s, end_s) segment, clamped to the video."""
+    lo = 0 if start_s is None else int(np.ceil(max(start_s, 0.0) * fps - 1e-6))
+    hi = num_frames if end_s is None else int(np.floor(end_s * fps + 1e-6))
+    lo, hi = min(lo, num_frames), min(max(hi, 0), num_frames)
+    return lo, max(lo, hi)
+
+
+def clip_span(stride: int, length: int = CLIP_LENGTH) -> int:
+    """Frames a clip covers from its first to its last frame, both included."""
+    return (length - 1) * stride + 1
+
+
+def _starts(room: int, span: int, count: int, placement: str, rng: np.random.Generator) -> list[int]:
+    """Offsets of `count` non-overlapping spans in `room` frames: the free frames split into gaps."""
+    slack = room - count * span
+    if placement == "even":
+        gaps = [(slack * (i + 1)) // (count + 1) for i in range(count)]
+    else:  # sorted uniform draws: every arrangement of the gaps is reachable
+        gaps = sorted(int(g) for g in rng.integers(0, slack + 1, size=count))
+    return [gap + i * span for i, gap in enumerate(gaps)]
+
+
+def plan_clips(lo: int, hi: int, stride: int, clips: int, rng: np.random.Generator,
+               length: int = CLIP_LENGTH, min_length: int = CLIP_LENGTH,
+               placement: str = "random") -> tuple[list[Clip], int]:
+    """Plan up to `clips` clips of `length` frames at `stride` inside frames [lo, hi).
+
+    `clips=0` asks for as many non-overlapping clips as fit. When not even one full clip fits,
+    one shorter clip of the frames that fit is planned if it has at least `min_length` frames.
+    Returns (clips, missing): `missing` counts the clips asked for that did not fit, so the caller
+    records each as a skipped row instead of dropping it silently.
+    """
+    if stride < 1 or length < 1 or not 1 <= min_length <= length or clips < 0:
+        raise ValueError(f"bad clip plan: stride={stride} length={length} min_length={min_length} clips={clips}")
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+    room = max(hi - lo, 0)
+    wanted = max(clips, 1)
+    span = clip_span(stride, length)
+    fit = room // span
+    if fit == 0:
+        short = (room - 1) // stride + 1 if room > 0 else 0
+        if short < min_length:
+            return [], wanted
+        length, span, fit = short, clip_span(stride, short), 1
+    count = fit if clips == 0 else min(clips, fit)
+    offsets = _starts(room, span, count, placement, rng)
+    planned = [Clip(stride, i, tuple(lo + off + k * stride for k in range(length)))
+               for i, off in enumerate(offsets)]
+    return planned, (0 if clips == 0 else clips - count)
+
+
+def reduced_size(width: int, height: int, size: int, mode: str = "crop") -> tuple[int, int] | None:
+    """The (width, height) to ask the decoder for so no full-size frame is ever made, or None.
+
+    "crop": shorter side -> `size`, keeping aspect (the center crop comes after);
+    "squash": straight to size x size. None when the video is not larger than that already.
+    """
+    if mode == "squash":
+        return (size, size) if width > size or height > size else None
+    short = min(width, height)
+    if short <= size:
+        return None
+    scale = size / short
+    return max(size, round(width * scale)), max(size, round(height * scale))
+
