@@ -8,7 +8,8 @@ draws it as a 256x256 RGB image, so all producers share renderers and sentence b
      "dataset": "coco",                         # names the pair sentences' pool: ann/<task>
      "group": "000000397133",                   # what splits must not cut (defaults to record_id)
      "split": "train" | None,                   # dataset-native split, else None
-     "image": uint8 (H, W, 3),                  # RGB, original size
+     "image": uint8 (H, W, 3),                  # RGB, original size (or a reduced JPEG decode:
+     "height": H, "width": W,                   #   then these give the full size coordinates use)
      "annotations": {task: {"type": <type>, "data": ...}},
      "provenance": {...}}                       # JSON-able: paths, ids (optional)
 
@@ -52,6 +53,8 @@ class AnnotationRecord(TypedDict, total=False):
     group: str
     split: str | None
     image: np.ndarray
+    height: int
+    width: int
     annotations: dict[str, Annotation]
     provenance: dict
 
@@ -82,12 +85,17 @@ def make_record(
     group: str | None = None,
     split: str | None = None,
     provenance: dict | None = None,
+    full_size: tuple[int, int] | None = None,
 ) -> AnnotationRecord:
-    """Build and check a record: RGB uint8 image, known annotation types, shapes that match."""
+    """Build and check a record: RGB uint8 image, known annotation types, shapes that match.
+
+    `full_size` (H, W) is the image's full resolution when `image` is a reduced decode; dense
+    annotations and coordinates are at full resolution.
+    """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise RecordError("bad_image", f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    h, w = image.shape[:2]
+    h, w = full_size if full_size is not None else image.shape[:2]
     for task, ann in annotations.items():
         check_annotation(task, ann, h, w)
     return {
@@ -96,6 +104,8 @@ def make_record(
         "group": str(group if group is not None else record_id),
         "split": split,
         "image": image,
+        "height": int(h),
+        "width": int(w),
         "annotations": dict(annotations),
         "provenance": dict(provenance or {}),
     }
