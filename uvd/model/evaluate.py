@@ -1,0 +1,148 @@
+"""Evaluation as in the LVM paper, plus the validation loss.
+
+In-context task perplexity: for each task, prompts of 5 (input, output) image pairs and a query
+input; the model's perplexity on the 256 tokens of the query's output image, and only those, is
+averaged over the task's prompts. Prompts come from held-out annotated sentences (kind
+`annotated`, source `ann/<task>`, images alternating input, output): the first 5 pairs are the
+examples and the 6th pair is the query and its target.
+
+`python -m uvd.model.evaluate --checkpoint runs/x/step_00001000.pt --data out/sample [--split validation]`
+prints one line per task and the validation loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from uvd import schema
+from uvd.model.data import ShardLoader, resolve_shards
+
+N_EXAMPLES = 5
+T = schema.TOKENS_PER_IMAGE
+
+
+def prompt_tokens(pairs: list[tuple[np.ndarray, np.ndarray]], query: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, slice]:
+    """[BOS] in1 out1 ... in5 out5 query target; returns the tokens and the target's positions."""
+    parts = [np.array([schema.BOS_ID])]
+    for a, b in pairs:
+        parts += [a, b]
+    parts += [query, target]
+    tokens = np.concatenate(parts).astype(np.int64)
+    return tokens, slice(len(tokens) - len(target), len(tokens))
+
+
+@torch.no_grad()
+def target_nll(model, tokens: torch.Tensor, target: slice) -> torch.Tensor:
+    """Mean NLL (nats) of tokens[:, target] given everything before; tokens (B, L), same layout."""
+    logits = model(tokens[:, : target.stop - 1])  # the last target needs no successor
+    pred = logits[:, target.start - 1 : target.stop - 1].float()
+    return torch.nn.functional.cross_entropy(pred.transpose(1, 2), tokens[:, target], reduction="none").mean(1)
+
+
+def prompts_from_shards(shards: str | list[str], split: str | None = "validation", max_per_task: int = 50,
+                        n_examples: int = N_EXAMPLES) -> dict[str, list[tuple[np.ndarray, slice]]]:
+    """task -> prompts from annotated sentences with at least n_examples + 1 pairs."""
+    need = 2 * (n_examples + 1)
+    out: dict[str, list] = defaultdict(list)
+    for path in resolve_shards(shards, split):
+        table = pq.read_table(path, columns=["source", "kind", "num_images", "tokens"])
+        for source, kind, k, toks in zip(*(table.column(c).to_pylist() for c in ("source", "kind", "num_images", "tokens"))):
+            if kind != "annotated" or k < need or len(out[source]) >= max_per_task:
+                continue
+            imgs = np.asarray(toks, np.int64).reshape(k, T)
+            pairs = [(imgs[2 * i], imgs[2 * i + 1]) for i in range(n_examples)]
+            out[source].append(prompt_tokens(pairs, imgs[2 * n_examples], imgs[2 * n_examples + 1]))
+    return dict(out)
+
+
+def task_perplexity(model, prompts: dict[str, list[tuple[np.ndarray, slice]]], device="cpu",
+                    batch_size: int = 8) -> dict[str, dict[str, float]]:
+    """task -> {perplexity (mean of per-prompt perplexities), nll, prompts}."""
+    model.eval()
+    results = {}
+    for task, items in sorted(prompts.items()):
+        nlls = []
+        for i in range(0, len(items), batch_size):
+            chunk = items[i : i + batch_size]
+            tokens = torch.from_numpy(np.stack([t for t, _ in chunk])).to(device)
+            nlls += target_nll(model, tokens, chunk[0][1]).tolist()
+        results[task] = {"perplexity": float(np.mean(np.exp(nlls))), "nll": float(np.mean(nlls)), "prompts": len(nlls)}
+    model.train()
+    return results
+
+
+@torch.no_grad()
+def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", amp_dtype="auto",
+                    doc_mask: bool = False) -> float | None:
+    """Mean next-token loss over up to max_batches packed batches of the held-out split.
+
+    Every rank evaluates its own share; the mean is reduced over ranks when distributed.
+    """
+    from uvd.model.train import autocast_for
+
+    model.eval()
+    total, count = torch.zeros((), device=device), torch.zeros((), device=device)
+    for i, batch in enumerate(loader):
+        if i >= max_batches:
+            break
+        with autocast_for(torch.device(device), amp_dtype):
+            loss = model(batch["tokens"].to(device), targets=batch["targets"].to(device),
+                         doc_ids=batch["doc_ids"].to(device) if doc_mask else None)
+        total += loss.float()
+        count += 1
+    model.train()
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(total)
+        torch.distributed.all_reduce(count)
+    return (total / count).item() if count.item() > 0 else None
+
+
+def load_model(path: str, device="cpu"):
+    """An LVM from a uvd-train checkpoint (the checkpoint carries its model config)."""
+    from uvd.model import checkpoint
+    from uvd.model.model import LVM, ModelConfig
+
+    ckpt = checkpoint.read(path)
+    model = LVM(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m uvd.model.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--data", required=True, help="shard dir / glob")
+    ap.add_argument("--split", default="validation")
+    ap.add_argument("--max_per_task", type=int, default=50)
+    ap.add_argument("--val_batches", type=int, default=20)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args(argv)
+    model, ckpt = load_model(args.checkpoint, args.device)
+    seq_len = ckpt["config"]["seq_len"]
+    results: dict = {"tasks": task_perplexity(model, prompts_from_shards(args.data, args.split, args.max_per_task), args.device)}
+    for task, r in results["tasks"].items():
+        print(f"{task:30s} perplexity {r['perplexity']:10.2f}  ({r['prompts']} prompts)")
+    try:
+        loader = ShardLoader(args.data, seq_len, 4, split=args.split, shuffle=False, epochs=1)
+        results["val_loss"] = validation_loss(model, loader, args.val_batches, args.device)
+        print(f"validation loss {results['val_loss']:.4f} (perplexity {math.exp(results['val_loss']):.1f})")
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"no validation loss: {exc}", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

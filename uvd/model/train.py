@@ -1,0 +1,336 @@
+"""`uvd-train --config uvd/model/configs/sample.yaml [--key=value ...]`: train the LVM on shards.
+
+One process, or many under torchrun (`torchrun --nproc_per_node=8 -m uvd.model.train --config ...`)
+with DDP (`parallel: ddp`) or FSDP2 `fully_shard` (`parallel: fsdp`). The batch per optimizer step
+is batch_size x grad_accum x world_size windows of seq_len tokens.
+
+Schedule: linear warmup to `lr`, cosine to `min_lr` at `max_steps` (official LVM: 1.5e-4 -> 3e-5,
+warmup 8000), AdamW (0.9, 0.95), weight decay 0.1 on matrices only, gradient clipping.
+
+Resume: with `resume: auto` a run restarts from the newest checkpoint in out_dir, restoring model,
+optimizer, step (the schedule is a pure function of it), loader position and RNG, so the losses
+continue exactly as if the run had not stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from uvd.config import ConfigError, from_dict, require
+from uvd.model import checkpoint
+from uvd.model.data import ShardLoader
+from uvd.model.logger import RunLogger, peak_flops
+from uvd.model.model import LVM, MODEL_NAMES, flops_per_token, model_config
+
+
+@dataclass
+class TrainConfig:
+    model: str = "tiny"                 # a name from uvd.model.model (debug, tiny, 100m ... 7b)
+    train_data: str = "out/sample"      # shard dir / glob / file, local or fsspec URL
+    train_split: str = "train"
+    val_data: str = ""                  # default: train_data
+    val_split: str = "validation"       # no matching shards -> no validation loss
+    out_dir: str = "runs/sample"
+    seq_len: int = 4096
+    batch_size: int = 8                 # windows per micro-batch per rank
+    grad_accum: int = 1
+    max_steps: int = 1000
+    stop_step: int = 0                  # stop early here (a time-sliced job); 0 = max_steps
+    lr: float = 1.5e-4
+    min_lr: float = 3e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    dtype: str = "auto"                 # auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float32
+    compile: bool = False
+    doc_mask: bool = False              # attention reset at sentence boundaries
+    parallel: str = "auto"              # auto (ddp when world > 1) | none | ddp | fsdp
+    device: str = "auto"
+    seed: int = 0
+    num_workers: int = 1                # loader workers per rank (0: in the training process)
+    shuffle_rowgroups: int = 8
+    log_every: int = 10
+    eval_every: int = 0                 # 0: only at the end
+    eval_batches: int = 20
+    ckpt_every: int = 0                 # 0: only at the end
+    keep_checkpoints: int = 2
+    resume: str = "auto"                # auto | none | a checkpoint path
+    peak_tflops: float = 0.0            # MFU denominator override; 0 = known GPUs only
+    tensorboard: bool = True
+
+    def validate(self) -> None:
+        require(self.model in MODEL_NAMES, "model", f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        require(self.seq_len >= 2, "seq_len", "must be >= 2")
+        require(self.batch_size >= 1 and self.grad_accum >= 1, "batch_size", "batch_size and grad_accum must be >= 1")
+        require(self.max_steps >= 1, "max_steps", "must be >= 1")
+        require(0 <= self.stop_step <= self.max_steps, "stop_step", "must be in 0..max_steps")
+        require(0 <= self.min_lr <= self.lr, "min_lr", "must be in 0..lr")
+        require(0 <= self.warmup_steps <= self.max_steps, "warmup_steps", "must be in 0..max_steps")
+        require(self.dtype in ("auto", "bfloat16", "float32"), "dtype", "auto | bfloat16 | float32")
+        require(self.parallel in ("auto", "none", "ddp", "fsdp"), "parallel", "auto | none | ddp | fsdp")
+        require(self.num_workers >= 0, "num_workers", "must be >= 0")
+        require(self.log_every >= 1, "log_every", "must be >= 1")
+
+
+def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
+    """YAML file, then `--key=value` (or `--key value`) overrides; unknown keys are errors."""
+    import yaml
+
+    data = {}
+    if path:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    i = 0
+    while i < len(overrides):
+        arg = overrides[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"{arg}: expected --key=value")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(overrides):
+                raise ConfigError(f"--{key}: missing a value")
+            i, value = i + 1, overrides[i + 1]
+        data[key.replace("-", "_")] = yaml.safe_load(value)
+        i += 1
+    # YAML 1.1 reads `1.5e-4` (no dot before the e) as a string: accept it for float fields.
+    floats = {f.name for f in dataclasses.fields(TrainConfig) if f.type in (float, "float")}
+    for key in floats & set(data):
+        if isinstance(data[key], str):
+            try:
+                data[key] = float(data[key])
+            except ValueError:
+                pass
+    return from_dict(TrainConfig, data, where="train")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup over warmup_steps, then cosine from lr to min_lr at max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+# --- distributed + model setup --------------------------------------------------------------------
+def init_distributed(device_pref: str = "auto") -> tuple[int, int, torch.device]:
+    """(rank, world_size, device); joins the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and device_pref in ("auto", "cuda")
+    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu" if device_pref == "auto" else device_pref)
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return rank, world, device
+
+
+def parallelize(model: torch.nn.Module, mode: str, device: torch.device, compile_blocks: bool = False):
+    """Wrap for DDP or FSDP2 (`fully_shard` per block, then the root); optionally compile blocks."""
+    if compile_blocks:
+        for block in model.layers:
+            block.compile()
+    if mode == "ddp":
+        return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if mode == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.layers:
+            fully_shard(block)
+        fully_shard(model)
+    return model
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not norms), fused on CUDA."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = next(model.parameters()).device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
+
+
+def autocast_for(device: torch.device, dtype: str):
+    """bf16 autocast where it pays (CUDA with bf16 support, or when asked), else a no-op."""
+    want_bf16 = dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    return torch.autocast(device.type, dtype=torch.bfloat16) if want_bf16 else nullcontext()
+
+
+def train_step(model, optimizer, micro_batches: list[dict], *, device, amp_dtype="auto", grad_clip=1.0,
+               doc_mask=False) -> tuple[float, float]:
+    """One optimizer step over the micro-batches (gradient accumulation); (mean loss, grad norm).
+
+    Under DDP gradients sync only on the last micro-batch; the returned loss is the mean over
+    micro-batches and ranks, i.e. the loss of the global batch.
+    """
+    n = len(micro_batches)
+    total = torch.zeros((), device=device)
+    for i, mb in enumerate(micro_batches):
+        sync = i == n - 1
+        ctx = model.no_sync() if isinstance(model, DDP) and not sync else nullcontext()
+        if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+            model.set_requires_gradient_sync(sync)
+        tokens = mb["tokens"].to(device, non_blocking=True)
+        targets = mb["targets"].to(device, non_blocking=True)
+        doc_ids = mb["doc_ids"].to(device, non_blocking=True) if doc_mask else None
+        with ctx, autocast_for(device, amp_dtype):
+            loss = model(tokens, targets=targets, doc_ids=doc_ids)
+        (loss / n).backward()
+        total += loss.detach()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    if hasattr(norm, "full_tensor"):
+        norm = norm.full_tensor()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    loss = total / n
+    if dist.is_initialized():
+        dist.all_reduce(loss, op=dist.ReduceOp.AVG)
+    return loss.item(), float(norm)
+
+
+# --- the run --------------------------------------------------------------------------------------
+def train(cfg: TrainConfig) -> list[float]:
+    """Run (or resume) training; returns this process's per-step losses (for tests)."""
+    rank, world, device = init_distributed(cfg.device)
+    mode = cfg.parallel if cfg.parallel != "auto" else ("ddp" if world > 1 else "none")
+    if mode in ("ddp", "fsdp") and not dist.is_initialized():
+        raise ConfigError(f"train.parallel: {mode} needs torchrun (WORLD_SIZE > 1)")
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    mcfg = model_config(cfg.model, max_seq_len=max(cfg.seq_len, 1))
+    with torch.device(device):
+        raw = LVM(mcfg)
+    model = parallelize(raw, mode, device, cfg.compile)
+    optimizer = build_optimizer(model, cfg)
+    loader = ShardLoader(cfg.train_data, cfg.seq_len, cfg.batch_size, split=cfg.train_split, rank=rank,
+                         world_size=world, num_workers=cfg.num_workers, seed=cfg.seed,
+                         shuffle_rowgroups=cfg.shuffle_rowgroups)
+
+    start = 0
+    resume_from = checkpoint.latest(cfg.out_dir) if cfg.resume == "auto" else (None if cfg.resume == "none" else cfg.resume)
+    if resume_from:
+        ckpt = checkpoint.read(resume_from)
+        checkpoint.restore(ckpt, model, optimizer, rank)
+        loader.load_state_dict(ckpt["loader"][rank])
+        start = ckpt["step"]
+        if rank == 0:
+            print(f"resumed from {resume_from} at step {start}")
+
+    end = cfg.stop_step or cfg.max_steps
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * world * cfg.seq_len
+    peak = peak_flops(device, cfg.peak_tflops)
+    fpt = flops_per_token(mcfg, cfg.seq_len)
+    log = RunLogger(cfg.out_dir, cfg.max_steps, start, enabled=rank == 0, tensorboard=cfg.tensorboard)
+    if rank == 0:
+        log.bar.write(f"model {cfg.model}: {raw.num_params() / 1e6:.1f}M params; {world} rank(s), {mode}; "
+                      f"{tokens_per_step:,} tokens/step; device {device}")
+    losses: list[float] = []
+    batches = iter(loader)
+    t0, tokens_since = time.perf_counter(), 0
+    for step in range(start, end):
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        micro = [next(batches) for _ in range(cfg.grad_accum)]
+        loss, gnorm = train_step(model, optimizer, micro, device=device, amp_dtype=cfg.dtype,
+                                 grad_clip=cfg.grad_clip, doc_mask=cfg.doc_mask)
+        losses.append(loss)
+        tokens_since += tokens_per_step
+        done = step + 1
+        if done % cfg.log_every == 0 or done == end:
+            dt = time.perf_counter() - t0
+            tps = tokens_since / dt
+            mfu = fpt * tps / world / peak if peak else None
+            log.log(done, loss=loss, lr=lr, grad_norm=gnorm, tokens_per_s=tps, mfu=mfu,
+                    tokens_seen=done * tokens_per_step)
+            t0, tokens_since = time.perf_counter(), 0
+        log.advance()
+        if (cfg.eval_every and done % cfg.eval_every == 0) or done == end:
+            val = validation(model, cfg, rank, world, device)
+            if val is not None:
+                log.log(done, val_loss=val)
+        if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == end:
+            save_checkpoint(model, optimizer, done, cfg, mcfg, loader, rank)
+    if rank == 0:
+        png = log.close()
+        if png:
+            print(f"loss curve: {png}")
+    return losses
+
+
+def validation(model, cfg: TrainConfig, rank: int, world: int, device) -> float | None:
+    from uvd.model.evaluate import validation_loss
+
+    try:
+        loader = ShardLoader(cfg.val_data or cfg.train_data, cfg.seq_len, cfg.batch_size, split=cfg.val_split,
+                             rank=rank, world_size=world, shuffle=False, epochs=1)
+    except (FileNotFoundError, ValueError):
+        return None
+    return validation_loss(model, loader, cfg.eval_batches, device=device, amp_dtype=cfg.dtype, doc_mask=cfg.doc_mask)
+
+
+def save_checkpoint(model, optimizer, step: int, cfg: TrainConfig, mcfg, loader: ShardLoader, rank: int) -> None:
+    out = Path(cfg.out_dir)
+    checkpoint.save(out / f"step_{step:08d}.pt", model, optimizer, step, dataclasses.asdict(cfg),
+                    dataclasses.asdict(mcfg), loader.state_dict())
+    if rank == 0 and cfg.keep_checkpoints > 0:
+        old = sorted(out.glob("step_*.pt"))[: -cfg.keep_checkpoints]
+        for path in old:
+            path.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        print("options (YAML keys or --key=value):")
+        for f in dataclasses.fields(TrainConfig):
+            print(f"  --{f.name}={f.default!r}")
+        return 0
+    path = None
+    rest = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--config":
+            path, i = argv[i + 1], i + 2
+        elif argv[i].startswith("--config="):
+            path, i = argv[i].split("=", 1)[1], i + 1
+        else:
+            rest.append(argv[i])
+            i += 1
+    try:
+        cfg = load_config(path, rest)
+    except ConfigError as exc:
+        print(f"uvd-train: {exc}", file=sys.stderr)
+        return 2
+    try:
+        train(cfg)
+    except FileNotFoundError as exc:
+        print(f"uvd-train: {exc}. Build shards first (`make dataset`) or set --train_data.", file=sys.stderr)
+        return 1
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
