@@ -194,7 +194,7 @@ class Downloader:
 
 def file_url_path(url: str, base_dir: str = ".") -> str:
     """file:///abs/x.jpg -> /abs/x.jpg; file:rel/x.jpg, file://./rel/x.jpg -> base_dir/rel/x.jpg."""
-    rest = url[len("file:"):]
+    rest = url[len("file:"):].split("#", 1)[0]
     if rest.startswith("//"):
         host, _, path = rest[2:].partition("/")
         if host in ("", "localhost"):

@@ -1,0 +1,218 @@
+"""`uvd laion`: LAION metadata Parquet -> 256x256 images + single-image sentences + failures.
+
+    ReadMetadata (Parquet, split by row group) -> Spread (reshuffle) -> Batch
+      -> Fetch (a thread pool per worker; filters first, errors as values)
+      -> Decode (RunSource: decode, orient, RGB, resize/crop, PNG; dead letter) -> images/sentences/failures
+
+Every input row ends as one sentence or one failure row (status failed or filtered, with a reason
+such as http_404, timeout, too_large, not_an_image, truncated, too_small, opted_out,
+filtered_punsafe), counted as Beam metrics uvd.laion/*.
+
+    uvd laion --input uvd/sample/laion/laion_sample.parquet --output /tmp/uvd/laion
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+
+from uvd.config import from_dict, require
+from uvd.pipelines import common, tables
+from uvd.pipelines.laion.downloader import DEFAULT_USER_AGENT, DownloadConfig, Downloader
+from uvd.pipelines.laion.filters import FilterConfig
+from uvd.pipelines.laion.reader import ReadLaionMetadata
+from uvd.pipelines.laion.record import (
+    SOURCE,
+    STAGE,
+    Fetched,
+    RenderConfig,
+    fetch_row,
+    fetched_rows,
+    record_id,
+)
+from uvd.transforms.image import DEFAULT_MAX_PIXELS, INTERPOLATIONS, MODES
+
+SAMPLE_INPUT = os.path.join(os.path.dirname(__file__), "..", "..", "sample", "laion", "laion_sample.parquet")
+SCHEMES = ("http", "https", "file")
+
+
+@dataclass
+class Config:
+    """Options of the LAION stage (manifest `options`, or `uvd laion --flag`)."""
+
+    input: str                                  # Parquet file or glob (local, gs://, s3://...)
+    # rendering
+    size: int = 256
+    mode: str = "crop"                          # crop (shorter side + centre crop) | squash
+    interpolation: str | None = None            # None: area when shrinking, bicubic when enlarging
+    max_pixels: int = DEFAULT_MAX_PIXELS        # decompression-bomb guard on header dimensions
+    # filters (status "filtered")
+    min_side: int = 128
+    max_aspect_ratio: float = 3.0
+    max_punsafe: float | None = 0.5
+    max_pwatermark: float | None = 0.8
+    # downloading
+    download_threads: int = 16                  # concurrent requests per worker thread
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+    total_timeout_s: float = 30.0
+    retries: int = 2
+    backoff_s: float = 0.5
+    max_bytes: int = 20 * 1024 * 1024
+    max_redirects: int = 5
+    user_agent: str = DEFAULT_USER_AGENT
+    allowed_schemes: list[str] = field(default_factory=lambda: list(SCHEMES))
+    honour_opt_out: bool = True
+    base_dir: str | None = None                 # relative file: URLs; default: the input's folder
+
+    def validate(self) -> None:
+        require(bool(self.input), "input", "give the LAION metadata Parquet path or glob")
+        require(self.size > 0, "size", f"must be > 0, got {self.size}")
+        require(self.mode in MODES, "mode", f"must be one of {MODES}, got {self.mode!r}")
+        require(self.interpolation is None or self.interpolation in INTERPOLATIONS, "interpolation",
+                f"must be one of {sorted(INTERPOLATIONS)} or null, got {self.interpolation!r}")
+        require(self.max_pixels > 0, "max_pixels", "must be > 0")
+        require(self.min_side >= 1, "min_side", "must be >= 1")
+        require(self.max_aspect_ratio >= 1.0, "max_aspect_ratio", "must be >= 1 (long side / short side)")
+        for name in ("max_punsafe", "max_pwatermark"):
+            value = getattr(self, name)
+            require(value is None or 0.0 <= value <= 1.0, name, f"must be a probability in [0, 1] or null, got {value}")
+        require(self.download_threads >= 1, "download_threads", "must be >= 1")
+        for name in ("connect_timeout_s", "read_timeout_s", "total_timeout_s"):
+            require(getattr(self, name) > 0, name, "must be > 0 seconds")
+        require(self.retries >= 0, "retries", "must be >= 0")
+        require(self.backoff_s >= 0, "backoff_s", "must be >= 0")
+        require(self.max_bytes > 0, "max_bytes", "must be > 0")
+        require(self.max_redirects >= 0, "max_redirects", "must be >= 0")
+        bad = sorted(set(self.allowed_schemes) - set(SCHEMES))
+        require(not bad, "allowed_schemes", f"unsupported {bad}; choose from {SCHEMES}")
+
+    def download(self) -> DownloadConfig:
+        return DownloadConfig(
+            connect_timeout_s=self.connect_timeout_s, read_timeout_s=self.read_timeout_s,
+            total_timeout_s=self.total_timeout_s, retries=self.retries, backoff_s=self.backoff_s,
+            max_bytes=self.max_bytes, max_redirects=self.max_redirects, user_agent=self.user_agent,
+            allowed_schemes=tuple(self.allowed_schemes), honour_opt_out=self.honour_opt_out,
+            base_dir=self.base_dir or os.path.dirname(os.path.abspath(self.input)),
+        )
+
+    def render(self) -> RenderConfig:
+        return RenderConfig(self.size, self.mode, self.interpolation, self.max_pixels)
+
+    def filters(self) -> FilterConfig:
+        return FilterConfig(self.min_side, self.max_aspect_ratio, self.max_punsafe, self.max_pwatermark)
+
+
+class _FetchBatch(beam.DoFn):
+    """Fetch a batch of rows with a thread pool: downloads wait on the network, not the CPU."""
+
+    def __init__(self, download: DownloadConfig, filters: FilterConfig, threads: int) -> None:
+        self.download, self.filters, self.threads = download, filters, threads
+
+    def setup(self) -> None:
+        self.downloader = Downloader(self.download)
+        self.downloader.setup()
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="uvd-fetch")
+
+    def process(self, batch: list[dict]) -> Iterator[Fetched]:
+        yield from self.pool.map(self._fetch_one, batch)
+
+    def _fetch_one(self, row: dict) -> Fetched:
+        try:
+            return fetch_row(row, self.downloader, self.filters)
+        except Exception as exc:  # noqa: BLE001 - a bug on one URL must not lose the batch
+            return Fetched(row, error=(f"exception_{type(exc).__name__}", str(exc)[:300], "failed"))
+
+    def teardown(self) -> None:
+        if hasattr(self, "pool"):
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        if hasattr(self, "downloader"):
+            self.downloader.close()
+
+
+class _Decode:
+    """RunSource's per-element function: a Fetched -> image + sentence rows, or a failure row."""
+
+    def __init__(self, render: RenderConfig, filters: FilterConfig) -> None:
+        self.render, self.filters = render, filters
+
+    def __call__(self, item: Fetched) -> Iterator[tuple[str, dict]]:
+        return fetched_rows(item, self.render, self.filters)
+
+
+class LaionSource(beam.PTransform):
+    """PBegin -> common.SourceOutputs(images, sentences, failures) for one validated Config."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> common.SourceOutputs:
+        cfg = self.config
+        fetched = (
+            pbegin
+            | "ReadMetadata" >> ReadLaionMetadata(cfg.input)
+            | "Spread" >> beam.Reshuffle()
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4 * cfg.download_threads)
+            | "Fetch" >> beam.ParDo(_FetchBatch(cfg.download(), cfg.filters(), cfg.download_threads))
+        )
+        return fetched | "Decode" >> common.RunSource(
+            _Decode(cfg.render(), cfg.filters()), source=SOURCE, stage=STAGE,
+            record_id=lambda item: record_id(item.row))
+
+
+def source_transform(config: dict) -> beam.PTransform:
+    """The manifest hook: `options + input` -> a PTransform applied to the pipeline root."""
+    return LaionSource(from_dict(Config, config, where="sources.laion.options"))
+
+
+# --- `uvd laion` -----------------------------------------------------------------------------------
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One --flag per Config field, typed from its annotation; defaults stay the dataclass's."""
+    hints = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        if f.name == "input":
+            continue
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0] if args else hint
+        if typing.get_origin(base) is list or base is list:
+            conv = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+        elif base is bool:
+            conv = lambda s: s.strip().lower() in ("1", "true", "yes", "on")  # noqa: E731
+        elif type(None) in typing.get_args(hint):
+            conv = (lambda b: lambda s: None if s.lower() in ("none", "null", "") else b(s))(base)
+        else:
+            conv = base
+        parser.add_argument(f"--{f.name}", type=conv, default=argparse.SUPPRESS,
+                            help=f"(default {f.default if f.default is not dataclasses.MISSING else f.default_factory()})")
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="uvd laion", description=__doc__.splitlines()[0])
+    parser.add_argument("--input", default=SAMPLE_INPUT, help="LAION metadata Parquet file or glob (default: the embedded sample)")
+    parser.add_argument("--output", required=True, help="folder for the images/, sentences/ and failures/ tables")
+    _add_config_flags(parser)
+    args, options = common.split_args(parser, argv)
+    values = {k: v for k, v in vars(args).items() if k != "output"}
+    config = from_dict(Config, values, where="uvd laion")
+    common.setup_logging()
+    with beam.Pipeline(options=options) as p:
+        out = p | "Laion" >> LaionSource(config)
+        _ = out.images | "DedupImages" >> tables.DedupImages() | tables.WriteTable(args.output, "images")
+        _ = out.sentences | tables.WriteTable(args.output, "sentences")
+        _ = out.failures | tables.WriteTable(args.output, "failures")
+    print(f"[uvd laion] wrote images/, sentences/, failures/ under {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
