@@ -220,11 +220,30 @@ class MeshRenderer:
         self.platform = os.environ.get("PYOPENGL_PLATFORM", "")
         self._lock = threading.Lock()
         self._renderer = pyrender.OffscreenRenderer(size * supersample, size * supersample)
+        self._release()
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.delete()
-            self._renderer = None
+        """Free the context (best effort: at worker teardown a GL error must not fail the job)."""
+        renderer, self._renderer = self._renderer, None
+        if renderer is None:
+            return
+        with self._lock:
+            try:
+                renderer.delete()
+            except Exception as exc:  # noqa: BLE001
+                import logging
+
+                logging.getLogger("uvd.render").warning("closing the GL context failed: %s", exc)
+
+    def _release(self) -> None:
+        """Unbind the context from this thread. pyrender leaves it bound (its EGL make_uncurrent is
+        a no-op), and EGL refuses a context still bound to another thread (EGL_BAD_ACCESS): Beam
+        may call setup() and process() on different threads. OSMesa binds per call anyway."""
+        platform = self._renderer._platform
+        if hasattr(platform, "_egl_display"):
+            from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglMakeCurrent
+
+            eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
 
     def _pyrender_mesh(self, geom: Any) -> Any:
         """Textures and vertex colours come through; face colours need flat (unmerged) shading."""
@@ -258,7 +277,7 @@ class MeshRenderer:
             finally:
                 # pyrender frees this object's GL buffers when the next scene renders; releasing
                 # the context lets the next render run on another thread.
-                self._renderer._platform.make_uncurrent()
+                self._release()
         return out
 
 
