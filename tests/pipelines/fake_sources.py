@@ -37,10 +37,13 @@ class FakeRecords:
             return
         group = f"{self.source}-g{i % self.groups}"
         ids = []
+        missing = bool(self.missing_every) and i % self.missing_every == 0
         for k in range(self.images):
-            image_id = f"{self.source}-img-{i}-{k}" if self.images > 1 else f"shared-{i % 97}-{self.source}"
+            # single images repeat across records (the dedup has work to do); a missing one never does
+            image_id = (f"{self.source}-img-{i}-{k}" if self.images > 1 or missing
+                        else f"shared-{i % 97}-{self.source}")
             ids.append(image_id)
-            if not (self.missing_every and i % self.missing_every == 0):
+            if not missing:
                 yield IMAGES, {"image_id": image_id, "image": b"png", "source": self.source, "provenance": str(i)}
         sid = schema.sentence_id_for(self.source, i)
         yield SENTENCES, schema.sentence_row(sid, self.source, self.kind, ids, group, self.split)
