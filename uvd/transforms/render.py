@@ -125,8 +125,8 @@ def load_scene(source: str | bytes, file_type: str | None = None) -> Any:
         if isinstance(source, (bytes, bytearray)):
             if not file_type:
                 raise MeshError("unreadable", "file_type is needed to load bytes")
-            return trimesh.load_scene(io.BytesIO(source), file_type=file_type.lstrip("."))
-        return trimesh.load_scene(source)
+            return trimesh.load_scene(io.BytesIO(source), file_type=file_type.lstrip("."), process=False)
+        return trimesh.load_scene(source, process=False)
     except MeshError:
         raise
     except Exception as exc:  # noqa: BLE001 - trimesh raises many types for bad files
