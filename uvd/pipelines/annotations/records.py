@@ -60,12 +60,14 @@ class AnnotationRecord(TypedDict, total=False):
 
 
 class RecordError(ValueError):
-    """A record that cannot be rendered; `reason` is the failure row's short key."""
+    """A record that cannot be rendered; `reason` is the failure row's short key, `status` its
+    uvd.schema.FAILURE_STATUSES entry ("failed" bad input, "skipped" valid but nothing to render)."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", status: str = "failed") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.status = status
 
 
 def annotation(type_: str, data: Any = None, **extra: Any) -> Annotation:
