@@ -1,19 +1,29 @@
 """Detection boxes -> outlines on a black canvas, one fixed colour per class.
 
-Colours: class index c -> BOX_PALETTE[c % 150], the ADE20K-150 palette of
-uvd.transforms.segmentation (fixed, documented, and the same colour family as the label maps).
-Classes are contiguous indices (an adapter maps e.g. COCO category ids to 0..79 by sorted id).
+Colours: class index c -> BOX_PALETTE[c % 256]: fully saturated, full-value colours whose hue steps
+by the golden ratio (hue_c = (c * 0.618034) mod 1, HSV s = 1, v = 1), so neighbouring class ids
+get far-apart hues and every outline stands out on black (the ADE20K palette has dark and gray
+entries that vanish as 3 px lines). Fixed and computed, not random. Classes are contiguous indices (an adapter maps e.g. COCO category ids to 0..79 by sorted id).
 Line width is ~3 px at 256 px and scales with the canvas. Boxes are drawn with plain slice
 assignments (4 strips per box, no per-pixel work), in the order given: later boxes on top.
 """
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 
-from uvd.transforms.segmentation import ADE20K_PALETTE
+GOLDEN = 0.618034
 
-BOX_PALETTE = ADE20K_PALETTE
+
+def golden_palette(n: int = 256) -> np.ndarray:
+    """(n, 3) uint8: colour i = HSV((i * 0.618034) mod 1, 1, 1)."""
+    rgb = [colorsys.hsv_to_rgb((i * GOLDEN) % 1.0, 1.0, 1.0) for i in range(n)]
+    return np.round(np.array(rgb) * 255).astype(np.uint8)
+
+
+BOX_PALETTE = golden_palette()
 
 
 def default_thickness(height: int, width: int) -> int:
