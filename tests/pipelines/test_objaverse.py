@@ -1,0 +1,198 @@
+"""The Objaverse source stage: windows, splits, uid resolution, failure rows, and the Beam stage."""
+
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from uvd import schema
+from uvd.config import ConfigError, from_dict
+from uvd.pipelines import objaverse as ov
+from uvd.pipelines.common import FAILURES, IMAGES, SENTENCES
+from uvd.transforms.image import decode_png
+
+SAMPLES = Path(__file__).resolve().parents[2] / "uvd" / "sample" / "meshes"
+UID = "0123456789abcdef0123456789abcdef"
+
+
+# --- pure helpers -----------------------------------------------------------------------------------
+def test_default_windows_wrap_the_orbit_and_cover_each_view_twice():
+    windows = ov.view_windows(24, 16, 8)
+    assert windows == [list(range(16)), list(range(8, 24)), list(range(16, 24)) + list(range(8))]
+    assert np.bincount(np.concatenate(windows), minlength=24).tolist() == [2] * 24
+
+
+@pytest.mark.parametrize("window,stride,wrap,starts", [
+    (16, 8, False, [0, 8]),
+    (16, 24, True, [0]),
+    (16, 4, False, [0, 4, 8]),
+    (12, 12, True, [0, 12]),
+])
+def test_window_variants(window, stride, wrap, starts):
+    windows = ov.view_windows(24, window, stride, wrap)
+    assert [w[0] for w in windows] == starts
+    assert all(len(w) == window <= schema.MAX_IMAGES_PER_SENTENCE for w in windows)
+    assert all((b - a) % 24 == 1 for w in windows for a, b in zip(w, w[1:]))   # consecutive views
+
+
+def test_split_by_uid_is_deterministic_with_the_configured_fraction():
+    uids = [f"{i:032x}" for i in range(5000)]
+    splits = [ov.split_for(u, 0.16) for u in uids]
+    assert splits == [ov.split_for(u, 0.16) for u in uids]
+    assert abs(splits.count("test") / len(uids) - 0.16) < 0.02
+    assert {ov.split_for(u, 0.0) for u in uids[:100]} == {"train"}
+    assert {ov.split_for(u, 1.0) for u in uids[:100]} == {"test"}
+    # A larger fraction only moves objects train -> test, never back.
+    assert all(ov.split_for(u, 0.3) == "test" for u, s in zip(uids, splits) if s == "test")
+
+
+def test_entries_and_uid_resolution(tmp_path):
+    text = f"# objects\n{UID}\n\n  a/b/{UID}.glb  \nmeshes/chair.obj\n"
+    assert list(ov.list_entries(text)) == [UID, f"a/b/{UID}.glb", "meshes/chair.obj"]
+    assert ov.is_uid(UID) and not ov.is_uid("chair") and ov.uid_for_path(f"a/b/{UID}.glb") == UID
+    folder = tmp_path / "hf-objaverse-v1" / "glbs" / "000-017"
+    folder.mkdir(parents=True)
+    shutil.copy(SAMPLES / "house.glb", folder / f"{UID}.glb")
+    assert ov.resolve_uid(UID, str(tmp_path)) == str(folder / f"{UID}.glb")
+    assert ov.resolve_uid("f" * 32, str(tmp_path)) is None
+
+
+def test_pattern_for_directories_and_globs():
+    assert ov.pattern_for("/data/objs") == "/data/objs/**"
+    assert ov.pattern_for("/data/objs/*/x*.glb") == "/data/objs/*/x*.glb"
+    assert ov.pattern_for("/data/one.obj") == "/data/one.obj"
+
+
+@pytest.mark.parametrize("options,field", [
+    ({"window": 17}, "window"),
+    ({"num_views": 12, "window": 16}, "window"),
+    ({"yfov_deg": 60.0}, "yfov_deg"),
+    ({"radius_min": 0.9}, "yfov_deg"),
+    ({"platform": "glx"}, "platform"),
+    ({"test_fraction": 1.5}, "test_fraction"),
+    ({"background": [0, 0]}, "background"),
+    ({"stride": 0}, "stride"),
+])
+def test_config_rejects_bad_options(options, field):
+    with pytest.raises(ConfigError, match=field):
+        from_dict(ov.Config, {"input": "x", **options}, where="objaverse")
+
+
+# --- one object -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def render_object():
+    fn = ov.RenderObject(ov.Config(input="unused"))
+    fn.setup()
+    yield fn
+    fn.teardown()
+
+
+def _by_tag(rows):
+    out = {IMAGES: [], SENTENCES: [], FAILURES: []}
+    for tag, row in rows:
+        out[tag].append(row)
+    return out
+
+
+def test_one_object_gives_24_images_and_3_sentences(render_object):
+    out = _by_tag(render_object(str(SAMPLES / "house.glb")))
+    assert len(out[IMAGES]) == 24 and not out[FAILURES]
+    provenance = [json.loads(r["provenance"]) for r in out[IMAGES]]
+    assert [p["azimuth_deg"] for p in provenance] == [15.0 * i for i in range(24)]
+    assert len({(p["elevation_deg"], p["radius"]) for p in provenance}) == 1
+    for row in out[IMAGES][:3]:
+        pixels = decode_png(row["image"])
+        assert pixels.shape == (256, 256, 3) and row["image_id"] == schema.image_id_for(pixels)
+    ids = [r["image_id"] for r in out[IMAGES]]
+    assert len(out[SENTENCES]) == 3
+    for s, window in zip(out[SENTENCES], ov.view_windows(24, 16, 8)):
+        assert s["kind"] == "sequence" and s["source"] == "objaverse" and s["group"] == "house"
+        assert s["image_ids"] == [ids[i] for i in window] and s["split"] == ov.split_for("house", 0.16)
+    # Same object, same seed: same ids (a rerun dedupes); another seed moves the camera.
+    again = _by_tag(render_object(str(SAMPLES / "house.glb")))
+    assert [s["sentence_id"] for s in again[SENTENCES]] == [s["sentence_id"] for s in out[SENTENCES]]
+    assert [r["image_id"] for r in again[IMAGES]] == ids
+
+
+@pytest.mark.parametrize("entry,data,reason", [
+    ("truncated.glb", (SAMPLES / "crate.glb").read_bytes()[:3000], "unreadable"),
+    ("empty.obj", b"# nothing here\n", "no_geometry"),
+    ("nan.obj", b"v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n", "nan_vertices"),
+    ("missing.glb", None, "not_found"),
+    ("scan.ply", b"ply\n", "unsupported_format"),
+    (UID, None, "not_found"),
+])
+def test_broken_inputs_become_failure_rows(tmp_path, render_object, entry, data, reason):
+    path = tmp_path / entry
+    if data is not None:
+        path.write_bytes(data)
+    element = entry if ov.is_uid(entry) else str(path)
+    out = _by_tag(render_object(element))
+    assert not out[IMAGES] and not out[SENTENCES]
+    [failure] = out[FAILURES]
+    assert (failure["record_id"], failure["reason"], failure["status"]) == (element, reason, "failed")
+    assert failure["source"] == "objaverse" and failure["stage"] == "objaverse"
+
+
+def test_huge_object_is_filtered_not_failed():
+    fn = ov.RenderObject(ov.Config(input="unused", max_faces=10))
+    [(tag, row)] = list(fn(str(SAMPLES / "crate.glb")))
+    assert tag == FAILURES and (row["reason"], row["status"]) == ("too_many_faces", "filtered")
+    fn.teardown()
+
+
+# --- the Beam stage ---------------------------------------------------------------------------------
+def _read(folder: Path, table: str) -> list[dict]:
+    files = glob.glob(str(folder / table / "*.parquet"))
+    return pq.read_table(files).to_pylist() if files else []
+
+
+@pytest.mark.slow
+def test_stage_on_a_list_of_paths_uids_and_broken_files(tmp_path):
+    cache = tmp_path / "cache" / "hf-objaverse-v1" / "glbs" / "000-001"
+    cache.mkdir(parents=True)
+    shutil.copy(SAMPLES / "house.glb", cache / f"{UID}.glb")
+    (tmp_path / "broken.glb").write_bytes((SAMPLES / "house.glb").read_bytes()[:999])
+    missing_uid = "e" * 32
+    entries = [str(SAMPLES / "torus.obj"), UID, missing_uid, str(tmp_path / "broken.glb")]
+    (tmp_path / "objects.txt").write_text("# mixed list\n" + "\n".join(entries) + "\n")
+    out = tmp_path / "out"
+    rc = ov.run(["--input", str(tmp_path / "objects.txt"), "--output", str(out),
+                 "--objaverse_cache", str(tmp_path / "cache"), "--stride", "24", "--test_fraction", "0.5",
+                 "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    assert rc == 0
+    images, sentences, failures = (_read(out, t) for t in ("images", "sentences", "failures"))
+    assert len(images) == 48 and len({r["image_id"] for r in images}) == 48
+    assert sorted(s["group"] for s in sentences) == sorted(["torus", UID])       # stride 24: one each
+    assert all(len(s["image_ids"]) == 16 and s["split"] == ov.split_for(s["group"], 0.5) for s in sentences)
+    assert {i for s in sentences for i in s["image_ids"]} <= {r["image_id"] for r in images}
+    assert sorted((f["record_id"], f["reason"]) for f in failures) == sorted(
+        [(missing_uid, "not_found"), (str(tmp_path / "broken.glb"), "unreadable")])
+
+
+@pytest.mark.slow
+def test_source_transform_on_the_sample_directory():
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from uvd.pipelines.common import pipeline_options
+
+    options = pipeline_options(["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    with TestPipeline(options=options) as p:
+        out = p | ov.source_transform({"input": str(SAMPLES), "window": 12, "stride": 12})
+        assert_that(out.sentences | beam.Map(lambda s: (s["group"], len(s["image_ids"]))),
+                    equal_to([(g, 12) for g in ("crate", "house", "torus") for _ in range(2)]), label="sent")
+        assert_that(out.images | "N" >> beam.combiners.Count.Globally(), equal_to([72]), label="img")
+        assert_that(out.failures | "F" >> beam.combiners.Count.Globally(), equal_to([0]), label="fail")
+
+
+def test_source_transform_checks_options_first():
+    with pytest.raises(ConfigError, match="sources.objaverse.options.window"):
+        ov.source_transform({"input": str(SAMPLES), "window": 20})
