@@ -1,0 +1,150 @@
+"""Adapters on the committed sample and on small bad inputs: every item is a record or a reason."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from uvd.config import ConfigError, from_dict
+from uvd.pipelines.annotations import coco, dense, pairs, synthetic_pairs, video
+from uvd.pipelines.annotations.pipeline import Config, ProcessItem
+from uvd.pipelines.annotations.records import RecordError
+from uvd.transforms.segmentation import IGNORE_INDEX
+
+SAMPLE = str(Path(__file__).resolve().parents[2] / "uvd" / "sample" / "annotations")
+
+
+def _outcome(module, item):
+    if "failure" in item:
+        return item["failure"]
+    try:
+        module.load_record(item)
+        return "ok"
+    except RecordError as exc:
+        return exc.reason
+
+
+def test_coco_instances_sample_records_and_bad_annotations():
+    opts = coco.CocoOptions(annotations="coco/instances.json", images="../images", name="c",
+                            tasks=["detection", "segmentation", "instances"])
+    items = list(coco.list_items(opts, SAMPLE))
+    outcome = {it["file"].rsplit("/", 1)[-1] + str(it["record_id"]): _outcome(coco, it) for it in items}
+    reasons = sorted(v for v in outcome.values() if v != "ok")
+    assert reasons == ["box_outside_image", "missing_file", "negative_box_size", "unknown_category"]
+    assert sum(v == "ok" for v in outcome.values()) == 6
+
+
+def test_coco_polygon_mask_fills_the_segmentation_with_the_class_index():
+    opts = coco.CocoOptions(annotations="coco/instances.json", images="../images", name="c",
+                            tasks=["segmentation", "detection"])
+    item = next(it for it in coco.list_items(opts, SAMPLE) if it.get("file", "").endswith("coffee.jpg")
+                and int(it["record_id"].split("/")[1]) < 900)
+    rec = coco.load_record(item)
+    labels = rec["annotations"]["segmentation"]["data"]
+    cup_index = item["categories"]["47"]
+    assert labels[150, 300] == cup_index                   # inside the traced cup
+    assert labels[380, 20] == IGNORE_INDEX                  # table corner: no object
+    boxes = rec["annotations"]["detection"]["data"]["boxes"]
+    assert boxes.shape == (2, 4) and (boxes[:, 2] > boxes[:, 0]).all()
+
+
+def test_coco_keypoints_and_compressed_rle(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    img = np.zeros((40, 60, 3), np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    m = np.zeros((40, 60), np.uint8, order="F")
+    m[10:20, 30:50] = 1
+    rle = mask_utils.encode(m)
+    rle["counts"] = rle["counts"].decode()
+    kp = [0.0] * 51
+    kp[0:3] = [35, 12, 2]
+    data = {"images": [{"id": 1, "file_name": "a.png", "height": 40, "width": 60}],
+            "categories": [{"id": 1, "name": "person", "keypoints": ["nose"] * 17}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [30, 10, 20, 10], "area": 200,
+                             "iscrowd": 1, "segmentation": rle, "keypoints": kp, "num_keypoints": 1},
+                            {"id": 2, "image_id": 7, "category_id": 1, "bbox": [0, 0, 1, 1]}]}
+    (tmp_path / "k.json").write_text(json.dumps(data))
+    items = list(coco.list_items(coco.CocoOptions(annotations="k.json", images=".", name="k",
+                                                  tasks=["pose", "segmentation"]), str(tmp_path)))
+    assert items[0]["failure"] == "unknown_image"
+    rec = coco.load_record(items[1])
+    seg = rec["annotations"]["segmentation"]["data"]
+    assert (seg[10:20, 30:50] == 0).all() and (seg[:10] == IGNORE_INDEX).all()
+    assert rec["annotations"]["pose"]["data"].shape == (1, 17, 3)
+
+
+def test_coco_keypoint_outside_image_and_no_people(tmp_path):
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "a.png")
+    kp = [0.0] * 51
+    kp[0:3] = [95, 12, 2]
+    data = {"images": [{"id": 1, "file_name": "a.png", "height": 40, "width": 60},
+                       {"id": 2, "file_name": "a.png", "height": 40, "width": 60}],
+            "categories": [{"id": 1, "name": "person", "keypoints": ["x"] * 17}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "keypoints": kp,
+                             "num_keypoints": 1}]}
+    (tmp_path / "k.json").write_text(json.dumps(data))
+    items = list(coco.list_items(coco.CocoOptions(annotations="k.json", images="."), str(tmp_path)))
+    assert [_outcome(coco, it) for it in items] == ["keypoint_outside_image", "no_annotations"]
+
+
+def test_dense_sample_decodes_every_task_and_reports_unmatched():
+    opts = from_dict(dense.DenseOptions, {"images": "dense/images", "annotations": {
+        "seg": {"dir": "dense/seg", "type": "segmentation"}, "depth": {"dir": "dense/depth", "type": "depth"},
+        "normals": {"dir": "dense/normals", "type": "normals"}, "edges": {"dir": "dense/edges", "type": "edges"}}})
+    items = list(dense.list_items(opts, SAMPLE))
+    assert [it["failure"] for it in items if "failure" in it] == ["unmatched_annotation"]
+    rec = dense.load_record(next(it for it in items if it.get("record_id") == "dense/cameraman"))
+    anns = rec["annotations"]
+    assert set(anns) == {"seg", "depth", "normals", "edges"}
+    assert anns["seg"]["data"][0, 0] == IGNORE_INDEX and anns["seg"]["data"][450, 480] == 9     # grass (ADE 10)
+    assert anns["depth"]["data"][10, 400] == 0.0 and 1.0 < anns["depth"]["data"][500, 450] < 3.0  # sky invalid, metres
+    assert np.allclose(np.linalg.norm(anns["normals"]["data"][400, 400]), 1.0, atol=0.02)
+
+
+def test_dense_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match="annotations.seg.type"):
+        from_dict(dense.DenseOptions, {"images": "x", "annotations": {"seg": {"dir": "s", "type": "labels"}}})
+
+
+def test_pairs_match_by_stem_and_report_both_sides():
+    items = list(pairs.list_items(pairs.PairsOptions(task="deraining", root="pairs/deraining"), SAMPLE))
+    failures = sorted((it["failure"], it["record_id"]) for it in items if "failure" in it)
+    assert failures == [("unmatched_input", "deraining/input/astronaut_no_target")]
+    ok = [it for it in items if "failure" not in it]
+    assert len(ok) == 5 and all(it["file"].rsplit("/", 1)[-1] == it["target"].rsplit("/", 1)[-1] for it in ok)
+    rec = pairs.load_record(ok[0])
+    assert rec["annotations"]["deraining"]["type"] == "image"
+    stereo = list(pairs.list_items(pairs.PairsOptions(task="stereo", root="pairs/stereo"), SAMPLE))
+    assert [it["failure"] for it in stereo if "failure" in it] == ["unmatched_target"]
+
+
+def test_synthetic_pairs_limit_and_tasks():
+    opts = synthetic_pairs.SyntheticOptions(images="../images", limit=3, tasks=["colorization", "edges"])
+    items = list(synthetic_pairs.list_items(opts, SAMPLE))
+    assert len(items) == 3
+    rec = synthetic_pairs.load_record(items[0])
+    assert {t: a["type"] for t, a in rec["annotations"].items()} == {"colorization": "synthetic", "edges": "edges"}
+
+
+def test_video_clip_frames_and_masks_share_geometry():
+    items = list(video.list_items(video.VideoOptions(frames="video/JPEGImages", masks="video/Annotations"), SAMPLE))
+    assert len(items) == 1 and len(items[0]["frames"]) == 10
+    frames, masks = video.render_clip(items[0])
+    assert len(frames) == len(masks) == 10 and frames[0].shape == masks[0].shape == (256, 256, 3)
+    rows = list(ProcessItem(Config(input=SAMPLE, adapters=[{"type": "video", "frames": "x", "masks": "y"}]))(items[0]))
+    sentences = [r for tag, r in rows if tag == "sentences"]
+    assert [len(s["image_ids"]) for s in sentences] == [16, 16, 4, 4]
+
+
+def test_process_item_turns_bad_input_into_failure_rows():
+    cfg = Config(input=SAMPLE, adapters=[{"type": "pairs", "task": "t", "root": "r"}])
+    rows = list(ProcessItem(cfg)({"adapter": "pairs", "dataset": "p", "task": "t", "record_id": "p/x",
+                                  "file": SAMPLE + "/nope.jpg", "target": SAMPLE + "/nope2.jpg"}))
+    assert [(tag, r["reason"], r["status"]) for tag, r in rows] == [("failures", "missing_file", "failed")]
+    too_short = {"adapter": "video", "dataset": "v", "record_id": "v/c", "clip": "c", "task": "vos",
+                 "frames": [], "masks": [], "window": 8}
+    rows = list(ProcessItem(cfg)(too_short))
+    assert [(r["reason"], r["status"]) for _, r in rows] == [("too_short", "skipped")]
