@@ -1,0 +1,65 @@
+"""The whole annotations stage through Beam on the committed sample: every task, counts reconcile."""
+
+import collections
+import glob
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from uvd.config import ConfigError, from_dict
+from uvd.pipelines.annotations.pipeline import Config, list_items, run, source_transform
+
+SAMPLE = str(Path(__file__).resolve().parents[2] / "uvd" / "sample" / "annotations")
+
+
+def _table(folder, name):
+    parts = [pq.read_table(p) for p in sorted(glob.glob(f"{folder}/{name}/*.parquet"))]
+    return pa.concat_tables(parts).to_pylist() if parts else []
+
+
+@pytest.mark.slow
+def test_sample_end_to_end(tmp_path):
+    out = str(tmp_path / "ann")
+    assert run(["--input", SAMPLE, "--output", out, "--runner=DirectRunner",
+                "--direct_running_mode=in_memory", "--direct_num_workers=1"]) == 0
+    images, sentences, failures = (_table(out, t) for t in ("images", "sentences", "failures"))
+
+    sources = collections.Counter(s["source"] for s in sentences)
+    for task in ("detection", "segmentation", "instances", "pose", "depth", "normals", "edges", "deraining",
+                 "stereo", "colorization", "inpainting", "denoising", "low_light", "multi"):
+        assert sources[f"ann/{task}"] >= 1, task
+    assert sources["ann_video/video_segmentation"] == 4
+    kinds = {s["source"]: s["kind"] for s in sentences}
+    assert kinds["ann/depth"] == "annotated" and kinds["ann_video/video_segmentation"] == "annotated_video"
+
+    by_id = {r["image_id"] for r in images}
+    assert len(by_id) == len(images)                                   # deduplicated
+    for s in sentences:
+        assert set(s["image_ids"]) <= by_id                            # every image is in the table
+        assert 1 <= len(s["image_ids"]) <= 16
+    full = [s for s in sentences if s["source"] == "ann/colorization"]
+    assert [len(s["image_ids"]) for s in full] == [16, 16]             # 16 photos -> 2 x 8 pairs
+
+    reasons = collections.Counter(f["reason"] for f in failures)
+    assert reasons == {"box_outside_image": 1, "negative_box_size": 1, "unknown_category": 1, "missing_file": 1,
+                       "unmatched_annotation": 1, "unmatched_input": 1, "unmatched_target": 1}
+
+    # Reconcile: every listed item is a rendered record (in image provenance) or a failure row.
+    cfg = from_dict(Config, {"input": SAMPLE})
+    item_ids = {it["record_id"] for opts in cfg.adapter_options() for it in list_items(opts, SAMPLE)}
+    rendered = {json.loads(r["provenance"])["record_id"] for r in images}
+    failed = {f["record_id"] for f in failures}
+    assert item_ids == rendered | failed and not rendered & failed
+
+
+def test_config_is_checked_before_any_work():
+    with pytest.raises(ConfigError, match=r"adapters\[0\].type"):
+        source_transform({"input": SAMPLE, "adapters": [{"type": "kitti"}]})
+    with pytest.raises(ConfigError, match="resize"):
+        source_transform({"input": SAMPLE, "resize": "stretch"})
+    with pytest.raises(ConfigError, match=r"adapters\[0\].limit"):
+        source_transform({"input": SAMPLE, "adapters": [{"type": "synthetic", "images": "x", "limit": -1}]})
+    assert source_transform({"input": SAMPLE}).cfg.adapter_options()[0].type == "coco"
