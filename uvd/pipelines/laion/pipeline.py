@@ -174,6 +174,24 @@ def source_transform(config: dict) -> beam.PTransform:
     return LaionSource(from_dict(Config, config, where="sources.laion.options"))
 
 
+def summary(result: beam.runners.runner.PipelineResult) -> str:
+    """One line from the stage's Beam counters: inputs -> sentences + failures by reason."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counts: dict[tuple[str, str], int] = {}
+    for c in result.metrics().query(MetricsFilter())["counters"]:
+        ns = c.key.metric.namespace
+        if ns == f"uvd.{STAGE}" or ns.startswith(f"uvd.{STAGE}."):
+            key = (ns, c.key.metric.name)
+            counts[key] = counts.get(key, 0) + (c.committed if c.committed is not None else c.attempted or 0)
+    main = {name: n for (ns, name), n in counts.items() if ns == f"uvd.{STAGE}"}
+    reasons = sorted(((n, f"{ns.rsplit('.', 1)[1]}/{name}") for (ns, name), n in counts.items()
+                      if ns != f"uvd.{STAGE}"), reverse=True)
+    detail = ", ".join(f"{name} {n}" for n, name in reasons)
+    return (f"{main.get('inputs', 0)} rows -> {main.get('sentences', 0)} sentences, "
+            f"{main.get('failures', 0)} failures" + (f" ({detail})" if detail else ""))
+
+
 # --- `uvd laion` -----------------------------------------------------------------------------------
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One --flag per Config field, typed from its annotation; defaults stay the dataclass's."""
@@ -205,12 +223,14 @@ def run(argv: list[str] | None = None) -> int:
     values = {k: v for k, v in vars(args).items() if k != "output"}
     config = from_dict(Config, values, where="uvd laion")
     common.setup_logging()
-    with beam.Pipeline(options=options) as p:
-        out = p | "Laion" >> LaionSource(config)
-        _ = out.images | "DedupImages" >> tables.DedupImages() | tables.WriteTable(args.output, "images")
-        _ = out.sentences | tables.WriteTable(args.output, "sentences")
-        _ = out.failures | tables.WriteTable(args.output, "failures")
-    print(f"[uvd laion] wrote images/, sentences/, failures/ under {args.output}", file=sys.stderr)
+    p = beam.Pipeline(options=options)
+    out = p | "Laion" >> LaionSource(config)
+    _ = out.images | "DedupImages" >> tables.DedupImages() | tables.WriteTable(args.output, "images")
+    _ = out.sentences | tables.WriteTable(args.output, "sentences")
+    _ = out.failures | tables.WriteTable(args.output, "failures")
+    result = p.run()
+    result.wait_until_finish()
+    print(f"[uvd laion] {summary(result)}; tables under {args.output}", file=sys.stderr)
     return 0
 
 
