@@ -132,6 +132,8 @@ def test_16bit_gray_png_keeps_the_high_byte():
     px = I.decode_image(_png(im)).pixels
     assert px[..., 0].tolist() == [[0, 255], [128, 3]]
     assert px.dtype == np.uint8 and px.shape == (2, 2, 3)
+    dark = I.decode_image(_png(Image.fromarray(np.full((2, 2), 200, np.uint16)))).pixels
+    assert dark.max() == 0  # 200/65535 is nearly black, not 200/255
 
 
 def test_not_an_image():

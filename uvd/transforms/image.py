@@ -161,9 +161,11 @@ def to_rgb(im: Image.Image) -> np.ndarray:
             peak = 1.0 if np.nanmax(arr, initial=0.0) <= 1.0 else 255.0
             gray = np.clip(np.rint(np.nan_to_num(arr) / peak * 255.0), 0, 255).astype(np.uint8)
         else:
+            # "I;16*" is 16-bit by definition; "I" (32-bit) holds 16-bit PNG data in older PIL
+            # versions, or 8-bit values widened: only values above 255 say it is 16-bit.
+            wide = mode.startswith("I;16") or arr.dtype.itemsize == 2
             arr = arr.astype(np.int64)
-            # 16-bit data in a 32-bit mode ("I" from a 16-bit PNG) or true 8-bit in "I".
-            shift = 8 if arr.max(initial=0) > 255 else 0
+            shift = 8 if wide or arr.max(initial=0) > 255 else 0
             gray = np.clip(arr >> shift, 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     # L, 1, CMYK (PIL undoes Adobe inversion), YCbCr, LAB, HSV...
