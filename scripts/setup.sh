@@ -24,4 +24,9 @@ fi
 # torch first, pinned: 2.13.0 is the CPU build this project is tested with (a GPU box may pin its own).
 "$VENV/bin/python" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 "$VENV/bin/python" -m pip install -q -e ".[${EXTRAS}]"
+# pyrender pins PyOpenGL==3.1.0, whose OSMesa binding lacks OSMesaCreateContextAttribs; EGL works
+# with either. 3.1.7 (no-deps, past the pin) makes PYOPENGL_PLATFORM=osmesa work too.
+if "$VENV/bin/python" -c "import pyrender" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install -q --no-deps "PyOpenGL==3.1.7"
+fi
 echo "[setup] ok: $("$VENV/bin/python" -c 'import uvd, sys; print("uvd", uvd.__version__, "python", sys.version.split()[0])')"
