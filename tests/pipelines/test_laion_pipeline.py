@@ -80,6 +80,18 @@ def test_config_rejects_bad_values_naming_the_field():
     assert cfg.download().base_dir == "/data/laion" and cfg.filters().max_punsafe is None
 
 
+def test_cli_flags_become_a_typed_config():
+    cfg, output, options = laion.parse_args([
+        "--input", "m.parquet", "--output", "o", "--max_punsafe", "none", "--min_side", "64",
+        "--allowed_schemes", "http,https", "--honour_opt_out", "false", "--runner", "DirectRunner"])
+    assert (cfg.input, output, cfg.max_punsafe, cfg.min_side) == ("m.parquet", "o", None, 64)
+    assert cfg.allowed_schemes == ["http", "https"] and cfg.honour_opt_out is False
+    assert cfg.max_pwatermark == 0.8  # untouched defaults stay the dataclass's
+    assert options.get_all_options()["runner"] == "DirectRunner"
+    with pytest.raises(ConfigError, match="mode"):
+        laion.parse_args(["--output", "o", "--mode", "stretch"])
+
+
 # --- one record, no Beam ------------------------------------------------------------------------
 def _record(**download) -> LaionRecord:
     rec = LaionRecord(DownloadConfig(read_timeout_s=1.0, backoff_s=0.01, **download), RenderConfig(),

@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import types
 import typing
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -192,6 +193,25 @@ def summary(result: beam.runners.runner.PipelineResult) -> str:
             f"{main.get('failures', 0)} failures" + (f" ({detail})" if detail else ""))
 
 
+HELP = {
+    "size": "output side in pixels",
+    "mode": "crop: shorter side + centre crop; squash: whole image, aspect not kept (official LVM demo)",
+    "interpolation": f"one of {sorted(INTERPOLATIONS)}; none: area when shrinking, bicubic when enlarging",
+    "max_pixels": "reject images whose header claims more pixels (decompression bombs)",
+    "min_side": "filter images whose shorter side is smaller (metadata, then real size)",
+    "max_aspect_ratio": "filter images whose long/short side ratio is larger",
+    "max_punsafe": "filter rows with LAION punsafe above this; none: no rule",
+    "max_pwatermark": "filter rows with LAION pwatermark above this; none: no rule",
+    "download_threads": "concurrent downloads per worker",
+    "retries": "extra attempts on 5xx, 429 and connection errors",
+    "backoff_s": "first retry delay; doubles each attempt (Retry-After honoured, capped)",
+    "max_bytes": "largest body accepted (streamed, cut when exceeded)",
+    "allowed_schemes": "comma separated subset of http,https,file",
+    "honour_opt_out": "skip images served with X-Robots-Tag noai/noimageai (true/false)",
+    "base_dir": "folder that relative file: URLs are resolved against; default: the input's folder",
+}
+
+
 # --- `uvd laion` -----------------------------------------------------------------------------------
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One --flag per Config field, typed from its annotation; defaults stay the dataclass's."""
@@ -200,37 +220,43 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         if f.name == "input":
             continue
         hint = hints[f.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        base = args[0] if args else hint
+        optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
+        base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
         if typing.get_origin(base) is list or base is list:
             conv = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
         elif base is bool:
             conv = lambda s: s.strip().lower() in ("1", "true", "yes", "on")  # noqa: E731
-        elif type(None) in typing.get_args(hint):
+        elif optional:
             conv = (lambda b: lambda s: None if s.lower() in ("none", "null", "") else b(s))(base)
         else:
             conv = base
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         parser.add_argument(f"--{f.name}", type=conv, default=argparse.SUPPRESS,
-                            help=f"(default {f.default if f.default is not dataclasses.MISSING else f.default_factory()})")
+                            help=f"{HELP.get(f.name, '')} (default {default})".strip())
 
 
-def run(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> tuple[Config, str, beam.options.pipeline_options.PipelineOptions]:
+    """`uvd laion` flags -> (validated Config, output folder, Beam options for the rest)."""
     parser = argparse.ArgumentParser(prog="uvd laion", description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=SAMPLE_INPUT, help="LAION metadata Parquet file or glob (default: the embedded sample)")
     parser.add_argument("--output", required=True, help="folder for the images/, sentences/ and failures/ tables")
     _add_config_flags(parser)
     args, options = common.split_args(parser, argv)
     values = {k: v for k, v in vars(args).items() if k != "output"}
-    config = from_dict(Config, values, where="uvd laion")
+    return from_dict(Config, values, where="uvd laion"), args.output, options
+
+
+def run(argv: list[str] | None = None) -> int:
+    config, output, options = parse_args(argv)
     common.setup_logging()
     p = beam.Pipeline(options=options)
     out = p | "Laion" >> LaionSource(config)
-    _ = out.images | "DedupImages" >> tables.DedupImages() | tables.WriteTable(args.output, "images")
-    _ = out.sentences | tables.WriteTable(args.output, "sentences")
-    _ = out.failures | tables.WriteTable(args.output, "failures")
+    _ = out.images | "DedupImages" >> tables.DedupImages() | tables.WriteTable(output, "images")
+    _ = out.sentences | tables.WriteTable(output, "sentences")
+    _ = out.failures | tables.WriteTable(output, "failures")
     result = p.run()
     result.wait_until_finish()
-    print(f"[uvd laion] {summary(result)}; tables under {args.output}", file=sys.stderr)
+    print(f"[uvd laion] {summary(result)}; tables under {output}", file=sys.stderr)
     return 0
 
 
