@@ -11,7 +11,9 @@ from uvd.config import ConfigError, from_dict
 from uvd.pipelines.annotations import coco, dense, pairs, synthetic_pairs, video
 from uvd.pipelines.annotations.pipeline import Config, ProcessItem
 from uvd.pipelines.annotations.records import RecordError
-from uvd.transforms.segmentation import IGNORE_INDEX
+from uvd.pipelines.annotations.render import rasterise_masks, render_record
+from uvd.transforms.image import apply_geometry, compute_geometry
+from uvd.transforms.segmentation import ADE20K_PALETTE, IGNORE_INDEX
 
 SAMPLE = str(Path(__file__).resolve().parents[2] / "uvd" / "sample" / "annotations")
 
@@ -36,18 +38,33 @@ def test_coco_instances_sample_records_and_bad_annotations():
     assert sum(v == "ok" for v in outcome.values()) == 6
 
 
-def test_coco_polygon_mask_fills_the_segmentation_with_the_class_index():
+def test_coco_polygon_mask_paints_the_class_colour_where_the_cup_is():
     opts = coco.CocoOptions(annotations="coco/instances.json", images="../images", name="c",
                             tasks=["segmentation", "detection"])
     item = next(it for it in coco.list_items(opts, SAMPLE) if it.get("file", "").endswith("coffee.jpg")
                 and int(it["record_id"].split("/")[1]) < 900)
     rec = coco.load_record(item)
-    labels = rec["annotations"]["segmentation"]["data"]
-    cup_index = item["categories"]["47"]
-    assert labels[150, 300] == cup_index                   # inside the traced cup
-    assert labels[380, 20] == IGNORE_INDEX                  # table corner: no object
+    seg = render_record(rec).annotations["segmentation"]
+    cup = ADE20K_PALETTE[item["categories"]["47"]].tolist()
+    s = 256 / 400                                             # coffee.jpg is 600x400: crop x 100..499
+    assert seg[round(150 * s), round((300 - 100) * s)].tolist() == cup     # inside the traced cup
+    assert seg[round(380 * s), round((120 - 100) * s)].tolist() == [0, 0, 0]   # table corner: no object
     boxes = rec["annotations"]["detection"]["data"]["boxes"]
     assert boxes.shape == (2, 4) and (boxes[:, 2] > boxes[:, 0]).all()
+
+
+def test_polygons_rasterised_at_256_match_full_resolution_masks():
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(0)
+    h, w = 900, 1200
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 12))
+    poly = np.stack([600 + 300 * np.cos(angles), 450 + 250 * np.sin(angles)], 1).ravel().tolist()
+    full = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([poly], h, w)))
+    geom = compute_geometry(h, w, 256, "crop")
+    reference = apply_geometry(full, geom, nearest=True).astype(bool)
+    ours = rasterise_masks([[poly]], np.array([1]), geom, 0) == 1
+    assert (ours != reference).mean() < 0.01 and ours.sum() > 5000
 
 
 def test_coco_keypoints_and_compressed_rle(tmp_path):
@@ -68,11 +85,13 @@ def test_coco_keypoints_and_compressed_rle(tmp_path):
                             {"id": 2, "image_id": 7, "category_id": 1, "bbox": [0, 0, 1, 1]}]}
     (tmp_path / "k.json").write_text(json.dumps(data))
     items = list(coco.list_items(coco.CocoOptions(annotations="k.json", images=".", name="k",
-                                                  tasks=["pose", "segmentation"]), str(tmp_path)))
+                                                  tasks=["pose", "segmentation", "instances"]), str(tmp_path)))
     assert items[0]["failure"] == "unknown_image"
     rec = coco.load_record(items[1])
-    seg = rec["annotations"]["segmentation"]["data"]
-    assert (seg[10:20, 30:50] == 0).all() and (seg[:10] == IGNORE_INDEX).all()
+    out = render_record(rec).annotations                      # 40x60 -> crop x 10..49 -> x 6.4
+    seg = (out["segmentation"] == ADE20K_PALETTE[0]).all(axis=2)
+    assert seg[round(15 * 6.4), round((40 - 10) * 6.4)] and not seg[round(5 * 6.4)].any()
+    assert not out["instances"].any()                         # a crowd region is no instance
     assert rec["annotations"]["pose"]["data"].shape == (1, 17, 3)
 
 

@@ -7,7 +7,7 @@ keypoint outside the image, a missing or unreadable file, or a file whose size d
 JSON makes the whole image a failure row (reason key), never a crash and never a silent drop.
 
 Tasks (record annotation names): "detection" (class-coloured boxes), "segmentation" (semantic
-map from the masks, class colours), "instances" (one colour per object), "pose" (OpenPose
+map from the polygon/RLE masks, class colours), "instances" (one colour per non-crowd object), "pose" (OpenPose
 skeletons from COCO-17 keypoints). Class index = rank of the category id among the file's
 categories (COCO's 80 ids 1..90 -> 0..79), which picks the palette colour.
 """
@@ -23,7 +23,6 @@ import numpy as np
 from uvd.config import require
 from uvd.pipelines.annotations import files
 from uvd.pipelines.annotations.records import AnnotationRecord, RecordError, annotation, make_record
-from uvd.transforms.segmentation import IGNORE_INDEX
 
 TASKS = ("detection", "segmentation", "instances", "pose")
 BOX_TOLERANCE_PX = 1.0   # COCO boxes are floats; allow rounding at the border
@@ -94,26 +93,6 @@ def _check_annotations(item: dict) -> None:
                 raise RecordError("keypoint_outside_image", f"annotation {aid}")
 
 
-def _masks(anns: list[dict], h: int, w: int) -> list[np.ndarray]:
-    """Binary masks (H, W) from polygons, uncompressed or compressed RLE (pycocotools)."""
-    from pycocotools import mask as mask_utils
-
-    out = []
-    for ann in anns:
-        segm = ann.get("segmentation")
-        if not segm:
-            out.append(np.zeros((h, w), bool))
-            continue
-        if isinstance(segm, list):                       # polygons
-            rle = mask_utils.merge(mask_utils.frPyObjects(segm, h, w))
-        elif isinstance(segm.get("counts"), list):       # uncompressed RLE
-            rle = mask_utils.frPyObjects(segm, h, w)
-        else:                                            # compressed RLE
-            rle = {"size": segm["size"], "counts": segm["counts"].encode() if isinstance(segm["counts"], str) else segm["counts"]}
-        out.append(mask_utils.decode(rle).astype(bool))
-    return out
-
-
 def load_record(item: dict, size: int = 256) -> AnnotationRecord:
     """An item from list_items -> a checked annotation record (RecordError on bad input)."""
     if not item["anns"]:
@@ -131,19 +110,12 @@ def load_record(item: dict, size: int = 256) -> AnnotationRecord:
         xywh = np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
         boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         annotations["detection"] = annotation("boxes", {"boxes": boxes, "classes": classes})
-    if "segmentation" in tasks or "instances" in tasks:
-        masks = _masks(anns, h, w)
-        if "segmentation" in tasks:
-            labels = np.full((h, w), IGNORE_INDEX, np.int32)
-            for m, c in zip(masks, classes):
-                labels[m] = c
-            annotations["segmentation"] = annotation("segmentation", labels)
-        if "instances" in tasks:
-            ids = np.zeros((h, w), np.int32)
-            for i, (m, a) in enumerate(zip(masks, anns), start=1):
-                if not a.get("iscrowd", 0):
-                    ids[m] = i
-            annotations["instances"] = annotation("instances", ids)
+    objects = [a.get("segmentation") or [] for a in anns]     # polygons or RLE, rasterised at 256
+    if "segmentation" in tasks:
+        annotations["segmentation"] = annotation("masks", {"objects": objects, "classes": classes}, style="semantic")
+    if "instances" in tasks:
+        not_crowd = np.where([a.get("iscrowd", 0) for a in anns], -1, classes)
+        annotations["instances"] = annotation("masks", {"objects": objects, "classes": not_crowd}, style="instances")
     if "pose" in tasks:
         people = [a for a in anns if a.get("num_keypoints", 0) > 0 and "keypoints" in a]
         if not people:

@@ -18,6 +18,12 @@ Annotation types and their data (coordinates in the original image's pixels):
     normals       float (H, W, 3) normal vectors (any length; zero = no normal)
     segmentation  int (H, W) class ids 0..149 (ADE20K order), IGNORE_INDEX = 255 ignored
     instances     int (H, W) instance ids, 0 = none, i >= 1 = instance i
+    masks         {"objects": [COCO polygons (list of flat x, y lists) or an RLE dict], "classes":
+                  int (N,)}, "style": "semantic" (class colours) | "instances" (one colour per
+                  object; class < 0 = not an instance, e.g. crowd). Painted in order (put large
+                  objects first). Polygons are rasterised at the output size after the geometry
+                  (exact, and no full-resolution mask is ever made); RLE masks decode, then resize
+                  with nearest neighbour
     edges         None -> Canny (100, 200) of the resized image; or an (H, W) edge map
                   white-on-black ("invert": True for black-on-white maps)
     boxes         {"boxes": float (N, 4) x0, y0, x1, y1, "classes": int (N,)}
@@ -35,7 +41,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-ANNOTATION_TYPES = ("depth", "normals", "segmentation", "instances", "edges", "boxes", "keypoints",
+ANNOTATION_TYPES = ("depth", "normals", "segmentation", "instances", "masks", "edges", "boxes", "keypoints",
                     "image", "synthetic")
 SYNTHETIC_FNS = ("gray", "black_boxes", "noise", "low_light")
 # Types whose rendered image is the pair's input (the record's image is then the output).
@@ -131,6 +137,11 @@ def check_annotation(task: str, ann: Annotation, height: int, width: int) -> Non
         boxes = np.asarray(data["boxes"], dtype=np.float64).reshape(-1, 4)
         if len(boxes) != len(np.asarray(data["classes"]).reshape(-1)):
             raise RecordError("bad_boxes", f"{task}: {len(boxes)} boxes vs {len(data['classes'])} classes")
+    elif type_ == "masks":
+        if len(data["objects"]) != len(np.asarray(data["classes"]).reshape(-1)):
+            raise RecordError("bad_masks", f"{task}: {len(data['objects'])} objects vs {len(data['classes'])} classes")
+        if ann.get("style", "semantic") not in ("semantic", "instances"):
+            raise RecordError("bad_masks", f"{task}: style must be semantic or instances")
     elif type_ == "keypoints":
         if np.asarray(data).reshape(-1, 17, 3).size != np.asarray(data).size:
             raise RecordError("bad_keypoints", f"{task}: keypoints must be (P, 17, 3)")

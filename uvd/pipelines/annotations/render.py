@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 from uvd.pipelines.annotations.records import AnnotationRecord, RecordError, is_input_type
@@ -54,6 +55,33 @@ def _resize_masked(values: np.ndarray, valid: np.ndarray, geom: Geometry) -> tup
     return out, ok
 
 
+def rasterise_masks(objects: list, values: np.ndarray, geom: Geometry, fill: int) -> np.ndarray:
+    """COCO polygons / RLE masks -> an (out_h, out_w) int32 map painted with `values`, in order.
+
+    Polygons map through the geometry and fill at the output size with 1/16 px precision
+    (cv2 shift=4); coordinates are pixel-corner based, so 0.5 is taken off for cv2's centres.
+    RLE masks decode at full size and resize with nearest neighbour. value < 0 paints nothing.
+    """
+    canvas = np.full((geom.out_h, geom.out_w), fill, np.int32)
+    for obj, value in zip(objects, values):
+        if value < 0 or not obj:
+            continue
+        if isinstance(obj, list):
+            polys = [np.round((geom.map_points(np.asarray(p, np.float64).reshape(-1, 2)) - 0.5) * 16).astype(np.int32)
+                     for p in obj if len(p) >= 6]
+            if polys:
+                cv2.fillPoly(canvas, polys, int(value), lineType=cv2.LINE_8, shift=4)
+        else:
+            from pycocotools import mask as mask_utils
+
+            rle = obj if isinstance(obj.get("counts"), (bytes, str)) else mask_utils.frPyObjects(obj, *obj["size"])
+            if isinstance(rle.get("counts"), str):
+                rle = {"size": rle["size"], "counts": rle["counts"].encode()}
+            mask = apply_geometry(mask_utils.decode(rle), geom, nearest=True)
+            canvas[mask.astype(bool)] = int(value)
+    return canvas
+
+
 def render_annotation(task: str, ann: dict, image256: np.ndarray, geom: Geometry, seed: int,
                       record_id: str) -> np.ndarray:
     """One annotation -> uint8 (size, size, 3), in the geometry of its record's image."""
@@ -75,6 +103,13 @@ def render_annotation(task: str, ann: dict, image256: np.ndarray, geom: Geometry
         return segmentation.render_segmentation(labels, ignore_index=ann.get("ignore_index", segmentation.IGNORE_INDEX))
     if type_ == "instances":
         return segmentation.render_instance_ids(apply_geometry(np.asarray(data).astype(np.int32), geom, nearest=True))
+    if type_ == "masks":
+        classes = np.asarray(data["classes"], np.int64).reshape(-1)
+        if ann.get("style", "semantic") == "instances":
+            values = np.where(classes >= 0, np.arange(1, len(classes) + 1), -1)
+            return segmentation.render_instance_ids(rasterise_masks(data["objects"], values, geom, 0))
+        labels = rasterise_masks(data["objects"], classes, geom, segmentation.IGNORE_INDEX)
+        return segmentation.render_segmentation(labels)
     if type_ == "edges":
         if data is None:
             return edges.render_edges(image256)
