@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import glob
+import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.localfilesystem import LocalFileSystem
 
 from uvd import schema
 from uvd.config import ConfigError, from_dict
@@ -61,6 +65,36 @@ def test_entries_and_uid_resolution(tmp_path):
     shutil.copy(SAMPLES / "house.glb", folder / f"{UID}.glb")
     assert ov.resolve_uid(UID, str(tmp_path)) == str(folder / f"{UID}.glb")
     assert ov.resolve_uid("f" * 32, str(tmp_path)) is None
+
+
+class _BucketFS(LocalFileSystem):
+    """A stand-in object store (`uvdtest://...` -> a local folder) to test remote paths offline."""
+
+    root = ""
+
+    @classmethod
+    def scheme(cls) -> str:
+        return "uvdtest"
+
+    def join(self, base, *paths):
+        return "/".join([base.rstrip("/"), *paths])
+
+    def open(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
+        return super().open(os.path.join(self.root, path.removeprefix("uvdtest://")), mime_type, compression_type)
+
+
+def test_remote_cache_resolves_uids_by_its_index_and_reads_bytes(tmp_path, render_object):
+    folder = tmp_path / "cache" / "hf-objaverse-v1"
+    (folder / "glbs" / "000-042").mkdir(parents=True)
+    shutil.copy(SAMPLES / "crate.glb", folder / "glbs" / "000-042" / f"{UID}.glb")
+    (folder / "object-paths.json.gz").write_bytes(gzip.compress(json.dumps(
+        {UID: f"glbs/000-042/{UID}.glb"}).encode()))
+    _BucketFS.root = str(tmp_path)
+    path = ov.resolve_uid(UID, "uvdtest://cache")
+    assert path == f"uvdtest://cache/hf-objaverse-v1/glbs/000-042/{UID}.glb"
+    assert ov.resolve_uid("a" * 32, "uvdtest://cache") is None
+    out = _by_tag(render_object(path))                                    # loaded from bytes, not a path
+    assert len(out[IMAGES]) == 24 and out[SENTENCES][0]["group"] == UID
 
 
 def test_pattern_for_directories_and_globs():

@@ -20,7 +20,9 @@ view dropped). `stride: 24` gives one sentence per object (the paper's 42k train
 Objaverse uids resolve in the `objaverse` package's local cache, without the package and without
 network: `<objaverse_cache>/hf-objaverse-v1/glbs/<000-xxx>/<uid>.glb` (the layout its
 load_objects() downloads into; `objaverse_cache` defaults to ~/.objaverse as the package's
-BASE_PATH). A uid not found there is a failure row `not_found`.
+BASE_PATH). A remote cache (gs://...) needs the package's `hf-objaverse-v1/object-paths.json.gz`
+beside `glbs/`. A uid not found is a failure row `not_found`. A list of full mesh paths (local or
+gs://) needs no cache at all.
 
 The train/test split is fixed here, by uid (`group`), from a hash: test_fraction 0.16 matches the
 paper's 8k held-out of 50k objects. It does not depend on `seed`, so re-rendering with another
@@ -31,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import glob
+import gzip
 import hashlib
 import json
 import logging
@@ -43,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 
 import apache_beam as beam
 from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from uvd import schema
@@ -57,6 +62,7 @@ LIST_EXTENSIONS = (".txt", ".lst")
 UID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 PLATFORMS = ("egl", "osmesa")
 OBJAVERSE_VERSIONED_DIR = "hf-objaverse-v1"
+OBJECT_PATHS = "object-paths.json.gz"         # uid -> "glbs/000-xxx/<uid>.glb", as the package keeps it
 
 log = logging.getLogger("uvd.objaverse")
 
@@ -134,13 +140,28 @@ def is_uid(entry: str) -> bool:
 
 
 def resolve_uid(uid: str, cache: str) -> str | None:
-    """Path of uid's GLB in the objaverse package's cache layout, or None if it is not there."""
+    """Path of uid's GLB in the objaverse package's cache layout, or None if it is not there.
+
+    A local (or mounted) cache is searched directly: glbs/*/<uid>.glb is ~160 stat calls. A remote
+    cache (gs://, s3://...) is looked up in its object-paths.json.gz, the package's own uid -> path
+    index, read once per worker: listing a bucket per uid would not scale.
+    """
+    if "://" in cache:
+        relative = _remote_index(cache.rstrip("/")).get(uid)
+        return FileSystems.join(cache.rstrip("/"), OBJAVERSE_VERSIONED_DIR, relative) if relative else None
     root = os.path.expanduser(cache)
     for base in (os.path.join(root, OBJAVERSE_VERSIONED_DIR), root):
         hits = sorted(glob.glob(os.path.join(glob.escape(base), "glbs", "*", f"{uid}.glb")))
         if hits:
             return hits[0]
     return None
+
+
+@functools.lru_cache(maxsize=2)
+def _remote_index(cache: str) -> dict[str, str]:
+    path = FileSystems.join(cache, OBJAVERSE_VERSIONED_DIR, OBJECT_PATHS)
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return json.loads(gzip.decompress(f.read()))
 
 
 def list_entries(text: str) -> Iterator[str]:
@@ -198,7 +219,7 @@ class RenderObject:
                 raise rt.MeshError("not_found", local)
             return local, None
         try:
-            with FileSystems.open(path) as f:
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                 return f.read(), mesh_type(path)
         except Exception as exc:  # noqa: BLE001 - any filesystem error means the file is not there
             raise rt.MeshError("not_found", f"{type(exc).__name__}: {exc}") from exc
