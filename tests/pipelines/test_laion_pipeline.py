@@ -78,6 +78,7 @@ def test_config_rejects_bad_values_naming_the_field():
         laion.source_transform({"input": "x.parquet", "min_sdie": 3})
     cfg = from_dict(laion.Config, {"input": "/data/laion/part-*.parquet", "max_punsafe": None})
     assert cfg.download().base_dir == "/data/laion" and cfg.filters().max_punsafe is None
+    assert from_dict(laion.Config, {"input": "gs://b/laion/*.parquet"}).download().base_dir == "gs://b/laion"
 
 
 def test_cli_flags_become_a_typed_config():

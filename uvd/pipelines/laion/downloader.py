@@ -33,6 +33,7 @@ class DownloadError(Exception):
     def __init__(self, reason: str, detail: str = "", status: str = "failed") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason, self.detail, self.status = reason, detail, status
+        self.retry_after: float | None = None  # seconds, from a 429/503 Retry-After header
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,8 @@ class Downloader:
     # --- internals ------------------------------------------------------------------------------
     def _delay(self, attempt: int, last: DownloadError | None) -> float:
         delay = self.config.backoff_s * (2 ** (attempt - 1))
-        retry_after = getattr(last, "retry_after", None)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.config.max_retry_after_s))
+        if last is not None and last.retry_after is not None:
+            delay = max(delay, min(last.retry_after, self.config.max_retry_after_s))
         return delay
 
     def _get(self, url: str) -> tuple[bytes, str]:

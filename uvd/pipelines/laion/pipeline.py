@@ -102,7 +102,7 @@ class Config:
             total_timeout_s=self.total_timeout_s, retries=self.retries, backoff_s=self.backoff_s,
             max_bytes=self.max_bytes, max_redirects=self.max_redirects, user_agent=self.user_agent,
             allowed_schemes=tuple(self.allowed_schemes), honour_opt_out=self.honour_opt_out,
-            base_dir=self.base_dir or os.path.dirname(os.path.abspath(self.input)),
+            base_dir=self.base_dir or _input_folder(self.input),
         )
 
     def render(self) -> RenderConfig:
@@ -110,6 +110,13 @@ class Config:
 
     def filters(self) -> FilterConfig:
         return FilterConfig(self.min_side, self.max_aspect_ratio, self.max_punsafe, self.max_pwatermark)
+
+
+def _input_folder(pattern: str) -> str:
+    """The folder of the metadata file(s): where relative file: URLs in the sample point from."""
+    if "://" in pattern:
+        return pattern.rsplit("/", 1)[0]
+    return os.path.dirname(os.path.abspath(pattern))
 
 
 class _FetchBatch(beam.DoFn):
