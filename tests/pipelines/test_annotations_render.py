@@ -122,3 +122,13 @@ def test_bad_records_raise_with_a_reason():
     with pytest.raises(RecordError) as e:
         annotation("hologram", None)
     assert e.value.reason == "unknown_annotation_type"
+
+
+def test_binary_edge_map_stays_binary_and_thin_lines_survive_downscaling():
+    edges = np.zeros((600, 800), np.uint8)
+    edges[300, :] = 255                               # a 1 px line at full resolution
+    rec = make_record("r", "d", _image(600, 800), {"edges": annotation("edges", edges)})
+    out = render_record(rec).annotations["edges"][..., 0]
+    assert set(np.unique(out)) == {0, 255}
+    rows = np.nonzero(out[:, 128])[0]
+    assert 1 <= len(rows) <= 2 and abs(rows[0] - 300 * 256 / 600) <= 1

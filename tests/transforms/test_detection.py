@@ -24,3 +24,12 @@ def test_colour_per_class_and_clipping_at_the_border():
 
 def test_degenerate_boxes_draw_nothing():
     assert not render_boxes([[10, 10, 10, 20], [5, 9, 20, 3]], [0, 0], 32, 32).any()
+
+
+def test_box_palette_is_fixed_and_bright():
+    from uvd.transforms.detection import golden_palette
+
+    assert (golden_palette() == BOX_PALETTE).all()
+    assert (BOX_PALETTE.max(axis=1) == 255).all()                    # no dark outline colours
+    assert BOX_PALETTE[0].tolist() == [255, 0, 0]
+    assert len({tuple(c) for c in BOX_PALETTE[:80]}) == 80           # COCO's 80 classes all differ

@@ -3,7 +3,8 @@
 Colours: class index c -> BOX_PALETTE[c % 256]: fully saturated, full-value colours whose hue steps
 by the golden ratio (hue_c = (c * 0.618034) mod 1, HSV s = 1, v = 1), so neighbouring class ids
 get far-apart hues and every outline stands out on black (the ADE20K palette has dark and gray
-entries that vanish as 3 px lines). Fixed and computed, not random. Classes are contiguous indices (an adapter maps e.g. COCO category ids to 0..79 by sorted id).
+entries that vanish as 3 px lines). Fixed and computed, not random. Classes are contiguous
+indices (an adapter maps e.g. COCO category ids to 0..79 by sorted id).
 Line width is ~3 px at 256 px and scales with the canvas. Boxes are drawn with plain slice
 assignments (4 strips per box, no per-pixel work), in the order given: later boxes on top.
 """

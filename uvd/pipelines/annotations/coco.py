@@ -56,7 +56,7 @@ def list_items(opts: CocoOptions, root: str) -> Iterator[dict]:
     for ann in data.get("annotations", []):
         image_id = int(ann.get("image_id", -1))
         if image_id not in images:
-            yield {"adapter": "coco", "record_id": f"{opts.name}/ann{ann.get('id')}",
+            yield {"adapter": "coco", "dataset": opts.name, "record_id": f"{opts.name}/ann{ann.get('id')}",
                    "failure": "unknown_image", "detail": f"annotation {ann.get('id')} -> image_id {image_id}"}
             continue
         by_image.setdefault(image_id, []).append(ann)

@@ -63,8 +63,8 @@ def list_items(opts: DenseOptions, root: str) -> Iterator[dict]:
         folder = files.join(root, spec["dir"])
         per_task[task] = {files.stem(p, folder): p for p in files.list_files(folder, ANNOTATION_EXTS)}
         for s in sorted(set(per_task[task]) - set(images)):
-            yield {"adapter": "dense", "record_id": f"{opts.name}/{task}/{s}", "failure": "unmatched_annotation",
-                   "detail": per_task[task][s]}
+            yield {"adapter": "dense", "dataset": opts.name, "record_id": f"{opts.name}/{task}/{s}",
+                   "failure": "unmatched_annotation", "detail": per_task[task][s]}
     for s, path in sorted(images.items()):
         found = {task: paths[s] for task, paths in per_task.items() if s in paths}
         yield {"adapter": "dense", "dataset": opts.name, "record_id": f"{opts.name}/{s}", "file": path,

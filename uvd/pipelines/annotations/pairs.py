@@ -40,9 +40,11 @@ def list_items(opts: PairsOptions, root: str) -> Iterator[dict]:
     inputs = {files.stem(p, in_dir): p for p in files.list_files(in_dir, files.IMAGE_EXTS)}
     targets = {files.stem(p, tg_dir): p for p in files.list_files(tg_dir, files.IMAGE_EXTS)}
     for s in sorted(set(inputs) - set(targets)):
-        yield {"adapter": "pairs", "record_id": f"{name}/input/{s}", "failure": "unmatched_input", "detail": inputs[s]}
+        yield {"adapter": "pairs", "dataset": name, "record_id": f"{name}/input/{s}",
+               "failure": "unmatched_input", "detail": inputs[s]}
     for s in sorted(set(targets) - set(inputs)):
-        yield {"adapter": "pairs", "record_id": f"{name}/target/{s}", "failure": "unmatched_target", "detail": targets[s]}
+        yield {"adapter": "pairs", "dataset": name, "record_id": f"{name}/target/{s}",
+               "failure": "unmatched_target", "detail": targets[s]}
     for s in sorted(set(inputs) & set(targets)):
         yield {"adapter": "pairs", "dataset": name, "task": opts.task, "record_id": f"{name}/{s}",
                "file": inputs[s], "target": targets[s], "split": opts.split}

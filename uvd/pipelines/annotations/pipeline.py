@@ -124,19 +124,7 @@ class ProcessItem:
         yield from rows
 
     def _record(self, record) -> Iterator[tuple[str, dict]]:
-        cfg = self.cfg
-        rendered = render_record(record, cfg.image_size, cfg.resize, cfg.seed)
-        bucket = sentences.bucket_of(record["group"], cfg.pair_buckets)
-        rows, image_id, ann_ids = record_image_rows(record, rendered, bucket)
-        for row in rows:
-            yield common.IMAGES, row
-        outputs = {t: i for t, i in ann_ids.items() if not is_input_type(record["annotations"][t])}
-        if cfg.multi_annotation and len(outputs) >= cfg.multi_min_annotations:
-            row = sentences.multi_annotation_sentence(
-                image_id, outputs, record["record_id"], sentences.pool_group(record["dataset"], bucket),
-                record.get("split"), cfg.seed)
-            if row is not None:
-                yield common.SENTENCES, row
+        yield from emit_record(record, self.cfg)
 
     def _clip(self, item: dict) -> Iterator[tuple[str, dict]]:
         frames, masks = video.render_clip(item, self.cfg.image_size, self.cfg.resize)
@@ -156,6 +144,25 @@ class ProcessItem:
         if not made:
             raise RecordError("too_short", f"{len(frames)} annotated frames", status="skipped")
         for row in made:
+            yield common.SENTENCES, row
+
+
+def emit_record(record, cfg: Config) -> Iterator[tuple[str, dict]]:
+    """A checked annotation record -> (tag, row): its image rows and, with >= multi_min_annotations
+    outputs, a multi-annotation sentence. Pair sentences come later from `PairSentences` over the
+    image rows. Pose and expert pseudo-labels call this from their own RunSource functions.
+    """
+    rendered = render_record(record, cfg.image_size, cfg.resize, cfg.seed)
+    bucket = sentences.bucket_of(record["group"], cfg.pair_buckets)
+    rows, image_id, ann_ids = record_image_rows(record, rendered, bucket)
+    for row in rows:
+        yield common.IMAGES, row
+    outputs = {t: i for t, i in ann_ids.items() if not is_input_type(record["annotations"][t])}
+    if cfg.multi_annotation and len(outputs) >= cfg.multi_min_annotations:
+        row = sentences.multi_annotation_sentence(
+            image_id, outputs, record["record_id"], sentences.pool_group(record["dataset"], bucket),
+            record.get("split"), cfg.seed)
+        if row is not None:
             yield common.SENTENCES, row
 
 

@@ -118,8 +118,11 @@ def render_annotation(task: str, ann: dict, image256: np.ndarray, geom: Geometry
         scaled = e.astype(np.float32) / (65535.0 if e.dtype == np.uint16 else 255.0 if e.dtype.kind in "ui" else 1.0)
         if ann.get("invert", False):
             scaled = 1.0 - scaled
-        resized = apply_geometry(scaled, geom, interpolation=_smooth_interpolation(scaled, geom))
-        return edges.render_edge_map(np.clip(resized, 0.0, 1.0), threshold=ann.get("threshold"))
+        resized = np.clip(apply_geometry(scaled, geom, interpolation=_smooth_interpolation(scaled, geom)), 0.0, 1.0)
+        threshold = ann.get("threshold")
+        if threshold is None and not np.any((scaled > 0) & (scaled < 1)):
+            threshold = 0.1      # a binary map stays binary: any edge in a pixel's footprint -> white
+        return edges.render_edge_map(resized, threshold=threshold)
     if type_ == "boxes":
         boxes = geom.map_boxes(np.asarray(data["boxes"], dtype=np.float64).reshape(-1, 4), clip=False)
         return detection.render_boxes(boxes, np.asarray(data["classes"]).reshape(-1), size_h, size_w)

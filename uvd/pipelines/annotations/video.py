@@ -52,8 +52,8 @@ def list_items(opts: VideoOptions, root: str) -> Iterator[dict]:
             clips.setdefault(clip or ".", {"frames": {}, "masks": {}})[kind][frame] = path
     for clip, found in sorted(clips.items()):
         if not found["frames"]:
-            yield {"adapter": "video", "record_id": f"{opts.name}/{clip}", "failure": "unmatched_annotation",
-                   "detail": f"{len(found['masks'])} masks, no frames"}
+            yield {"adapter": "video", "dataset": opts.name, "record_id": f"{opts.name}/{clip}",
+                   "failure": "unmatched_annotation", "detail": f"{len(found['masks'])} masks, no frames"}
             continue
         both = sorted(set(found["frames"]) & set(found["masks"]))[:: opts.frame_step]
         yield {"adapter": "video", "dataset": opts.name, "record_id": f"{opts.name}/{clip}", "clip": clip,
@@ -75,7 +75,8 @@ def render_clip(item: dict, size: int = 256, mode: str = "crop") -> tuple[list[n
             full = (decoded.height, decoded.width)
             geom = compute_geometry(decoded.height, decoded.width, size, mode)
         if (decoded.height, decoded.width) != full:
-            raise RecordError("frame_size_mismatch", f"{frame_path}: {decoded.width}x{decoded.height} vs {full[1]}x{full[0]}")
+            raise RecordError("frame_size_mismatch",
+                              f"{frame_path}: {decoded.width}x{decoded.height} vs {full[1]}x{full[0]}")
         if ids.shape != full:
             raise RecordError("annotation_size_mismatch", f"{mask_path}: {ids.shape} vs {full}")
         frames.append(apply_geometry(decoded.pixels, geom))
