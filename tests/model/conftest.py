@@ -38,6 +38,17 @@ def write_shards(directory: Path, split: str, rows: list[dict], n_files: int = 2
     return paths
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny matmuls on a shared 2-core box: one thread is ~10x faster than two contending ones."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def shard_dir(tmp_path: Path) -> Path:
     write_shards(tmp_path / "shards", "train", synthetic_rows(96, seed=1))

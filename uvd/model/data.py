@@ -36,6 +36,7 @@ Resume
 from __future__ import annotations
 
 import glob as globlib
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -50,7 +51,7 @@ from uvd import schema
 SPLIT_ALIASES = {"val": ("val", "validation"), "validation": ("validation", "val")}
 
 
-def resolve_shards(spec: str | list[str], split: str | None = None) -> list[str]:
+def resolve_shards(spec: str | os.PathLike | list, split: str | None = None) -> list[str]:
     """Shard files from a list, a glob, a single file, or a directory (+ split prefix).
 
     A directory `d` with split `s` gives `d/s-*.parquet` (the shard writer's names), else
@@ -58,16 +59,17 @@ def resolve_shards(spec: str | list[str], split: str | None = None) -> list[str]
     """
     if isinstance(spec, (list, tuple)):
         return [p for s in spec for p in resolve_shards(s, split)]
-    import fsspec
-
-    fs, _, _ = fsspec.get_fs_token_paths(spec)
-    proto = "" if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol else None
+    spec = os.fspath(spec)
+    remote = "://" in spec and not spec.startswith("file://")
 
     def expand(pattern: str) -> list[str]:
-        found = sorted(globlib.glob(pattern) if proto == "" else fs.glob(pattern))
-        if proto is None:
-            found = [p if "://" in p else f"{fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol}://{p}" for p in found]
-        return found
+        if not remote:
+            return sorted(globlib.glob(pattern.removeprefix("file://")))
+        import fsspec
+
+        fs, _, paths = fsspec.get_fs_token_paths(pattern)
+        proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        return sorted(p if "://" in p else f"{proto}://{p.lstrip('/')}" for p in paths)
 
     if any(c in spec for c in "*?["):
         return expand(spec)
