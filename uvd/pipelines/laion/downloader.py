@@ -50,6 +50,7 @@ class DownloadConfig:
     allowed_schemes: tuple[str, ...] = ("http", "https", "file")
     honour_opt_out: bool = True
     base_dir: str = "."                 # where relative file: URLs point
+    pool_size: int = 16                 # pooled connections per host: >= threads sharing the session
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class Downloader:
         session = requests.Session()
         session.headers["User-Agent"] = self.config.user_agent
         session.max_redirects = self.config.max_redirects
-        adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=64,
+                                                pool_maxsize=self.config.pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self.session = session

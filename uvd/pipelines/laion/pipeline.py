@@ -102,7 +102,7 @@ class Config:
             total_timeout_s=self.total_timeout_s, retries=self.retries, backoff_s=self.backoff_s,
             max_bytes=self.max_bytes, max_redirects=self.max_redirects, user_agent=self.user_agent,
             allowed_schemes=tuple(self.allowed_schemes), honour_opt_out=self.honour_opt_out,
-            base_dir=self.base_dir or _input_folder(self.input),
+            base_dir=self.base_dir or _input_folder(self.input), pool_size=self.download_threads,
         )
 
     def render(self) -> RenderConfig:
