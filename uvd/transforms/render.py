@@ -202,8 +202,12 @@ class MeshRenderer:
     """One offscreen GL context, made once (per Beam worker via setup()) and reused for every object.
 
     A context is bound to a thread while in use; a lock serialises renders so a DoFn instance moved
-    between Beam's threads stays correct. `supersample` renders at k x 256 and box-averages down
-    (anti-aliased edges for the tokenizer; costs ~k^2 in fill rate).
+    between Beam's threads stays correct.
+
+    EGL (the default) renders into pyrender's 4x multisampled framebuffer: edges come out
+    anti-aliased. OSMesa has no framebuffer objects in pyrender, so it reads the plain buffer
+    (aliased edges) and, measured by benchmarks/bench_render.py, is also slower on llvmpipe.
+    `supersample` renders at k x 256 and box-averages down (smooths texture detail too; ~k^2 fill).
     """
 
     def __init__(self, platform: str = "egl", size: int = IMAGE_SIZE, yfov_deg: float = 85.0,
