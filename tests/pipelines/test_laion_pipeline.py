@@ -151,6 +151,11 @@ def test_record_failures_are_rows_with_reasons(http_server, reply, reason, statu
     assert (failure["reason"], failure["status"], failure["record_id"]) == (reason, status, url)
 
 
+def test_row_without_url_fails_with_its_laion_hash_as_id():
+    rows = list(_record()(_row(None, hash=42)))
+    assert rows[0][1]["reason"] == "missing_url" and rows[0][1]["record_id"] == "hash:42"
+
+
 def test_metadata_filter_skips_the_download(http_server):
     url = http_server.add("/unsafe.jpg", Reply(200, (PHOTOS / "moon.jpg").read_bytes()))
     rows = list(_record()(_row(url, punsafe=0.99)))

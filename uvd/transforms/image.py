@@ -76,15 +76,6 @@ class Decoded:
 
 
 # --- decode -----------------------------------------------------------------------------------
-def image_size(data: bytes) -> tuple[int, int]:
-    """(height, width) from the header alone, as stored (before EXIF orientation)."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size[1], im.size[0]
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError("not_an_image", str(exc)) from None
-
-
 def decode_image(data: bytes, min_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Decode bytes to upright uint8 RGB.
 

@@ -40,7 +40,10 @@ class Fetched:
 
 
 def record_id(row: dict) -> str:
-    return str(row.get("url") or "")
+    """The URL; for a row without one, LAION's hash column so the failure row still points at it."""
+    if row.get("url"):
+        return str(row["url"])
+    return f"hash:{row['hash']}" if row.get("hash") is not None else ""
 
 
 def fetch_row(row: dict, downloader: Downloader, filters: FilterConfig) -> Fetched:
