@@ -132,3 +132,22 @@ def test_binary_edge_map_stays_binary_and_thin_lines_survive_downscaling():
     assert set(np.unique(out)) == {0, 255}
     rows = np.nonzero(out[:, 128])[0]
     assert 1 <= len(rows) <= 2 and abs(rows[0] - 300 * 256 / 600) <= 1
+
+
+def test_output_image_of_another_resolution_gets_the_same_crop():
+    low = np.zeros((150, 200, 3), np.uint8)
+    low[45:105, 85:145] = 255                         # marker in the input
+    high = np.zeros((300, 400, 3), np.uint8)
+    high[90:210, 170:290] = 255                       # the same marker at 2x (a super-resolution target)
+    rec = make_record("r", "d", low, {"sr": annotation("image", high)})
+    r = render_record(rec)
+    a, b = r.image[..., 0] > 127, r.annotations["sr"][..., 0] > 127
+    assert a.sum() > 1000 and (a != b).sum() <= 2 * 103
+
+
+def test_squash_mode_maps_boxes_with_two_scales():
+    rec = make_record("r", "d", _image(), {"det": annotation("boxes", {"boxes": [[0, 0, 200, 150]], "classes": [2]})})
+    canvas = render_record(rec, mode="squash").annotations["det"]
+    colour = BOX_PALETTE[2].tolist()
+    assert canvas[0, 60].tolist() == colour and canvas[127, 60].tolist() == colour    # y1 = 150 * 256/300 = 128
+    assert canvas[60, 127].tolist() == colour and canvas[60, 128].tolist() == [0, 0, 0]  # x1 = 200 * 256/400 = 128

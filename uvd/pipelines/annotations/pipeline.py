@@ -257,10 +257,15 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", required=True, help="folder the adapters' paths are relative to")
     parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
     parser.add_argument("--config", help="YAML with `adapters:` (default: <input>/adapters.yaml)")
-    for name in ("image_size", "seed", "pairs_per_sentence", "min_pairs", "pair_buckets"):
-        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
-    parser.add_argument("--resize", default=defaults.resize, choices=("crop", "squash"))
-    parser.add_argument("--no_multi_annotation", action="store_true")
+    helps = {"image_size": "output side in pixels", "seed": "seeds synthetic inputs, pair chunks and m picks",
+             "pairs_per_sentence": "(input, output) pairs per sentence (8 -> 16 images)",
+             "min_pairs": "a pool's last chunk below this becomes 'skipped' rows",
+             "pair_buckets": "pools per (dataset, task, split); raise (e.g. 1024) for millions of records"}
+    for name, help_ in helps.items():
+        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name), help=help_)
+    parser.add_argument("--resize", default=defaults.resize, choices=("crop", "squash"),
+                        help="shorter side + centre crop, or squash (the official LVM code squashes)")
+    parser.add_argument("--no_multi_annotation", action="store_true", help="no m-of-(1+k) sentences")
     args, options = common.split_args(parser, argv)
     values = {k: v for k, v in vars(args).items() if k not in ("output", "config", "no_multi_annotation")}
     if args.config:
