@@ -151,6 +151,19 @@ def test_record_failures_are_rows_with_reasons(http_server, reply, reason, statu
     assert (failure["reason"], failure["status"], failure["record_id"]) == (reason, status, url)
 
 
+@pytest.mark.parametrize("mode, red_kept", [("crop", False), ("squash", True)])
+def test_render_mode_reaches_the_pixels(http_server, mode, red_kept):
+    arr = np.full((200, 500, 3), 128, np.uint8)
+    arr[:, :100] = (255, 0, 0)  # only the sides hold red: a centre crop drops it, squash keeps it
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    rec = LaionRecord(DownloadConfig(), RenderConfig(size=64, mode=mode), FilterConfig())
+    rows = dict(rec(_row(http_server.add("/wide.png", Reply(200, buf.getvalue())))))
+    px = decode_png(rows[IMAGES]["image"])
+    assert px.shape == (64, 64, 3)
+    assert bool((px[..., 0] > 200).any() and (px[..., 1] < 50).any()) is red_kept
+
+
 def test_row_without_url_fails_with_its_laion_hash_as_id():
     rows = list(_record()(_row(None, hash=42)))
     assert rows[0][1]["reason"] == "missing_url" and rows[0][1]["record_id"] == "hash:42"
