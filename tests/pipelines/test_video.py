@@ -76,7 +76,7 @@ def test_decoded_frames_are_the_planned_ones_at_reduced_size(videos):
     cfg = v.Config(input=str(videos))
     video = _video(videos / "sub" / "wide.mkv")     # 512x288: decord scales to 455x256 while decoding
     tasks = list(v.plan_video(video, cfg))
-    planned = [frames for t in tasks if "clips" in t for _, frames in t["clips"]]
+    planned = [frames for t in tasks if "clips" in t for _, _, frames in t["clips"]]
     assert planned and all(len(f) == 16 for f in planned)
     assert _counters_by_sentence([p for t in tasks for p in v.DecodeClips(cfg)(t)]) == planned
     assert v.open_reader(str(video["path"]), 1, (455, 256)).get_batch([0]).shape == (1, 256, 455, 3)
@@ -123,17 +123,17 @@ def test_too_short_and_corrupt_videos_become_rows(videos):
 def test_a_clip_that_fails_to_decode_fails_alone(videos, monkeypatch):
     cfg = v.Config(input="x", strides=[10], clips_per_video=2)
     (task,) = list(v.plan_video(_video(videos / "long.mp4"), cfg))
-    bad_first_frame = task["clips"][0][1][0]
+    bad_first_frame = task["clips"][0][2][0]
     real_open = v.open_reader
 
     class Flaky:
         def __init__(self, reader):
             self.reader = reader
 
-        def get_batch(self, frames):
-            if bad_first_frame in frames:
+        def __getitem__(self, frame):
+            if frame == bad_first_frame:
                 raise RuntimeError("corrupt slice")
-            return self.reader.get_batch(frames)
+            return self.reader[frame]
 
     monkeypatch.setattr(v, "open_reader", lambda *a, **k: Flaky(real_open(*a, **k)))
     pairs = list(v.DecodeClips(cfg)(task))

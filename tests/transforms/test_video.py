@@ -95,3 +95,10 @@ def test_reduced_size_keeps_aspect_and_never_upscales():
     assert vt.reduced_size(320, 240, 256) is None
     assert vt.reduced_size(1920, 1080, 256, mode="squash") == (256, 256)
     assert vt.reduced_size(200, 100, 256, mode="squash") is None
+
+
+def test_group_clips_keeps_neighbours_in_time_together():
+    clips = [vt.Clip(s, i, tuple(range(start, start + 15 * s + 1, s)))
+             for s, i, start in [(30, 0, 5), (10, 0, 300), (10, 1, 0), (20, 0, 100), (10, 2, 600)]]
+    groups = vt.group_clips(clips, 2)
+    assert [[c.frames[0] for c in g] for g in groups] == [[0, 5], [100, 300], [600]]

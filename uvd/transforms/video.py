@@ -103,3 +103,13 @@ def reduced_size(width: int, height: int, size: int, mode: str = "crop") -> tupl
     scale = size / short
     return max(size, round(width * scale)), max(size, round(height * scale))
 
+
+
+def group_clips(clips: list[Clip], per_task: int) -> list[list[Clip]]:
+    """Clips of one video (any strides) in groups of `per_task`, neighbours in time together.
+
+    A group is decoded in one forward pass over the union of its frames, so clips whose spans
+    overlap (strides 10/20/30 of a short video) share the decoding of the frames between them.
+    """
+    ordered = sorted(clips, key=lambda c: (c.frames[0], c.stride, c.index))
+    return [ordered[i:i + per_task] for i in range(0, len(ordered), per_task)]
