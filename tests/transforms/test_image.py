@@ -187,6 +187,15 @@ def test_large_jpeg_decodes_at_reduced_scale_and_matches_full_decode():
     assert np.abs(a - b).mean() < 4.0
 
 
+def test_mpo_from_a_phone_camera_also_decodes_at_reduced_scale():
+    frame = Image.fromarray(_quadrants(1200, 1600))
+    buf = io.BytesIO()
+    frame.save(buf, "MPO", save_all=True, append_images=[frame], quality=90)
+    d = I.decode_image(buf.getvalue(), min_size=256)
+    assert d.format == "MPO" and d.scale == 4 and (d.height, d.width) == (1200, 1600)
+    assert _close(_color_at(d.pixels, 0.1, 0.9), (0, 255, 0))
+
+
 def test_png_round_trip_is_lossless_and_deterministic():
     px = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     data = I.encode_png(px)

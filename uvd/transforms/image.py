@@ -105,7 +105,7 @@ def decode_image(data: bytes, min_size: int | None = None, max_pixels: int = DEF
             fmt = im.format or "unknown"
             orientation = _orientation(im)
             scale = 1
-            if min_size and fmt == "JPEG":
+            if min_size:  # JPEG and MPO (phone cameras) decode at reduced DCT scale; others: no-op
                 im.draft(im.mode, (min_size, min_size))
                 scale = max(1, round(w / im.size[0]))
             try:
