@@ -22,6 +22,7 @@ No torch import happens at `import uvd.tokenize`; this module is imported lazily
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -367,7 +368,9 @@ class VectorQuantizer(nn.Module):
         Always fp32 and outside autocast: a bf16 distance would flip ids between near codes.
         """
         flat = flat.float()
-        with torch.autocast(flat.device.type, enabled=False):
+        no_autocast = (contextlib.nullcontext() if flat.device.type == "meta"
+                       else torch.autocast(flat.device.type, enabled=False))
+        with no_autocast:
             return torch.cat([self.compute_distances(part).argmin(dim=1) for part in flat.split(chunk_rows)])
 
     def forward(self, z: torch.Tensor, return_loss: bool = False
