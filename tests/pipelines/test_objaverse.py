@@ -79,8 +79,14 @@ class _BucketFS(LocalFileSystem):
     def join(self, base, *paths):
         return "/".join([base.rstrip("/"), *paths])
 
+    def _local(self, path):
+        return os.path.join(self.root, path.removeprefix("uvdtest://"))
+
     def open(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
-        return super().open(os.path.join(self.root, path.removeprefix("uvdtest://")), mime_type, compression_type)
+        return super().open(self._local(path), mime_type, compression_type)
+
+    def match(self, patterns, limits=None):
+        return super().match([self._local(p) for p in patterns], limits)
 
 
 def test_remote_cache_resolves_uids_by_its_index_and_reads_bytes(tmp_path, render_object):
@@ -174,10 +180,12 @@ def test_broken_inputs_become_failure_rows(tmp_path, render_object, entry, data,
     assert failure["source"] == "objaverse" and failure["stage"] == "objaverse"
 
 
-def test_huge_object_is_filtered_not_failed():
-    fn = ov.RenderObject(ov.Config(input="unused", max_faces=10))
+@pytest.mark.parametrize("limits,reason", [({"max_faces": 10}, "too_many_faces"),
+                                           ({"max_file_mb": 0.001}, "file_too_large")])
+def test_huge_object_is_filtered_not_failed(limits, reason):
+    fn = ov.RenderObject(ov.Config(input="unused", **limits))
     [(tag, row)] = list(fn(str(SAMPLES / "crate.glb")))
-    assert tag == FAILURES and (row["reason"], row["status"]) == ("too_many_faces", "filtered")
+    assert tag == FAILURES and (row["reason"], row["status"]) == (reason, "filtered")
     fn.teardown()
 
 

@@ -62,6 +62,7 @@ LIST_EXTENSIONS = (".txt", ".lst")
 UID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 PLATFORMS = ("egl", "osmesa")
 OBJAVERSE_VERSIONED_DIR = "hf-objaverse-v1"
+FILTER_REASONS = ("too_many_faces", "file_too_large")  # valid objects refused by a config limit
 OBJECT_PATHS = "object-paths.json.gz"         # uid -> "glbs/000-xxx/<uid>.glb", as the package keeps it
 
 log = logging.getLogger("uvd.objaverse")
@@ -89,6 +90,7 @@ class Config:
     platform: str = "egl"                       # PYOPENGL_PLATFORM unless already set: egl or osmesa
     supersample: int = 1                        # render at k x 256 and average down (anti-aliasing)
     max_faces: int = 2_000_000                  # larger objects are `filtered` (0 = no limit)
+    max_file_mb: float = 512.0                  # larger files are `filtered` before reading (0 = no limit)
 
     def validate(self) -> None:
         require(bool(self.input), "input", "give a directory, a glob, or a .txt list of mesh paths/uids")
@@ -110,6 +112,7 @@ class Config:
         require(self.platform in PLATFORMS, "platform", f"one of {PLATFORMS}, got {self.platform!r}")
         require(self.supersample in (1, 2, 3, 4), "supersample", f"1..4, got {self.supersample}")
         require(self.max_faces >= 0, "max_faces", "must be >= 0 (0 = no limit)")
+        require(self.max_file_mb >= 0, "max_file_mb", "must be >= 0 (0 = no limit)")
 
 
 # --- pure helpers ----------------------------------------------------------------------------------
@@ -212,17 +215,20 @@ class RenderObject:
                               (cfg.radius_min, cfg.radius_max), (cfg.elevation_min_deg, cfg.elevation_max_deg))
 
     def _load_source(self, path: str) -> tuple[str | bytes, str | None]:
-        """A local path as is (trimesh finds .mtl/.bin/textures beside it); remote files as bytes."""
-        if "://" not in path or path.startswith("file://"):
-            local = path.removeprefix("file://")
-            if not os.path.exists(local):
-                raise rt.MeshError("not_found", local)
-            return local, None
+        """A local path as is (trimesh finds .mtl/.bin/textures beside it); remote files as bytes
+        (self-contained GLB/OBJ; a remote .gltf with external buffers fails as `unreadable`).
+        Files over max_file_mb are refused before they are read."""
+        local = path.removeprefix("file://") if "://" not in path or path.startswith("file://") else None
         try:
-            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                return f.read(), mesh_type(path)
+            size = os.path.getsize(local) if local else FileSystems.match([path])[0].metadata_list[0].size_in_bytes
         except Exception as exc:  # noqa: BLE001 - any filesystem error means the file is not there
             raise rt.MeshError("not_found", f"{type(exc).__name__}: {exc}") from exc
+        if self.cfg.max_file_mb and size > self.cfg.max_file_mb * 2**20:
+            raise rt.MeshError("file_too_large", f"{size / 2**20:.1f} MB > max_file_mb {self.cfg.max_file_mb}")
+        if local:
+            return local, None
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            return f.read(), mesh_type(path)
 
     def __call__(self, entry: str) -> Iterator[tuple[str, dict]]:
         cfg = self.cfg
@@ -243,7 +249,7 @@ class RenderObject:
             source, file_type = self._load_source(path)
             images = rt.render_views(source, self.renderer, views, file_type=file_type, max_faces=cfg.max_faces)
         except rt.MeshError as exc:
-            status = "filtered" if exc.reason == "too_many_faces" else "failed"
+            status = "filtered" if exc.reason in FILTER_REASONS else "failed"
             yield common.FAILURES, schema.failure_row(entry, SOURCE, STAGE, exc.reason, exc.detail, status=status)
             return
         image_ids = []
