@@ -1,0 +1,105 @@
+"""Paper-style evaluation scores only the target image; generation with and without KV cache agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.model.conftest import synthetic_rows, write_shards
+from uvd import schema
+from uvd.model.evaluate import prompt_tokens, prompts_from_shards, target_nll, task_perplexity
+from uvd.model.generate import analogy_order, generate, prompt_from_images
+from uvd.model.model import LVM, model_config
+
+T = schema.TOKENS_PER_IMAGE
+
+
+@pytest.fixture(scope="module")
+def model() -> LVM:
+    torch.manual_seed(0)
+    return LVM(model_config("debug", max_seq_len=12 * T + 1)).eval()
+
+
+def random_image(rng) -> np.ndarray:
+    return rng.integers(0, schema.CODEBOOK_SIZE, T)
+
+
+def test_prompt_layout_is_five_pairs_query_target():
+    rng = np.random.default_rng(0)
+    pairs = [(random_image(rng), random_image(rng)) for _ in range(5)]
+    query, target = random_image(rng), random_image(rng)
+    tokens, where = prompt_tokens(pairs, query, target)
+    assert len(tokens) == 1 + 12 * T and tokens[0] == schema.BOS_ID
+    np.testing.assert_array_equal(tokens[where], target)
+    np.testing.assert_array_equal(tokens[where.start - T : where.start], query)
+    assert where.stop - where.start == T
+
+
+def test_eval_scores_only_the_target_tokens(model):
+    rng = np.random.default_rng(1)
+    pairs = [(random_image(rng), random_image(rng)) for _ in range(5)]
+    tokens, where = prompt_tokens(pairs, random_image(rng), random_image(rng))
+    x = torch.from_numpy(tokens)[None]
+    nll = target_nll(model, x, where)
+    with torch.no_grad():  # reference: full logits, log-softmax, pick exactly the 256 target positions
+        logp = torch.log_softmax(model(x).float(), -1)[0]
+    positions = torch.arange(where.start, where.stop)
+    manual = -logp[positions - 1, x[0, positions]].mean()
+    torch.testing.assert_close(nll[0], manual, atol=1e-5, rtol=1e-5)
+    # Changing a context token changes the score, changing a target token changes it, and the
+    # score of all tokens (what a plain LM loss would report) is a different number.
+    for pos in (where.start - 1, where.start + 3):  # the query's last token; a target token
+        y = x.clone()
+        y[0, pos] = (y[0, pos] + 1) % schema.CODEBOOK_SIZE
+        assert not torch.equal(target_nll(model, y, where), nll)
+    all_tokens = -logp[torch.arange(len(tokens) - 1), x[0, 1:]].mean()
+    assert not torch.isclose(all_tokens, manual)
+
+
+def test_task_perplexity_from_annotated_shards(tmp_path, model):
+    rows = synthetic_rows(6, seed=3, max_images=1, prefix="a", kind="annotated", source="ann/depth")
+    for r in rows:
+        r["num_images"], r["tokens"] = 16, np.tile(r["tokens"][:T], 16)
+    rows += synthetic_rows(4, seed=4, max_images=1, prefix="b")  # single images: not prompts
+    short = synthetic_rows(1, seed=5, max_images=1, prefix="c", kind="annotated", source="ann/edges")
+    short[0]["num_images"], short[0]["tokens"] = 4, np.tile(short[0]["tokens"][:T], 4)  # < 6 pairs
+    write_shards(tmp_path, "validation", rows + short, n_files=1)
+    prompts = prompts_from_shards(tmp_path, "validation", max_per_task=3)
+    assert list(prompts) == ["ann/depth"] and len(prompts["ann/depth"]) == 3
+    result = task_perplexity(model, prompts, batch_size=2)["ann/depth"]
+    assert result["prompts"] == 3
+    assert 1.0 < result["perplexity"] < 3 * schema.VOCAB_SIZE  # an untrained model: near uniform
+    assert result["perplexity"] >= np.exp(result["nll"]) - 1e-6  # mean of exp >= exp of mean
+
+
+@pytest.mark.parametrize("temperature,top_k", [(0.0, 0), (1.0, 50)])
+def test_generation_with_and_without_kv_cache_agree(model, temperature, top_k):
+    rng = np.random.default_rng(2)
+    prompt = prompt_from_images([random_image(rng)[:48]])
+    prompt = torch.cat([prompt, prompt])  # a batch of two
+    a = generate(model, prompt, 24, temperature, top_k, use_cache=True,
+                 generator=torch.Generator().manual_seed(0))
+    b = generate(model, prompt, 24, temperature, top_k, use_cache=False,
+                 generator=torch.Generator().manual_seed(0))
+    assert a.shape == (2, 24)
+    torch.testing.assert_close(a, b)
+    assert int(a.max()) < schema.CODEBOOK_SIZE  # only image codes are ever sampled
+
+
+def test_cached_logits_match_full_forward(model):
+    from uvd.model.model import KVCache
+
+    x = torch.randint(0, schema.CODEBOOK_SIZE, (1, 30))
+    with torch.no_grad():
+        full = model(x)
+        cache = KVCache(model.cfg, 1, 30, "cpu", torch.float32)
+        parts = [model(x[:, :10], cache=cache), model(x[:, 10:17], cache=cache)]
+        parts += [model(x[:, i : i + 1], cache=cache) for i in range(17, 30)]
+    torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-5, rtol=1e-4)
+
+
+def test_analogy_prompt_interleaves_pairs_then_query():
+    a1, b1, a2, b2, q = (np.full(T, i) for i in range(5))
+    order = analogy_order([(a1, b1), (a2, b2)], q)
+    np.testing.assert_array_equal(np.concatenate(order), np.repeat(np.arange(5), T))
