@@ -13,7 +13,7 @@ from uvd.pipelines.annotations.pipeline import Config, ProcessItem
 from uvd.pipelines.annotations.records import RecordError
 from uvd.pipelines.annotations.render import rasterise_masks, render_record
 from uvd.transforms.image import apply_geometry, compute_geometry
-from uvd.transforms.segmentation import ADE20K_PALETTE, IGNORE_INDEX
+from uvd.transforms.segmentation import ADE20K_PALETTE, IGNORE_INDEX, INSTANCE_PALETTE
 
 SAMPLE = str(Path(__file__).resolve().parents[2] / "uvd" / "sample" / "annotations")
 
@@ -51,6 +51,14 @@ def test_coco_polygon_mask_paints_the_class_colour_where_the_cup_is():
     assert seg[round(380 * s), round((120 - 100) * s)].tolist() == [0, 0, 0]   # table corner: no object
     boxes = rec["annotations"]["detection"]["data"]["boxes"]
     assert boxes.shape == (2, 4) and (boxes[:, 2] > boxes[:, 0]).all()
+
+
+def test_coco_instances_get_one_bright_colour_per_object():
+    opts = coco.CocoOptions(annotations="coco/instances.json", images="../images", name="c", tasks=["instances"])
+    item = next(it for it in coco.list_items(opts, SAMPLE) if it.get("file", "").endswith("astronaut.jpg"))
+    out = render_record(coco.load_record(item)).annotations["instances"]
+    colours = {tuple(c) for c in out.reshape(-1, 3)} - {(0, 0, 0)}
+    assert colours == {tuple(INSTANCE_PALETTE[0]), tuple(INSTANCE_PALETTE[1])}     # person, shuttle
 
 
 def test_polygons_rasterised_at_256_match_full_resolution_masks():

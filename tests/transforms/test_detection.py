@@ -27,7 +27,7 @@ def test_degenerate_boxes_draw_nothing():
 
 
 def test_box_palette_is_fixed_and_bright():
-    from uvd.transforms.detection import golden_palette
+    from uvd.transforms.segmentation import golden_palette
 
     assert (golden_palette() == BOX_PALETTE).all()
     assert (BOX_PALETTE.max(axis=1) == 255).all()                    # no dark outline colours

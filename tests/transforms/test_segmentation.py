@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from uvd.transforms.segmentation import (
-    ADE20K_PALETTE, IGNORE_INDEX, ade20k_png_to_labels, render_instance_ids, render_segmentation,
+    ADE20K_PALETTE, IGNORE_INDEX, INSTANCE_PALETTE, ade20k_png_to_labels, render_instance_ids, render_segmentation,
 )
 
 
@@ -34,7 +34,8 @@ def test_ade20k_png_zero_is_ignore_and_classes_shift_down():
 
 def test_instance_ids_zero_black_then_palette_order():
     rgb = render_instance_ids(np.array([[0, 1, 2]], np.int32))
-    assert rgb[0].tolist() == [[0, 0, 0], ADE20K_PALETTE[0].tolist(), ADE20K_PALETTE[1].tolist()]
+    assert rgb[0].tolist() == [[0, 0, 0], INSTANCE_PALETTE[0].tolist(), INSTANCE_PALETTE[1].tolist()]
+    assert INSTANCE_PALETTE[0].tolist() == [255, 0, 0] and (INSTANCE_PALETTE.max(axis=1) == 255).all()
 
 
 def test_rejects_float_labels():

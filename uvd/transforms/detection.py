@@ -11,18 +11,9 @@ assignments (4 strips per box, no per-pixel work), in the order given: later box
 
 from __future__ import annotations
 
-import colorsys
-
 import numpy as np
 
-GOLDEN = 0.618034
-
-
-def golden_palette(n: int = 256) -> np.ndarray:
-    """(n, 3) uint8: colour i = HSV((i * 0.618034) mod 1, 1, 1)."""
-    rgb = [colorsys.hsv_to_rgb((i * GOLDEN) % 1.0, 1.0, 1.0) for i in range(n)]
-    return np.round(np.array(rgb) * 255).astype(np.uint8)
-
+from uvd.transforms.segmentation import golden_palette
 
 BOX_PALETTE = golden_palette()
 

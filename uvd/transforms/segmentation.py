@@ -5,12 +5,17 @@ Palette: the 150 colours of MMSegmentation's `ADE20KDataset.METAINFO["palette"]`
 Label convention: class index c in 0..149 (MMSeg's, after `reduce_zero_label`) -> ADE20K_PALETTE[c];
 the ignore index -> black. Indices >= 150 (e.g. COCO's 80 things + stuff) wrap around the palette.
 An ADE20K-style PNG (0 = ignore/other, 1..150 = classes) converts with `ade20k_png_to_labels`.
+Instance maps (one colour per object, not per class) use INSTANCE_PALETTE: fully saturated colours
+whose hue steps by the golden ratio (colour i = HSV((i * 0.618034) mod 1, 1, 1)), so they never
+look like a semantic map and neighbouring ids differ.
 
 Render *after* resizing the label map with nearest neighbour (uvd.transforms.image.apply_geometry
 with nearest=True), so every output pixel is exactly a palette colour: no blended colours.
 """
 
 from __future__ import annotations
+
+import colorsys
 
 import numpy as np
 
@@ -42,6 +47,15 @@ ADE20K_PALETTE = np.array([
     25, 194, 194, 102, 255, 0, 92, 0, 255,
 ], dtype=np.uint8).reshape(150, 3)
 # fmt: on
+
+
+def golden_palette(n: int = 256) -> np.ndarray:
+    """(n, 3) uint8: colour i = HSV((i * 0.618034) mod 1, 1, 1), bright and far apart in hue."""
+    rgb = [colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 1.0, 1.0) for i in range(n)]
+    return np.round(np.array(rgb) * 255).astype(np.uint8)
+
+
+INSTANCE_PALETTE = golden_palette()
 
 
 def ade20k_png_to_labels(png: np.ndarray) -> np.ndarray:
@@ -78,7 +92,7 @@ def render_segmentation(
 
 
 
-def render_instance_ids(instance_ids: np.ndarray, palette: np.ndarray = ADE20K_PALETTE) -> np.ndarray:
+def render_instance_ids(instance_ids: np.ndarray, palette: np.ndarray = INSTANCE_PALETTE) -> np.ndarray:
     """(H, W) instance id map (0 = no instance, i >= 1 = instance i) -> RGB, instance i -> palette[i - 1]."""
     ids = np.asarray(instance_ids)
     if not np.issubdtype(ids.dtype, np.integer):

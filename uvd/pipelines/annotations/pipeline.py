@@ -131,7 +131,8 @@ class ProcessItem:
         source = _source(item)
         frame_ids, mask_ids = [], []
         for i, (frame, mask, fpath, mpath) in enumerate(zip(frames, masks, item["frames"], item["masks"])):
-            base = {"dataset": item["dataset"], "record_id": item["record_id"], "clip": item["clip"], "frame": i}
+            base = {"dataset": item["dataset"], "record_id": item["record_id"], "clip": item["clip"], "frame": i,
+                    "unlabelled_frames": item.get("unlabelled_frames", 0)}
             f_row = image_row(frame, source, {**base, "role": "frame", "path": fpath})
             m_row = image_row(mask, source, {**base, "role": "annotation", "task": item["task"], "path": mpath})
             frame_ids.append(f_row["image_id"])

@@ -5,7 +5,7 @@
 One item per clip. Frames pair with masks by stem; frames without a mask are left out of the clip
 (DAVIS test clips label only frame 0) and counted in provenance. All frames share one geometry
 (the clip's), masks resize with nearest neighbour and render with the fixed palette
-(object i -> ADE20K_PALETTE[i - 1], background black). Sentences: windows of up to 8 frames, each in
+(object i -> INSTANCE_PALETTE[i - 1], background black). Sentences: windows of up to 8 frames, each in
 both orders {f1, a1, f2, a2, ...} and {f1, ..., f8, a1, ..., a8}.
 """
 
