@@ -63,3 +63,26 @@ def test_config_is_checked_before_any_work():
     with pytest.raises(ConfigError, match=r"adapters\[0\].limit"):
         source_transform({"input": SAMPLE, "adapters": [{"type": "synthetic", "images": "x", "limit": -1}]})
     assert source_transform({"input": SAMPLE}).cfg.adapter_options()[0].type == "coco"
+
+
+def test_pair_sentences_pool_by_dataset_and_task_and_count_leftovers():
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from uvd.pipelines.annotations.pipeline import PairSentences
+
+    def row(dataset, task, i):
+        prov = {"role": "annotation", "dataset": dataset, "task": task, "record_id": f"{dataset}/{i}",
+                "pair": [f"{dataset}-img{i}", f"{dataset}-{task}{i}"], "split": None, "bucket": 0}
+        return {"image_id": f"{dataset}-{task}{i}", "image": b"", "source": "x", "provenance": json.dumps(prov)}
+
+    rows = [row("a", "depth", i) for i in range(10)] + [row("b", "depth", i) for i in range(8)]
+    rows += [{"image_id": "plain", "image": b"", "source": "laion", "provenance": "{}"}]   # not a pair: ignored
+    with TestPipeline(runner="DirectRunner") as p:
+        sentences, failures = p | beam.Create(rows) | PairSentences(seed=0, pairs_per_sentence=8, min_pairs=3)
+        assert_that(sentences | "Shape" >> beam.Map(lambda s: (s["source"], s["group"], len(s["image_ids"]),
+                                                               s["image_ids"][0].split("-")[0])),
+                    equal_to([("ann/depth", "ann/a/0", 16, "a"), ("ann/depth", "ann/b/0", 16, "b")]), label="S")
+        assert_that(failures | "Reasons" >> beam.Map(lambda f: (f["reason"], f["status"], f["record_id"][:2])),
+                    equal_to([("too_few_pairs", "skipped", "a/")] * 2), label="F")
