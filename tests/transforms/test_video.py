@@ -82,11 +82,14 @@ def test_bad_plans_raise(kwargs):
 
 
 def test_frame_window_from_kinetics_seconds():
-    assert vt.frame_window(300, 30.0) == (0, 300)
-    assert vt.frame_window(300, 30.0, 2.0, 5.0) == (60, 150)
-    assert vt.frame_window(300, 25.0, 1.5, 100.0) == (38, 300)       # end clamps to the video
-    assert vt.frame_window(300, 30.0, 20.0, 30.0) == (300, 300)      # past the end: empty
-    assert vt.frame_window(300, 30.0, -1.0, None) == (0, 300)
+    cfr = np.arange(300) / 30.0
+    assert vt.frame_window(cfr) == (0, 300)
+    assert vt.frame_window(cfr, 2.0, 5.0) == (60, 150)
+    assert vt.frame_window(np.arange(300) / 25.0, 1.5, 100.0) == (38, 300)   # end clamps to the video
+    assert vt.frame_window(cfr, 20.0, 30.0) == (300, 300)                    # past the end: empty
+    assert vt.frame_window(cfr, -1.0, None) == (0, 300)
+    vfr = np.concatenate([np.arange(60) / 30.0, 2.0 + np.arange(120) / 60.0])  # 30 fps, then 60 fps
+    assert vt.frame_window(vfr, 2.0, 3.0) == (60, 120)
 
 
 def test_reduced_size_keeps_aspect_and_never_upscales():

@@ -206,17 +206,24 @@ def open_reader(path: str, threads: int, size: tuple[int, int] | None = None):
     return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
 
 
-def probe(path: str, threads: int = 1) -> dict:
-    """Frame count, fps and frame size of a video; decodes its first frame, so a video that
-    cannot decode at all fails here, once, rather than in every clip."""
+def probe(path: str, threads: int = 1, start_s: float | None = None, end_s: float | None = None) -> dict:
+    """Frame count, fps, frame size and the [lo, hi) frames of the segment, from one open.
+
+    Decodes the first frame, so a video that cannot decode at all fails here, once, rather than
+    in every clip.
+    """
     with local_file(path) as local:
         reader = open_reader(local, threads)
         num_frames = len(reader)
         if num_frames == 0:
             raise ValueError("no video frames")
         height, width = reader[0].shape[:2]
+        lo, hi = 0, num_frames
+        if start_s is not None or end_s is not None:
+            times = reader.get_frame_timestamp(list(range(num_frames)))[:, 0]
+            lo, hi = vt.frame_window(times, start_s, end_s)
         return {"num_frames": num_frames, "fps": float(reader.get_avg_fps()), "width": int(width),
-                "height": int(height)}
+                "height": int(height), "window": [lo, hi]}
 
 
 # --- planning --------------------------------------------------------------------------------------
@@ -242,12 +249,12 @@ def plan_video(video: dict, cfg: Config) -> Iterator[dict]:
         yield _row_task(video, schema.failure_row(key, SOURCE, STAGE, video["error"]))
         return
     try:
-        info = probe(video["path"], cfg.decode_threads)
+        info = probe(video["path"], cfg.decode_threads, video.get("start"), video.get("end"))
     except Exception as exc:  # noqa: BLE001 - a broken file is data, not a bug
         yield _row_task(video, schema.failure_row(key, SOURCE, STAGE, "unreadable_video",
                                                   f"{type(exc).__name__}: {exc}"))
         return
-    lo, hi = vt.frame_window(info["num_frames"], info["fps"], video.get("start"), video.get("end"))
+    lo, hi = info["window"]
     planned: list[vt.Clip] = []
     skipped: list[dict] = []
     for stride in cfg.strides:

@@ -35,12 +35,17 @@ def clip_rng(seed: int, video_id: str, stride: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest, "little"))
 
 
-def frame_window(num_frames: int, fps: float, start_s: float | None = None,
+def frame_window(frame_starts: np.ndarray, start_s: float | None = None,
                  end_s: float | None = None) -> tuple[int, int]:
-    """Frames [lo, hi) inside a Kinetics-style [start_s, end_s) segment, clamped to the video."""
-    lo = 0 if start_s is None else int(np.ceil(max(start_s, 0.0) * fps - 1e-6))
-    hi = num_frames if end_s is None else int(np.floor(end_s * fps + 1e-6))
-    lo, hi = min(lo, num_frames), min(max(hi, 0), num_frames)
+    """Frames [lo, hi) whose start time lies in a Kinetics-style [start_s, end_s) segment.
+
+    From the container's per-frame timestamps, not frames / fps, so variable-frame-rate video
+    gets the right frames too.
+    """
+    times = np.asarray(frame_starts, dtype=np.float64)
+    eps = 1e-4
+    lo = 0 if start_s is None else int(np.searchsorted(times, start_s - eps, side="left"))
+    hi = len(times) if end_s is None else int(np.searchsorted(times, end_s - eps, side="left"))
     return lo, max(lo, hi)
 
 
