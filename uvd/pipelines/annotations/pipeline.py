@@ -4,6 +4,9 @@
                                                       multi-annotation + video sentences
     images --PairSentences--> 8-pair sentences per (dataset, task, split, bucket)
 
+Run: uvd annotations --input uvd/sample/annotations --output out/ann   (tables: images, sentences,
+failures under out/ann/). Pose and expert pseudo-labels reuse `emit_record` and `PairSentences`.
+
 Adapters (config `adapters`, each a dict with `type`): coco, dense, pairs, synthetic, video; their
 options are the dataclasses in coco.py, dense.py, pairs.py, synthetic_pairs.py, video.py. Paths
 are relative to `input`. With no `adapters`, `<input>/adapters.yaml` lists them (the sample does).
@@ -19,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 
 import apache_beam as beam
 import yaml
-from apache_beam.metrics import Metrics
 
 from uvd.config import ConfigError, from_dict, require
 from uvd.pipelines import common, tables
 from uvd.pipelines.annotations import coco, dense, files, pairs, sentences, synthetic_pairs, video
+from uvd.pipelines.annotations.pooling import PairSentences
 from uvd.pipelines.annotations.records import RecordError, is_input_type
 from uvd.pipelines.annotations.render import image_row, record_image_rows, render_record
 from uvd.schema import failure_row
@@ -165,61 +168,6 @@ def emit_record(record, cfg: Config) -> Iterator[tuple[str, dict]]:
             record.get("split"), cfg.seed)
         if row is not None:
             yield common.SENTENCES, row
-
-
-# --- pair sentences: pooled across records -----------------------------------------------------
-def _pair_entry(row: dict) -> Iterator[tuple[tuple, sentences.Pair]]:
-    prov = json.loads(row.get("provenance") or "{}")
-    if prov.get("role") != "annotation" or "pair" not in prov:
-        return
-    key = (prov["dataset"], prov["task"], prov.get("split"), int(prov.get("bucket", 0)))
-    yield key, sentences.Pair(prov["record_id"], prov["pair"][0], prov["pair"][1])
-
-
-class _ChunkPairs(beam.DoFn):
-    def __init__(self, seed: int, pairs_per_sentence: int, min_pairs: int) -> None:
-        self.seed, self.per, self.min_pairs = seed, pairs_per_sentence, min_pairs
-
-    def setup(self) -> None:
-        self.made = Metrics.counter(f"uvd.{STAGE}", "pair_sentences")
-        self.left = Metrics.counter(f"uvd.{STAGE}.skipped", "too_few_pairs")
-
-    def process(self, element):
-        (dataset, task, split, bucket), pairs_ = element
-        chunks, leftover = sentences.chunk_pairs(list(pairs_), self.seed, self.per, self.min_pairs)
-        group = sentences.pool_group(dataset, bucket)
-        for chunk in chunks:
-            self.made.inc()
-            yield beam.pvalue.TaggedOutput(common.SENTENCES, sentences.pair_sentence(chunk, task, group, split, self.seed))
-        for pair in leftover:
-            self.left.inc()
-            yield beam.pvalue.TaggedOutput(common.FAILURES, failure_row(
-                pair.record_id, f"ann/{task}", STAGE, "too_few_pairs",
-                f"{len(leftover)} pairs left in pool {dataset}/{task}/{split}/{bucket} (< min_pairs {self.min_pairs})",
-                status="skipped"))
-
-
-class PairSentences(beam.PTransform):
-    """Annotation image rows (with provenance "pair") -> 16-image pair sentences + skipped leftovers.
-
-    Usable by any producer of annotation records (pose, expert labels): feed it their image rows.
-    Returns (sentences, failures).
-    """
-
-    def __init__(self, seed: int = 0, pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE, min_pairs: int = 2,
-                 label: str | None = None) -> None:
-        super().__init__(label)
-        self.seed, self.per, self.min_pairs = seed, pairs_per_sentence, min_pairs
-
-    def expand(self, images):
-        out = (
-            images
-            | "PairOf" >> beam.FlatMap(_pair_entry)
-            | "Pool" >> beam.GroupByKey()
-            | "Chunk" >> beam.ParDo(_ChunkPairs(self.seed, self.per, self.min_pairs)).with_outputs(
-                common.SENTENCES, common.FAILURES)
-        )
-        return out[common.SENTENCES], out[common.FAILURES]
 
 
 class AnnotationsSource(beam.PTransform):
