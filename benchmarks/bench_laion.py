@@ -11,6 +11,7 @@ requests.get, PIL full decode, bicubic resize + crop, PNG encode.
 from __future__ import annotations
 
 import io
+import logging
 import sys
 import tempfile
 import time
@@ -58,6 +59,7 @@ def naive(urls: list[str]) -> int:
 
 
 def main(argv: list[str]) -> None:
+    logging.basicConfig(level=logging.WARNING)  # keep Beam's INFO lines out of `make bench`
     bodies = photos()
     server = ScriptedServer().start()
     try:

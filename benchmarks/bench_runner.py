@@ -9,6 +9,7 @@ through the whole `uvd laion` stage, on DirectRunner (FnApiRunner) in_memory, mu
 
 from __future__ import annotations
 
+import logging
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ def job_input(folder: Path) -> Path:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING)  # keep Beam's INFO lines out of `make bench`
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         meta = job_input(Path(tmp))
