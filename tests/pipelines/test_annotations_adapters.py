@@ -175,3 +175,13 @@ def test_process_item_turns_bad_input_into_failure_rows():
                  "frames": [], "masks": [], "window": 8}
     rows = list(ProcessItem(cfg)(too_short))
     assert [(r["reason"], r["status"]) for _, r in rows] == [("too_short", "skipped")]
+
+
+def test_a_malformed_or_missing_coco_json_is_one_failure_item(tmp_path):
+    from uvd.pipelines.annotations.pipeline import list_items
+
+    (tmp_path / "broken.json").write_text("{not json")
+    broken = list(list_items(coco.CocoOptions(annotations="broken.json", images=".", name="b"), str(tmp_path)))
+    missing = list(list_items(coco.CocoOptions(annotations="nope.json", images=".", name="m"), str(tmp_path)))
+    assert [(it["record_id"], it["failure"]) for it in broken] == [("b", "bad_annotation_file")]
+    assert [(it["record_id"], it["failure"]) for it in missing] == [("m", "missing_file")]

@@ -93,11 +93,14 @@ def _adapters_file(folder: str) -> list:
 def list_items(opts, root: str) -> Iterator[dict]:
     """An adapter's items; a listing that fails (missing JSON, unreadable folder) is one failure item."""
     module = ADAPTERS[opts.type][1]
+    record_id = getattr(opts, "name", "") or getattr(opts, "task", "") or opts.type
     try:
         yield from module.list_items(opts, root)
     except RecordError as exc:
-        yield {"adapter": opts.type, "record_id": getattr(opts, "name", "") or opts.type, "failure": exc.reason,
-               "detail": exc.detail}
+        yield {"adapter": opts.type, "record_id": record_id, "failure": exc.reason, "detail": exc.detail}
+    except (ValueError, KeyError, TypeError) as exc:       # a malformed JSON/listing, not a crash
+        yield {"adapter": opts.type, "record_id": record_id, "failure": "bad_annotation_file",
+               "detail": f"{type(exc).__name__}: {exc}"}
 
 
 def _source(item: dict) -> str:
@@ -120,14 +123,11 @@ class ProcessItem:
                 rows = list(self._clip(item))
             else:
                 record = ADAPTERS[item["adapter"]][1].load_record(item, self.cfg.image_size)
-                rows = list(self._record(record))
+                rows = list(emit_record(record, self.cfg))
         except RecordError as exc:
             rows = [(common.FAILURES, failure_row(item["record_id"], _source(item), STAGE, exc.reason,
                                                   exc.detail, status=exc.status))]
         yield from rows
-
-    def _record(self, record) -> Iterator[tuple[str, dict]]:
-        yield from emit_record(record, self.cfg)
 
     def _clip(self, item: dict) -> Iterator[tuple[str, dict]]:
         frames, masks = video.render_clip(item, self.cfg.image_size, self.cfg.resize)

@@ -42,17 +42,12 @@ def _resize_masked(values: np.ndarray, valid: np.ndarray, geom: Geometry) -> tup
     """Resize values with invalid pixels given zero weight; a pixel stays valid when >= half its
     footprint was. Area when shrinking, bilinear when enlarging (bicubic would overshoot)."""
     interp = _smooth_interpolation(values, geom)
-    weight = valid.astype(np.float32)
-    vals = np.where(valid[..., None] if values.ndim == 3 else valid, values, 0).astype(np.float32)
-    if vals.ndim == 3:
-        num = apply_geometry(vals * weight[..., None], geom, interpolation=interp)
-    else:
-        num = apply_geometry(vals * weight, geom, interpolation=interp)
-    den = apply_geometry(weight, geom, interpolation=interp)
+    mask = valid[..., None] if values.ndim == 3 else valid
+    num = apply_geometry(np.where(mask, values, 0).astype(np.float32), geom, interpolation=interp)
+    den = apply_geometry(valid.astype(np.float32), geom, interpolation=interp)
     ok = den >= 0.5
     safe = np.where(ok, den, 1.0)
-    out = num / (safe[..., None] if num.ndim == 3 else safe)
-    return out, ok
+    return num / (safe[..., None] if num.ndim == 3 else safe), ok
 
 
 def rasterise_masks(objects: list, values: np.ndarray, geom: Geometry, fill: int) -> np.ndarray:
