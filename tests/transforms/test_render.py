@@ -225,3 +225,52 @@ def test_supersampling_smooths_edges(tmp_path):
     sharp = rt.render_views(path, rt.MeshRenderer(platform="egl"), views)
     smooth = rt.render_views(path, rt.MeshRenderer(platform="egl", supersample=2), views)
     assert len(np.unique(smooth.reshape(-1, 3), axis=0)) > len(np.unique(sharp.reshape(-1, 3), axis=0))
+
+
+def test_gltf_with_external_buffers_and_textured_obj_render_like_the_glb(tmp_path, renderer):
+    """The same textured crate as GLB, as .gltf + .bin files, and as .obj + .mtl + .png."""
+    scene = trimesh.load_scene(SAMPLES / "crate.glb", process=False)
+    for name, data in scene.export(file_type="gltf").items():
+        (tmp_path / name).write_bytes(data)
+    obj_dir = tmp_path / "obj"
+    obj_dir.mkdir()
+    scene.to_geometry().export(obj_dir / "crate.obj")
+    assert (obj_dir / "material.mtl").exists() and list(obj_dir.glob("*.png"))
+    views = rt.orbit_views("crate", elevation_range_deg=(0.0, 0.0))[:1]
+    glb = rt.render_views(str(SAMPLES / "crate.glb"), renderer, views)
+    for path in (tmp_path / "model.gltf", obj_dir / "crate.obj"):
+        other = rt.render_views(str(path), renderer, views)
+        diff = np.abs(other.astype(int) - glb.astype(int))
+        assert diff.mean() < 3, f"{path.name} renders differently from the GLB"
+
+
+def test_default_metalness_is_capped_so_objects_are_not_black(tmp_path, renderer):
+    """glTF's default metallicFactor is 1: uncapped, a glossy red ball reflects only the lights."""
+    ball = trimesh.creation.icosphere(subdivisions=3)
+    ball.visual = trimesh.visual.TextureVisuals(
+        material=trimesh.visual.material.PBRMaterial(baseColorFactor=[200, 40, 40, 255], roughnessFactor=0.3))
+    path = tmp_path / "ball.glb"
+    ball.export(path)
+    loaded = next(iter(trimesh.load_scene(path, process=False).geometry.values()))
+    assert loaded.visual.material.metallicFactor is None                 # the file leaves it to the default
+    views = rt.orbit_views("ball")[:1]
+    metal = rt.MeshRenderer(platform="egl", max_metallic=1.0)
+    dull, shiny = rt.render_views(str(path), renderer, views), rt.render_views(str(path), metal, views)
+    metal.close()
+    fg = (dull != 255).any(-1)
+    assert dull[fg].mean() > 1.3 * shiny[fg].mean()                        # uncapped: ~1.45x darker
+    red = dull[fg].astype(int)
+    assert (red[:, 0] > red[:, 1] + 60).mean() > 0.9                      # and it is red
+
+
+def test_closing_one_renderer_leaves_the_others_working(tmp_path, renderer):
+    """pyrender's delete() terminates the process's EGL display; ours must not (Beam tears DoFns
+    down one by one while others in the same process keep rendering)."""
+    path = marked_cube(tmp_path / "cube.glb")
+    views = rt.orbit_views("close")[:1]
+    before = rt.render_views(path, renderer, views)
+    other = rt.MeshRenderer(platform="egl")
+    rt.render_views(path, other, views)
+    other.close()
+    del other
+    assert np.array_equal(rt.render_views(path, renderer, views), before)

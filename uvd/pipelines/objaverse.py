@@ -89,6 +89,7 @@ class Config:
     background: list[int] = field(default_factory=lambda: [255, 255, 255])
     platform: str = "egl"                       # PYOPENGL_PLATFORM unless already set: egl or osmesa
     supersample: int = 1                        # render at k x 256 and average down (anti-aliasing)
+    max_metallic: float = 0.0                   # metalness cap: no environment map, metals go black
     max_faces: int = 2_000_000                  # larger objects are `filtered` (0 = no limit)
     max_file_mb: float = 512.0                  # larger files are `filtered` before reading (0 = no limit)
 
@@ -111,6 +112,7 @@ class Config:
                 f"an RGB triple of 0..255, got {self.background!r}")
         require(self.platform in PLATFORMS, "platform", f"one of {PLATFORMS}, got {self.platform!r}")
         require(self.supersample in (1, 2, 3, 4), "supersample", f"1..4, got {self.supersample}")
+        require(0.0 <= self.max_metallic <= 1.0, "max_metallic", f"must be in [0, 1], got {self.max_metallic}")
         require(self.max_faces >= 0, "max_faces", "must be >= 0 (0 = no limit)")
         require(self.max_file_mb >= 0, "max_file_mb", "must be >= 0 (0 = no limit)")
 
@@ -202,7 +204,8 @@ class RenderObject:
         if self.renderer is None:
             cfg = self.cfg
             self.renderer = rt.MeshRenderer(platform=cfg.platform, yfov_deg=cfg.yfov_deg,
-                                            background=tuple(cfg.background), supersample=cfg.supersample)
+                                            background=tuple(cfg.background), supersample=cfg.supersample,
+                                            max_metallic=cfg.max_metallic)
 
     def teardown(self) -> None:
         if self.renderer is not None:

@@ -212,12 +212,12 @@ class MeshRenderer:
 
     def __init__(self, platform: str = "egl", size: int = IMAGE_SIZE, yfov_deg: float = 85.0,
                  background: tuple[int, int, int] = (255, 255, 255), lighting: Lighting = Lighting(),
-                 supersample: int = 1) -> None:
+                 supersample: int = 1, max_metallic: float = 0.0) -> None:
         _use_platform(platform)
         import pyrender
 
         self._pyrender = pyrender
-        self.size, self.supersample = size, supersample
+        self.size, self.supersample, self.max_metallic = size, supersample, max_metallic
         self.yfov = np.radians(yfov_deg)
         self.background = np.array([*background, 255], dtype=float) / 255.0
         self.lighting = lighting
@@ -227,17 +227,35 @@ class MeshRenderer:
         self._release()
 
     def close(self) -> None:
-        """Free the context (best effort: at worker teardown a GL error must not fail the job)."""
-        renderer, self._renderer = self._renderer, None
+        """Free this renderer's GL objects and context, never the process's EGL display.
+
+        pyrender's own delete() calls eglTerminate, which kills every other context of the process
+        (another DoFn instance, another stage): here only our context is destroyed. Best effort: at
+        worker teardown a GL error must not fail the job.
+        """
+        renderer, self._renderer = getattr(self, "_renderer", None), None
         if renderer is None:
             return
         with self._lock:
             try:
-                renderer.delete()
+                platform = renderer._platform
+                platform.make_current()
+                renderer._renderer.delete()
+                if hasattr(platform, "_egl_display"):
+                    from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
+
+                    eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+                    eglDestroyContext(platform._egl_display, platform._egl_context)
+                    platform._egl_context = platform._egl_display = None  # pyrender's __del__: no terminate
+                else:
+                    platform.delete_context()
             except Exception as exc:  # noqa: BLE001
                 import logging
 
                 logging.getLogger("uvd.render").warning("closing the GL context failed: %s", exc)
+
+    def __del__(self) -> None:
+        self.close()
 
     def _release(self) -> None:
         """Unbind the context from this thread. pyrender leaves it bound (its EGL make_uncurrent is
@@ -250,9 +268,28 @@ class MeshRenderer:
             eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
 
     def _pyrender_mesh(self, geom: Any) -> Any:
-        """Textures and vertex colours come through; face colours need flat (unmerged) shading."""
+        """Textures and vertex colours come through; face colours need flat (unmerged) shading.
+
+        Two material fixes, so objects look like themselves under lights alone (no environment
+        map): metalness is capped at `max_metallic` (glTF's default metallicFactor is 1, and a
+        metal with nothing to reflect but two lights renders dark), and an OBJ/MTL texture is not dimmed by
+        its Kd (pyrender multiplies; Blender, which most Objaverse renders use, shows the texture).
+        """
+        import trimesh
+
         kind = getattr(geom.visual, "kind", None)
-        return self._pyrender.Mesh.from_trimesh(geom, smooth=kind != "face")
+        mesh = self._pyrender.Mesh.from_trimesh(geom, smooth=kind != "face")
+        source = getattr(geom.visual, "material", None)
+        textured_simple = (kind == "texture" and isinstance(source, trimesh.visual.material.SimpleMaterial)
+                           and getattr(source, "image", None) is not None)
+        for prim in mesh.primitives:
+            material = prim.material
+            if hasattr(material, "metallicFactor"):
+                material.metallicFactor = min(material.metallicFactor, self.max_metallic)
+            if textured_simple:
+                alpha = float(np.asarray(material.baseColorFactor).ravel()[-1])
+                material.baseColorFactor = np.array([1.0, 1.0, 1.0, alpha])
+        return mesh
 
     def build_scene(self, meshes: list[tuple[Any, np.ndarray]], norm: np.ndarray) -> tuple[Any, Any, Any]:
         pr = self._pyrender
