@@ -82,10 +82,10 @@ def test_config_rejects_bad_values_naming_the_field():
 
 
 def test_cli_flags_become_a_typed_config():
-    cfg, output, options = laion.parse_args([
+    cfg, args, options = laion.parse_args([
         "--input", "m.parquet", "--output", "o", "--max_punsafe", "none", "--min_side", "64",
         "--allowed_schemes", "http,https", "--honour_opt_out", "false", "--runner", "DirectRunner"])
-    assert (cfg.input, output, cfg.max_punsafe, cfg.min_side) == ("m.parquet", "o", None, 64)
+    assert (cfg.input, args.output, cfg.max_punsafe, cfg.min_side) == ("m.parquet", "o", None, 64)
     assert cfg.allowed_schemes == ["http", "https"] and cfg.honour_opt_out is False
     assert cfg.max_pwatermark == 0.8  # untouched defaults stay the dataclass's
     assert options.get_all_options()["runner"] == "DirectRunner"
@@ -93,7 +93,15 @@ def test_cli_flags_become_a_typed_config():
         laion.parse_args(["--output", "o", "--mode", "stretch"])
 
 
-# --- one record, no Beam ------------------------------------------------------------------------
+# --- one record, no Beam ---------------------------------------------------------------------
+def test_debug_one_url_writes_its_png(tmp_path, http_server):
+    ok = http_server.add("/hopper.jpg", Reply(200, (PHOTOS / "grace_hopper.jpg").read_bytes()))
+    assert laion.run(["--output", str(tmp_path), "--url", ok]) == 0
+    (png,) = tmp_path.glob("*.png")
+    assert decode_png(png.read_bytes()).shape == (256, 256, 3)
+    assert laion.run(["--output", str(tmp_path), "--url", http_server.add("/x", Reply(404))]) == 1
+
+
 def _record(**download) -> LaionRecord:
     rec = LaionRecord(DownloadConfig(read_timeout_s=1.0, backoff_s=0.01, **download), RenderConfig(),
                       FilterConfig())

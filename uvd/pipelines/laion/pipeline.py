@@ -9,6 +9,7 @@ such as http_404, timeout, too_large, not_an_image, truncated, too_small, opted_
 filtered_punsafe), counted as Beam metrics uvd.laion/*.
 
     uvd laion --input uvd/sample/laion/laion_sample.parquet --output /tmp/uvd/laion
+    uvd laion --output /tmp/uvd/one --url https://example.com/cat.jpg     # one URL, no Beam
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from uvd.pipelines.laion.record import (
     SOURCE,
     STAGE,
     Fetched,
+    LaionRecord,
     RenderConfig,
     fetch_row,
     fetched_rows,
@@ -242,19 +244,42 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                             help=f"{HELP.get(f.name, '')} (default {default})".strip())
 
 
-def parse_args(argv: list[str] | None) -> tuple[Config, str, beam.options.pipeline_options.PipelineOptions]:
-    """`uvd laion` flags -> (validated Config, output folder, Beam options for the rest)."""
+def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace, beam.options.pipeline_options.PipelineOptions]:
+    """`uvd laion` flags -> (validated Config, the stage's own args, Beam options for the rest)."""
     parser = argparse.ArgumentParser(prog="uvd laion", description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=SAMPLE_INPUT, help="LAION metadata Parquet file or glob (default: the embedded sample)")
     parser.add_argument("--output", required=True, help="folder for the images/, sentences/ and failures/ tables")
+    parser.add_argument("--url", default=None, help="debug one URL without Beam: print its outcome, write <output>/<image_id>.png")
     _add_config_flags(parser)
     args, options = common.split_args(parser, argv)
-    values = {k: v for k, v in vars(args).items() if k != "output"}
-    return from_dict(Config, values, where="uvd laion"), args.output, options
+    values = {k: v for k, v in vars(args).items() if k not in ("output", "url")}
+    return from_dict(Config, values, where="uvd laion"), args, options
+
+
+def debug_url(config: Config, url: str, output: str) -> dict:
+    """One URL through the same code as the stage, no Beam: returns (and prints) its outcome row."""
+    record = LaionRecord(config.download(), config.render(), config.filters())
+    row = {key: None for key in ("text", "width", "height", "similarity", "hash", "punsafe", "pwatermark")}
+    outcome: dict = {}
+    for tag, out in record({**row, "url": url}):
+        if tag == common.IMAGES:
+            os.makedirs(output, exist_ok=True)
+            path = os.path.join(output, f"{out['image_id']}.png")
+            with open(path, "wb") as f:
+                f.write(out["image"])
+            outcome = {"image_id": out["image_id"], "png": path, "provenance": out["provenance"]}
+        elif tag == common.FAILURES:
+            outcome = {k: out[k] for k in ("status", "reason", "detail")}
+    record.teardown()
+    print(f"[uvd laion] {url}: {outcome}", file=sys.stderr)
+    return outcome
 
 
 def run(argv: list[str] | None = None) -> int:
-    config, output, options = parse_args(argv)
+    config, args, options = parse_args(argv)
+    output = args.output
+    if args.url:
+        return 0 if "image_id" in debug_url(config, args.url, output) else 1
     common.setup_logging()
     p = beam.Pipeline(options=options)
     out = p | "Laion" >> LaionSource(config)
@@ -265,7 +290,6 @@ def run(argv: list[str] | None = None) -> int:
     result.wait_until_finish()
     print(f"[uvd laion] {summary(result)}; tables under {output}", file=sys.stderr)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(run())
