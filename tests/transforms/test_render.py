@@ -274,3 +274,26 @@ def test_closing_one_renderer_leaves_the_others_working(tmp_path, renderer):
     other.close()
     del other
     assert np.array_equal(rt.render_views(path, renderer, views), before)
+
+
+def test_osmesa_renders_the_same_object(tmp_path, renderer):
+    """PYOPENGL_PLATFORM is fixed per process, so OSMesa runs in a child process."""
+    import subprocess
+    import sys
+
+    import OpenGL
+
+    if tuple(int(x) for x in OpenGL.__version__.split(".")[:3]) < (3, 1, 7):
+        pytest.skip("OSMesa needs PyOpenGL >= 3.1.7 (scripts/setup.sh installs it)")
+    path = marked_cube(tmp_path / "cube.glb")
+    out = tmp_path / "osmesa.npy"
+    code = (f"import numpy as np; from uvd.transforms import render as rt; "
+            f"r = rt.MeshRenderer(platform='osmesa'); "
+            f"np.save({str(out)!r}, rt.render_views({path!r}, r, rt.orbit_views('os')[:3])); r.close()")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYOPENGL_PLATFORM"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120,
+                   cwd=Path(__file__).resolve().parents[2])
+    osmesa, egl = np.load(out), rt.render_views(path, renderer, rt.orbit_views("os")[:3])
+    fg_os, fg_egl = (osmesa != 255).any(-1), (egl != 255).any(-1)
+    assert (fg_os & fg_egl).sum() / (fg_os | fg_egl).sum() > 0.97       # same silhouette (EGL has MSAA)
+    assert np.abs(osmesa.astype(int) - egl.astype(int))[fg_os & fg_egl].mean() < 6
