@@ -8,7 +8,8 @@ views/s/core is views per CPU-second of that process (wall-clock views/s is prin
 shared machine it measures the neighbours as well).
 A view is the stage's whole per-view cost: load + check + normalise the mesh, render 256x256, PNG
 encode, amortised over the object's 24 views. The renderer is made once per process, not timed.
-The baseline is EGL (works with pyrender's pinned PyOpenGL 3.1.0); OSMesa needs PyOpenGL >= 3.1.7.
+The figure is EGL (the stage's default; works with pyrender's pinned PyOpenGL 3.1.0, and renders
+with 4x MSAA), the baseline OSMesa (needs PyOpenGL >= 3.1.7; no MSAA in pyrender).
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ def main() -> None:
     egl, osmesa = results["egl"], results["osmesa"]
     # Per core = per CPU-second of the one rendering thread: robust to other load on a shared box.
     if egl and osmesa:
-        print(f"render: {osmesa['views_per_cpu_s']:.1f} views/s/core (OSMesa) vs baseline "
-              f"{egl['views_per_cpu_s']:.1f} views/s/core (EGL) -> "
-              f"{osmesa['views_per_cpu_s'] / egl['views_per_cpu_s']:.2f}x")
+        print(f"render: {egl['views_per_cpu_s']:.1f} views/s/core (EGL, the default) vs baseline "
+              f"{osmesa['views_per_cpu_s']:.1f} views/s/core (OSMesa) -> "
+              f"{egl['views_per_cpu_s'] / osmesa['views_per_cpu_s']:.2f}x")
     elif egl or osmesa:
         r = egl or osmesa
         print(f"render: {r['views_per_cpu_s']:.1f} views/s/core ({r['platform']}); the other platform is unavailable")
