@@ -12,7 +12,7 @@ screen's right at one view moves left at the next. Elevation > 0 looks down from
 
 Everything up to `MeshRenderer` is numpy/trimesh and runs without OpenGL. `MeshRenderer` imports
 pyrender lazily: PYOPENGL_PLATFORM (osmesa or egl) must be set before OpenGL is first imported, so
-the renderer sets it from its `platform` argument when the process has not chosen one yet.
+the renderer sets it from its `platform` argument when the environment does not already say.
 """
 
 from __future__ import annotations
@@ -187,15 +187,16 @@ class Lighting:
 
 
 def _use_platform(platform: str) -> None:
-    """Set PYOPENGL_PLATFORM before OpenGL loads; refuse a conflicting choice after it has."""
-    import sys
-
+    """PYOPENGL_PLATFORM from the environment wins (it may already be fixed: OpenGL reads it once,
+    at import); `platform` is the default when it is unset."""
     chosen = os.environ.get("PYOPENGL_PLATFORM")
-    if "OpenGL" in sys.modules and chosen and platform and chosen != platform:
-        raise RuntimeError(f"OpenGL already loaded with PYOPENGL_PLATFORM={chosen}; cannot switch to {platform} "
-                           f"in this process (set the environment variable before starting it)")
     if platform and not chosen:
         os.environ["PYOPENGL_PLATFORM"] = platform
+    elif platform and chosen != platform:
+        import logging
+
+        logging.getLogger("uvd.render").info("PYOPENGL_PLATFORM=%s is set: rendering with it, not %s",
+                                             chosen, platform)
 
 
 class MeshRenderer:
@@ -272,8 +273,8 @@ class MeshRenderer:
 
         Two material fixes, so objects look like themselves under lights alone (no environment
         map): metalness is capped at `max_metallic` (glTF's default metallicFactor is 1, and a
-        metal with nothing to reflect but two lights renders dark), and an OBJ/MTL texture is not dimmed by
-        its Kd (pyrender multiplies; Blender, which most Objaverse renders use, shows the texture).
+        metal with nothing to reflect but two lights renders dark), and an OBJ/MTL texture is not
+        dimmed by its Kd (pyrender multiplies; Blender, which most Objaverse renders use, does not).
         """
         import trimesh
 
