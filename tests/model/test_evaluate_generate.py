@@ -103,3 +103,27 @@ def test_analogy_prompt_interleaves_pairs_then_query():
     a1, b1, a2, b2, q = (np.full(T, i) for i in range(5))
     order = analogy_order([(a1, b1), (a2, b2)], q)
     np.testing.assert_array_equal(np.concatenate(order), np.repeat(np.arange(5), T))
+
+
+def test_uvd_generate_cli_writes_a_png_through_the_vqgan(tmp_path):
+    """A checkpoint + a shard row -> prompt image and one generated image, decoded by the default VQGAN."""
+    from PIL import Image
+
+    from uvd.model import checkpoint
+    from uvd.model.generate import main
+
+    torch.manual_seed(0)
+    lvm = LVM(model_config("debug"))
+    opt = torch.optim.AdamW(lvm.parameters())
+    ckpt = tmp_path / "step_00000000.pt"
+    checkpoint.save(ckpt, lvm, opt, 0, {"seq_len": 64}, vars(lvm.cfg), {})
+    (shard,) = write_shards(tmp_path, "validation", synthetic_rows(2, seed=6, max_images=3), n_files=1)
+    out = tmp_path / "g.png"
+    assert main(["--checkpoint", str(ckpt), "--shard", str(shard), "--row", "1", "--prompt_images", "1",
+                 "--top_k", "20", "--out", str(out), "--device", "cpu"]) == 0
+    assert Image.open(out).size == (2 * schema.IMAGE_SIZE, schema.IMAGE_SIZE)
+    npy = tmp_path / "g.npy"  # codes only, no VQGAN needed
+    main(["--checkpoint", str(ckpt), "--shard", str(shard), "--row", "1", "--prompt_images", "1",
+          "--temperature", "0", "--out", str(npy), "--device", "cpu"])
+    codes = np.load(npy)
+    assert codes.shape == (2, T) and codes.dtype == np.uint16 and codes.max() < schema.CODEBOOK_SIZE

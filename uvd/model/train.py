@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from uvd import schema
 from uvd.config import ConfigError, from_dict, require
 from uvd.model import checkpoint
 from uvd.model.data import ShardLoader
@@ -215,7 +216,9 @@ def train(cfg: TrainConfig) -> list[float]:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    mcfg = model_config(cfg.model, max_seq_len=max(cfg.seq_len, 1))
+    # RoPE tables cover the full LVM context even when training on shorter windows, so a
+    # checkpoint can prompt with up to 4096 tokens (16 images) at generation time.
+    mcfg = model_config(cfg.model, max_seq_len=max(cfg.seq_len, schema.CONTEXT_LENGTH))
     with torch.device(device):
         raw = LVM(mcfg)
     model = parallelize(raw, mode, device, cfg.compile)
