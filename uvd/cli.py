@@ -45,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     if name not in STAGES:
         print(f"uvd: unknown stage {name!r}; choose one of: {', '.join(STAGES)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(STAGES[name][0])
+    try:
+        module = importlib.import_module(STAGES[name][0])
+    except ImportError as exc:
+        if getattr(exc, "extra", None) is None:  # a stage's optional extra is missing: say how to install it
+            raise
+        print(f"uvd {name}: {exc}", file=sys.stderr)
+        return 2
     result = module.run(rest)
     return result if isinstance(result, int) else 0
 
