@@ -1,0 +1,143 @@
+"""`uvd tokenize`: images table -> tokens table, each unique image tokenized once.
+
+    image rows --KeyById/OnePerId--> (image_id, png) --DecodePng--> (image_id, uint8 256x256x3)
+      --RunInference(KeyedModelHandler(VQGANModelHandler))--> {image_id, tokens: uint16[256]}
+    rows without an id, undecodable or off-size PNGs -> failure rows (stage "tokenize")
+
+Only the RunInference step carries the accelerator resource hint (`--accelerator`), so on Dataflow
+the decode and dedup steps stay on CPU workers.
+
+    uvd tokenize --input out/laion --output out/laion [--checkpoint openMUSE/vqgan-f16-8192-laion]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+from uvd.pipelines import common, tables
+from uvd.schema import FAILURES_SCHEMA, IMAGE_SIZE, failure_row
+from uvd.tokenize import DEFAULT_CHECKPOINT
+from uvd.tokenize.handler import VQGANModelHandler
+
+STAGE = "tokenize"
+TOKENS = "tokens"
+
+
+class TokenizeOutputs(NamedTuple):
+    tokens: beam.PCollection     # {"image_id": str, "tokens": np.uint16[256]}
+    failures: beam.PCollection   # uvd.schema.failure_row dicts
+
+
+def png_to_pixels(data: bytes, size: int = IMAGE_SIZE) -> np.ndarray:
+    """PNG (or any PIL-readable) bytes -> uint8 (size, size, 3) RGB; ValueError if it is not that."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        if im.size != (size, size):
+            raise ValueError(f"wrong_size: {im.size[0]}x{im.size[1]}, expected {size}x{size}")
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def key_row(row: dict) -> Iterator[Any]:
+    """Image row -> (image_id, row), or a failure row when it has no id or no image bytes."""
+    image_id = row.get("image_id")
+    if not image_id or not row.get("image"):
+        what = "image_id" if not image_id else "image"
+        yield beam.pvalue.TaggedOutput(common.FAILURES, failure_row(
+            str(image_id or "?"), str(row.get("source") or "unknown"), STAGE, f"missing_{what}"))
+        return
+    yield image_id, row
+
+
+def pick_one(rows: Any) -> dict:
+    """Same image_id means the same pixels: keep one row, chosen deterministically."""
+    return min(rows, key=lambda r: (r.get("provenance") or "", r.get("source") or ""))
+
+
+class DecodePng(beam.DoFn):
+    """(image_id, row) -> (image_id, pixels), or a failure row that says why not."""
+
+    def setup(self) -> None:
+        self.bad = Metrics.counter("uvd.tokenize", "bad_images")
+
+    def process(self, item: tuple[str, dict]) -> Iterator[Any]:
+        image_id, row = item
+        try:
+            yield image_id, png_to_pixels(row["image"])
+        except Exception as exc:  # noqa: BLE001 - any undecodable input becomes a failure row
+            self.bad.inc()
+            reason = "wrong_size" if str(exc).startswith("wrong_size") else "bad_image"
+            yield beam.pvalue.TaggedOutput(common.FAILURES, failure_row(
+                image_id, str(row.get("source") or "unknown"), STAGE, reason, f"{type(exc).__name__}: {exc}"))
+
+
+def to_token_row(item: tuple[str, np.ndarray]) -> dict:
+    image_id, ids = item
+    return {"image_id": image_id, "tokens": np.asarray(ids, dtype=np.uint16)}
+
+
+class TokenizeImages(beam.PTransform):
+    """Image rows -> TokenizeOutputs(tokens, failures); one token row per unique image_id."""
+
+    def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, batch_size: int = 32, *, device: str = "auto",
+                 precision: str = "auto", accelerator: str | None = None, min_batch_size: int = 1,
+                 large_model: bool = False, label: str | None = None) -> None:
+        super().__init__(label)
+        self.handler = VQGANModelHandler(
+            checkpoint, device=device, precision=precision, min_batch_size=min(min_batch_size, batch_size),
+            max_batch_size=batch_size, accelerator=accelerator, large_model=large_model)
+
+    def expand(self, images: beam.PCollection) -> TokenizeOutputs:
+        keyed = images | "KeyById" >> beam.FlatMap(key_row).with_outputs(common.FAILURES, main="ok")
+        decoded = (
+            keyed.ok
+            | "OnePerId" >> beam.CombinePerKey(pick_one)
+            | "DecodePng" >> beam.ParDo(DecodePng()).with_outputs(common.FAILURES, main="ok")
+        )
+        tokens = (
+            decoded.ok
+            | "VQGAN" >> RunInference(KeyedModelHandler(self.handler))
+            | "ToTokenRow" >> beam.Map(to_token_row)
+        )
+        failures = (keyed[common.FAILURES], decoded[common.FAILURES]) | "Failures" >> beam.Flatten()
+        return TokenizeOutputs(tokens, failures)
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="uvd tokenize", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", required=True, help="folder holding the images table (<input>/images/)")
+    parser.add_argument("--output", required=True, help="folder to write <output>/tokens/ (+ failures)")
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                        help="VQGAN folder or hub id (default: the small model shipped with uvd; the LVM's "
+                             "is openMUSE/vqgan-f16-8192-laion)")
+    parser.add_argument("--batch_size", type=int, default=32, help="largest batch per forward pass")
+    parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1...")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU; the quantizer is always fp32")
+    parser.add_argument("--accelerator", default=None,
+                        help="resource hint for the tokenize step only, e.g. "
+                             "'type:nvidia-l4;count:1;install-nvidia-driver' (Dataflow)")
+    args, options = common.split_args(parser, argv)
+    common.setup_logging()
+    with beam.Pipeline(options=options) as p:
+        out = (
+            p
+            | tables.ReadTable(args.input, "images")
+            | "Tokenize" >> TokenizeImages(args.checkpoint, args.batch_size, device=args.device,
+                                           precision=args.precision, accelerator=args.accelerator)
+        )
+        out.tokens | tables.WriteTable(args.output, TOKENS)
+        # Own file prefix: the images stage may have written <output>/failures/part-* already.
+        out.failures | "WriteFailures" >> beam.io.WriteToParquet(
+            tables.table_prefix(args.output, "failures") + "-tokenize", FAILURES_SCHEMA, codec="zstd",
+            file_name_suffix=".parquet")
+    return 0
