@@ -59,6 +59,8 @@ def test_split_by_uid_is_deterministic_with_the_configured_fraction():
 def test_entries_and_uid_resolution(tmp_path):
     text = f"# objects\n{UID}\n\n  a/b/{UID}.glb  \nmeshes/chair.obj\n"
     assert list(ov.list_entries(text)) == [UID, f"a/b/{UID}.glb", "meshes/chair.obj"]
+    assert list(ov.list_entries(text + "/abs/x.glb\n", "/lists")) == [
+        UID, f"/lists/a/b/{UID}.glb", "/lists/meshes/chair.obj", "/abs/x.glb"]
     assert ov.is_uid(UID) and not ov.is_uid("chair") and ov.uid_for_path(f"a/b/{UID}.glb") == UID
     folder = tmp_path / "hf-objaverse-v1" / "glbs" / "000-017"
     folder.mkdir(parents=True)
@@ -202,7 +204,7 @@ def test_stage_on_a_list_of_paths_uids_and_broken_files(tmp_path):
     shutil.copy(SAMPLES / "house.glb", cache / f"{UID}.glb")
     (tmp_path / "broken.glb").write_bytes((SAMPLES / "house.glb").read_bytes()[:999])
     missing_uid = "e" * 32
-    entries = [str(SAMPLES / "torus.obj"), UID, missing_uid, str(tmp_path / "broken.glb")]
+    entries = [str(SAMPLES / "torus.obj"), UID, missing_uid, "broken.glb"]          # relative to the list
     (tmp_path / "objects.txt").write_text("# mixed list\n" + "\n".join(entries) + "\n")
     out = tmp_path / "out"
     rc = ov.run(["--input", str(tmp_path / "objects.txt"), "--output", str(out),

@@ -169,12 +169,16 @@ def _remote_index(cache: str) -> dict[str, str]:
         return json.loads(gzip.decompress(f.read()))
 
 
-def list_entries(text: str) -> Iterator[str]:
-    """Lines of a list file: one mesh path or uid each; blank lines and `#` comments skipped."""
+def list_entries(text: str, base: str = "") -> Iterator[str]:
+    """Lines of a list file: one mesh path or uid each; blank lines and `#` comments skipped.
+    Relative paths are relative to `base` (the list file's folder)."""
     for line in text.splitlines():
         line = line.strip()
-        if line and not line.startswith("#"):
-            yield line
+        if not line or line.startswith("#"):
+            continue
+        if base and not is_uid(line) and "://" not in line and not line.startswith("/"):
+            line = FileSystems.join(base, line)
+        yield line
 
 
 def pattern_for(input_: str) -> str:
@@ -283,7 +287,8 @@ class ListMeshes(beam.PTransform):
         if self.input.lower().endswith(LIST_EXTENSIONS):
             return (pbegin
                     | "MatchList" >> fileio.MatchFiles(self.input)
-                    | "ReadList" >> beam.FlatMap(lambda m: list_entries(_read_text(m.path))))
+                    | "ReadList" >> beam.FlatMap(
+                        lambda m: list_entries(_read_text(m.path), posixpath.dirname(m.path))))
         return (pbegin
                 | "MatchMeshes" >> fileio.MatchFiles(pattern_for(self.input))
                 | "MeshFilesOnly" >> beam.Filter(lambda m: is_mesh_path(m.path))
