@@ -84,22 +84,36 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
                     doc_mask: bool = False) -> float | None:
     """Mean next-token loss over up to max_batches packed batches of the held-out split.
 
-    Every rank evaluates its own share; the mean is reduced over ranks when distributed.
+    Every rank evaluates its own share. Under DDP/FSDP all ranks run the same number of forward
+    passes (a sharded model's forward is a collective): a rank out of data runs a dummy batch that
+    is not counted, and the loop ends when every rank is out.
     """
     from uvd.model.train import autocast_for
 
+    distributed = torch.distributed.is_initialized()
     model.eval()
     total, count = torch.zeros((), device=device), torch.zeros((), device=device)
-    for i, batch in enumerate(loader):
-        if i >= max_batches:
-            break
+    batches, dummy = iter(loader), None
+    for _ in range(max_batches):
+        batch = next(batches, None)
+        if distributed:
+            alive = torch.tensor(float(batch is not None), device=device)
+            torch.distributed.all_reduce(alive)
+            if alive.item() == 0:
+                break
+        if batch is None:
+            if not distributed:
+                break
+            dummy = dummy or {k: torch.zeros(loader.batch_size, loader.seq_len, dtype=torch.long) for k in ("tokens", "targets", "doc_ids")}
         with autocast_for(torch.device(device), amp_dtype):
-            loss = model(batch["tokens"].to(device), targets=batch["targets"].to(device),
-                         doc_ids=batch["doc_ids"].to(device) if doc_mask else None)
-        total += loss.float()
-        count += 1
+            b = batch or dummy
+            loss = model(b["tokens"].to(device), targets=b["targets"].to(device),
+                         doc_ids=b["doc_ids"].to(device) if doc_mask else None)
+        if batch is not None:
+            total += loss.float()
+            count += 1
     model.train()
-    if torch.distributed.is_initialized():
+    if distributed:
         torch.distributed.all_reduce(total)
         torch.distributed.all_reduce(count)
     return (total / count).item() if count.item() > 0 else None

@@ -72,7 +72,12 @@ class RunLogger:
         for key, value in metrics.items():
             if self.tb is not None and value is not None:
                 self.tb.add_scalar(f"train/{key}" if key != "val_loss" else "val/loss", value, step)
-        if "loss" in metrics:
+        if "loss" in metrics and self.bar.disable:  # not a terminal (a log file): plain lines
+            mfu = metrics.get("mfu")
+            print(f"step {step}/{self.bar.total} loss {metrics['loss']:.4f} lr {metrics['lr']:.2e} "
+                  f"gnorm {metrics['grad_norm']:.2f} {metrics['tokens_per_s']:,.0f} tok/s"
+                  + (f" mfu {100 * mfu:.1f}%" if mfu is not None else ""), flush=True)
+        elif "loss" in metrics:
             post = {"loss": f"{metrics['loss']:.4f}", "lr": f"{metrics['lr']:.2e}",
                     "gnorm": f"{metrics['grad_norm']:.2f}", "tok/s": f"{metrics['tokens_per_s']:,.0f}"}
             if metrics.get("mfu") is not None:
