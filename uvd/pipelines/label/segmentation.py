@@ -1,0 +1,66 @@
+"""Segmentation expert: any `transformers` semantic segmenter (SegFormer by default).
+
+The default, nvidia/segformer-b5-finetuned-ade-640-640, predicts the 150 ADE20K classes in
+MMSegmentation's order (0 = wall, 1 = building, ...), which is the order of the palette in
+uvd.transforms.segmentation: its class ids go into the record unchanged and render with the
+documented ADE20K palette. Models trained on other label sets (Cityscapes' 19...) give ids that
+the renderer maps onto the same palette (indices >= 150 wrap).
+
+Logits (B, C, h/4, w/4) are upsampled per image to the image's size (bilinear, as the processor's
+post_process_semantic_segmentation does) before the argmax, one image at a time to bound memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from uvd.pipelines.annotations.records import annotation
+from uvd.pipelines.label import checks
+from uvd.pipelines.label.handler import ExpertHandler, autocast, to_batch
+from uvd.pipelines.label.hf import Preprocess, load_hf_model, read_preprocess
+
+DEFAULT_SEGMENTATION_MODEL = "nvidia/segformer-b5-finetuned-ade-640-640"
+# SegFormer's processor: 512 x 512 squash, bilinear, ImageNet mean/std.
+SEGFORMER_PREPROCESS = Preprocess(size=(512, 512), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                                  resample="bilinear")
+
+
+class SegmentationHandler(ExpertHandler):
+    task = "segmentation"
+
+    def __init__(self, checkpoint: str = DEFAULT_SEGMENTATION_MODEL, *, max_class_fraction: float = 0.99,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.checkpoint = checkpoint
+        self.max_class_fraction = max_class_fraction
+
+    def load_model(self) -> Any:
+        model = load_hf_model("AutoModelForSemanticSegmentation", self.checkpoint, self.device)
+        model.uvd_preprocess = read_preprocess(self.checkpoint, SEGFORMER_PREPROCESS)
+        return model
+
+    def predict(self, model: Any, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """-> int32 (H, W) class ids per image."""
+        import torch
+        import torch.nn.functional as F
+
+        pre: Preprocess = model.uvd_preprocess
+        device = next(model.parameters()).device
+        pixels = torch.from_numpy(to_batch(images, pre.size, pre.mean, pre.std, pre.resample)).to(device)
+        with torch.inference_mode(), autocast(str(device), self.precision):
+            logits = model(pixel_values=pixels).logits                        # (B, C, h', w')
+            out = []
+            for i, image in enumerate(images):
+                full = F.interpolate(logits[i][None], size=image.shape[:2], mode="bilinear", align_corners=False)
+                out.append(full[0].argmax(dim=0).to(torch.int32).cpu().numpy())
+        return out
+
+    def to_annotation(self, output: np.ndarray, image: np.ndarray) -> dict:
+        checks.check_segmentation(output, self.max_class_fraction)
+        return annotation("segmentation", output)
+
+    def model_id(self) -> str:
+        return self.checkpoint
