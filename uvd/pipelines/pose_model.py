@@ -21,7 +21,8 @@ import os
 import sys
 import types
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -102,8 +103,12 @@ def resolve_config(config: str) -> str:
     return path
 
 
-class PoseModel(NamedTuple):
-    """A loaded top-down estimator with its test pipeline (bbox -> affine crop -> tensors)."""
+@dataclass
+class PoseModel:
+    """A loaded top-down estimator with its test pipeline (bbox -> affine crop -> tensors).
+
+    A plain class, not a tuple: RunInference shares the model across threads via a weak reference.
+    """
 
     model: Any           # mmpose TopdownPoseEstimator, eval mode
     pipeline: Any        # mmengine Compose of the config's test pipeline
@@ -200,7 +205,9 @@ def load_pose_model(config: str = DEFAULT_CONFIG, checkpoint: str | None = None,
     backbone = cfg.model.get("backbone", {})
     if isinstance(backbone, dict):
         backbone["init_cfg"] = None  # no pretrained-backbone download: weights come from `checkpoint`
-    model = build_pose_estimator(cfg.model)
+    with torch.random.fork_rng():  # random weights (no checkpoint) are the same on every worker and run
+        torch.manual_seed(0)
+        model = build_pose_estimator(cfg.model)
     meta = None
     if checkpoint:
         ckpt = read_checkpoint(checkpoint_path(checkpoint), trust=trust_checkpoint)
