@@ -1,0 +1,310 @@
+"""`uvd hf`: a Hugging Face dataset (save_to_disk folder, Parquet/Arrow export, cached hub id) -> sentences.
+
+    Config check    layout listed (no rows read), mapping checked against the features: a wrong
+                    column is a ConfigError naming the role and the dataset's columns
+    Shards          one element per Parquet row group / Arrow file / hub stream shard
+    Reshuffle       shards spread across workers
+    ReadRows        a shard's rows, a batch at a time (image bytes undecoded); a shard that cannot
+                    be read becomes one failure row
+    Reshuffle       rows spread (a shard's rows decode on many workers)
+    Rows            RunSource(ProcessRow): decode, check, one image row / annotation record per
+                    row, or a failure row naming the column at fault
+    classification: images --ByClass--> imagenet.ClassSentences (the ImageNet stage's sampling)
+    segmentation / depth / detection: annotations.emit_record --> PairSentences (8-pair sentences)
+
+Run: uvd hf --input DATASET --mapping classification --output out/hf [--columns label=fine_label]
+Manifest: `stage: hf`, `input:` the dataset, `options:` this module's Config fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import posixpath
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import apache_beam as beam
+
+from uvd import schema
+from uvd.config import ConfigError, from_dict, require
+from uvd.pipelines import common, imagenet, tables
+from uvd.pipelines.annotations import sentences
+from uvd.pipelines.annotations.pipeline import emit_record
+from uvd.pipelines.annotations.pooling import PairSentences
+from uvd.pipelines.annotations.records import RecordError, annotation, make_record
+from uvd.pipelines.hf import mappings, reader
+from uvd.transforms import image as img
+
+STAGE = "hf"
+log = logging.getLogger("uvd.hf")
+
+# mapping -> (annotation task name, record annotation type) for the annotated mappings
+TASKS = {"segmentation": ("segmentation", "segmentation"), "depth": ("depth", "depth"),
+         "detection": ("detection", "boxes")}
+
+
+@dataclass
+class Config:
+    """Options of the Hugging Face source (manifest options or `uvd hf` flags)."""
+
+    input: str                           # save_to_disk folder, .parquet/.arrow file/glob/folder, or hub id
+    mapping: str = "classification"     # classification | segmentation | depth | detection
+    columns: dict = field(default_factory=dict)  # role -> column overrides (mappings.MAPPINGS)
+    name: str = ""                       # dataset name (classes, pools, record ids); default: from input
+    format: str = "auto"                 # auto | disk | parquet | arrow | hub
+    split: str | None = None             # one split (default: every split, each kept as the sentence split)
+    config_name: str | None = None       # hub dataset configuration (load_dataset name=)
+    # image geometry
+    image_size: int = schema.IMAGE_SIZE
+    resize: str = "crop"                 # crop (shorter side + centre crop) | squash
+    max_pixels: int = img.DEFAULT_MAX_PIXELS
+    seed: int = 0
+    # mapping values
+    reduce_zero_label: bool = True       # segmentation: ADE20K ids (0 = ignore, 1..150 -> 0..149)
+    depth_scale: float = 1000.0          # depth: integer maps are in 1/depth_scale metres (mm)
+    depth_inverse: bool = True           # depth: false when the column holds disparity
+    bbox_format: str = "xywh"            # detection: xywh (COCO) | xyxy
+    # classification sentences (imagenet.Config)
+    images_per_sentence: int = 16
+    passes: int = 1
+    remainder: str = "fill"
+    small_class: str = "skip"
+    min_images: int = 2
+    # annotated sentences (annotations.Config)
+    pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE
+    min_pairs: int = 2
+    pair_buckets: int = 1
+    multi_annotation: bool = False       # one task per record here: no m-of-(1+k) sentences
+    multi_min_annotations: int = 2
+
+    def validate(self) -> None:
+        require(bool(self.input), "input", "give a save_to_disk folder, Parquet/Arrow files or a hub id")
+        require(self.mapping in mappings.MAPPINGS, "mapping",
+                f"must be one of {sorted(mappings.MAPPINGS)}, got {self.mapping!r}")
+        require(self.format in reader.FORMATS, "format", f"must be one of {reader.FORMATS}, got {self.format!r}")
+        require(self.resize in img.MODES, "resize", f"one of {img.MODES}, got {self.resize!r}")
+        require(self.image_size >= 16, "image_size", f"must be >= 16, got {self.image_size}")
+        require(self.depth_scale > 0, "depth_scale", f"must be > 0, got {self.depth_scale}")
+        require(self.bbox_format in mappings.BBOX_FORMATS, "bbox_format",
+                f"must be one of {mappings.BBOX_FORMATS}, got {self.bbox_format!r}")
+        require(1 <= self.pairs_per_sentence <= sentences.PAIRS_PER_SENTENCE, "pairs_per_sentence",
+                f"must be 1..{sentences.PAIRS_PER_SENTENCE}, got {self.pairs_per_sentence}")
+        require(1 <= self.min_pairs <= self.pairs_per_sentence, "min_pairs", "must be 1..pairs_per_sentence")
+        require(self.pair_buckets >= 1, "pair_buckets", f"must be >= 1, got {self.pair_buckets}")
+        self.class_config()                                   # imagenet's own checks
+        self.resolve()                                        # the dataset is there and fits the mapping
+
+    @property
+    def dataset_name(self) -> str:
+        if self.name:
+            return self.name
+        base = self.input.rstrip("/")
+        base = posixpath.basename(base) if ("://" in base or os.path.sep in base or os.path.exists(base)) else base
+        return base.replace("*", "").removesuffix(".parquet").removesuffix(".arrow") or "hf"
+
+    def class_config(self) -> imagenet.Config:
+        """The ImageNet stage's sampling options (its Config validates them)."""
+        return from_dict(imagenet.Config, {
+            "input": self.input, "images_per_sentence": self.images_per_sentence, "passes": self.passes,
+            "remainder": self.remainder, "small_class": self.small_class, "min_images": self.min_images,
+            "seed": self.seed, "image_size": self.image_size, "resize": self.resize,
+            "max_pixels": self.max_pixels})
+
+    def resolve(self) -> tuple[reader.Layout, dict[str, str]]:
+        """The dataset's layout (shards, features) and the checked role -> column mapping."""
+        layout = reader.list_shards(self.input, self.format, self.split, self.config_name)
+        return layout, mappings.resolve_columns(self.mapping, self.columns, layout.features, self.input)
+
+
+# --- rows ------------------------------------------------------------------------------------------
+class ReadRows:
+    """A shard -> items {record_id, split, group, row}, or one failure item when it cannot be read."""
+
+    def __init__(self, cfg: Config, roles: dict[str, str]) -> None:
+        self.name = cfg.dataset_name
+        self.roles = roles
+        self.columns = sorted({c.split(".")[0] for c in roles.values()})
+
+    def __call__(self, shard: reader.Shard) -> Iterator[dict]:
+        try:
+            for i, row in reader.read_shard(shard, self.columns):
+                yield self.item(shard, i, row)
+        except Exception as exc:  # noqa: BLE001 - an unreadable shard is data (rows read so far are kept)
+            yield {"record_id": f"{self.name}/{shard.shard_id}", "failure": "unreadable_shard",
+                   "detail": f"{shard.path}: {type(exc).__name__}: {exc}"}
+
+    def item(self, shard: reader.Shard, index: int, row: dict) -> dict:
+        def optional(role: str):
+            column = self.roles.get(role)
+            value = row.get(column) if column else None
+            return None if value in (None, "") else str(value)
+
+        row_id = optional("id")
+        record_id = f"{self.name}/{row_id}" if row_id else f"{self.name}/{shard.shard_id}#{index}"
+        return {"record_id": record_id, "split": optional("split") or shard.split,
+                "group": optional("group"), "row": row}
+
+
+class ProcessRow:
+    """One item -> an image row (classification) or an annotation record's rows, or a failure row."""
+
+    def __init__(self, cfg: Config, roles: dict[str, str], names: list[str] | None) -> None:
+        self.cfg = cfg
+        self.roles = roles
+        self.names = names
+        self.name = cfg.dataset_name
+        self.source = f"hf/{self.name}"
+
+    def __call__(self, item: dict) -> Iterator[tuple[str, dict]]:
+        if "failure" in item:
+            yield common.FAILURES, schema.failure_row(item["record_id"], self.source, STAGE, item["failure"],
+                                                      item.get("detail", ""))
+            return
+        try:
+            if self.cfg.mapping == "classification":
+                rows = [self.class_image(item)]
+            else:
+                rows = list(emit_record(self.record(item), self.cfg))
+        except mappings.RowError as exc:
+            rows = [(common.FAILURES, schema.failure_row(item["record_id"], self.source, STAGE, exc.reason,
+                                                         exc.message, status=exc.status))]
+        except RecordError as exc:
+            rows = [(common.FAILURES, schema.failure_row(item["record_id"], self.source, STAGE, exc.reason,
+                                                         exc.detail, status=exc.status))]
+        yield from rows
+
+    def value(self, item: dict, role: str):
+        column = self.roles[role]
+        try:
+            return reader.column_value(item["row"], column)
+        except (KeyError, TypeError) as exc:
+            raise mappings.RowError("missing_column", column, f"this row has no {exc.args[0]!r}") from None
+
+    def class_image(self, item: dict) -> tuple[str, dict]:
+        label = mappings.label_name(self.value(item, "label"), self.roles["label"], self.names)
+        decoded = mappings.decode_photo(self.value(item, "image"), self.roles["image"], self.cfg.image_size,
+                                        self.cfg.max_pixels)
+        geometry = img.compute_geometry(decoded.height, decoded.width, self.cfg.image_size, self.cfg.resize)
+        pixels = img.apply_geometry(decoded.pixels, geometry)
+        provenance = {"path": item["record_id"], "class": f"{self.name}/{label}", "split": item["split"],
+                      "dataset": self.name}
+        return common.IMAGES, {"image_id": schema.image_id_for(pixels), "image": img.encode_png(pixels),
+                               "source": imagenet.SOURCE, "provenance": json.dumps(provenance, sort_keys=True)}
+
+    def record(self, item: dict):
+        cfg, roles = self.cfg, self.roles
+        decoded = mappings.decode_photo(self.value(item, "image"), roles["image"], cfg.image_size, cfg.max_pixels)
+        h, w = decoded.height, decoded.width
+        task, type_ = TASKS[cfg.mapping]
+        if cfg.mapping == "segmentation":
+            ann, column = annotation(type_, mappings.segmentation_labels(
+                self.value(item, "label"), roles["label"], cfg.reduce_zero_label)), roles["label"]
+        elif cfg.mapping == "depth":
+            ann, column = annotation(type_, mappings.depth_metres(self.value(item, "depth"), roles["depth"],
+                                                                  cfg.depth_scale), inverse=cfg.depth_inverse), roles["depth"]
+        else:
+            boxes, classes = mappings.boxes_xyxy(self.value(item, "boxes"), self.value(item, "classes"),
+                                                 (roles["boxes"], roles["classes"]), cfg.bbox_format, h, w)
+            ann, column = annotation(type_, {"boxes": boxes, "classes": classes}), roles["boxes"]
+        try:
+            return make_record(item["record_id"], self.name, decoded.pixels, {task: ann}, group=item["group"],
+                               split=item["split"], provenance={"hf": item["record_id"]}, full_size=(h, w))
+        except RecordError as exc:          # a label map of another size than its image
+            raise mappings.RowError(exc.reason, column, exc.detail, exc.status) from None
+
+
+def _record_id(item: dict) -> str:
+    return item.get("record_id", "?")
+
+
+# --- the stage -------------------------------------------------------------------------------------
+class HFSource(beam.PTransform):
+    """PBegin -> SourceOutputs(images, sentences, failures) of one Hugging Face dataset."""
+
+    def __init__(self, cfg: Config, label: str | None = None) -> None:
+        super().__init__(label)
+        self.cfg = cfg
+        self.layout, self.roles = cfg.resolve()       # listed on the driver: names only, no rows
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> common.SourceOutputs:
+        cfg, source = self.cfg, f"hf/{self.cfg.dataset_name}"
+        names = (mappings.class_names(self.layout.features, self.roles["label"])
+                 if cfg.mapping == "classification" else None)
+        rows = (pbegin
+                | "Shards" >> beam.Create(self.layout.shards)
+                | "SpreadShards" >> beam.Reshuffle()
+                | "ReadRows" >> beam.FlatMap(ReadRows(cfg, self.roles))
+                | "SpreadRows" >> beam.Reshuffle())
+        out = rows | "Rows" >> common.RunSource(ProcessRow(cfg, self.roles, names), source=source, stage=STAGE,
+                                                record_id=_record_id)
+        if cfg.mapping == "classification":
+            grouped = (out.images
+                       | "ByClass" >> beam.Map(imagenet.class_key)
+                       | "GroupByClass" >> beam.GroupByKey()
+                       | "ClassSentences" >> common.RunSource(
+                           imagenet.ClassSentences(cfg.class_config()), source=imagenet.SOURCE,
+                           stage=imagenet.GROUP_STAGE, record_id=imagenet.group_record_id))
+            all_sentences, more_failures = grouped.sentences, grouped.failures
+        else:
+            pair_sentences, more_failures = out.images | "PairSentences" >> PairSentences(
+                cfg.seed, cfg.pairs_per_sentence, cfg.min_pairs)
+            all_sentences = (out.sentences, pair_sentences) | "Sentences" >> beam.Flatten()
+        failures = (out.failures, more_failures) | "Failures" >> beam.Flatten()
+        return common.SourceOutputs(out.images, all_sentences, failures)
+
+
+def source_transform(config: dict) -> beam.PTransform:
+    """The Hugging Face source for `uvd dataset`: options and columns checked here, before any work."""
+    return HFSource(from_dict(Config, config, where="sources.hf.options"))
+
+
+def _columns_flag(values: list[str]) -> dict:
+    out = {}
+    for value in values:
+        role, sep, column = value.partition("=")
+        if not sep:
+            raise ConfigError(f"--columns: expected ROLE=COLUMN, got {value!r}")
+        out[role.strip()] = column.strip()
+    return out
+
+
+def run(argv: list[str] | None = None) -> int:
+    """`uvd hf --input DATASET --output OUT [--mapping ...] [--columns role=column ...] [beam flags]`."""
+    defaults = Config(input="")
+    parser = argparse.ArgumentParser(prog="uvd hf", description=__doc__.split("\n")[0])
+    parser.add_argument("--input", required=True, help="save_to_disk folder, .parquet/.arrow file, glob or "
+                        "folder, or a hub id (resolved offline from the cache unless HF_HUB_OFFLINE=0)")
+    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
+    parser.add_argument("--mapping", default=defaults.mapping, choices=sorted(mappings.MAPPINGS))
+    parser.add_argument("--columns", nargs="*", default=[], metavar="ROLE=COLUMN",
+                        help="override a role's column, e.g. label=fine_label boxes=objects.bbox")
+    parser.add_argument("--format", default=defaults.format, choices=reader.FORMATS)
+    for name in ("name", "split", "config_name", "resize", "bbox_format", "remainder", "small_class"):
+        parser.add_argument(f"--{name}", default=getattr(defaults, name))
+    for name in ("image_size", "seed", "images_per_sentence", "passes", "min_images", "pairs_per_sentence",
+                 "min_pairs", "pair_buckets", "max_pixels"):
+        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--depth_scale", type=float, default=defaults.depth_scale)
+    parser.add_argument("--keep_zero_label", action="store_true", help="segmentation ids as stored (255 = ignore)")
+    parser.add_argument("--disparity", action="store_true", help="the depth column holds disparity, not depth")
+    args, options = common.split_args(parser, argv)
+    values = {k: v for k, v in vars(args).items()
+              if k not in ("output", "columns", "keep_zero_label", "disparity")}
+    values.update(columns=_columns_flag(args.columns), reduce_zero_label=not args.keep_zero_label,
+                  depth_inverse=not args.disparity)
+    cfg = from_dict(Config, values, where="hf")
+    common.setup_logging()
+    log.info("hf config: %s", json.dumps(asdict(cfg), default=str))
+    with beam.Pipeline(options=options) as p:
+        out = p | "HF" >> HFSource(cfg)
+        out.images | "Dedup" >> tables.DedupImages() | tables.WriteTable(args.output, "images")
+        out.sentences | tables.WriteTable(args.output, "sentences")
+        out.failures | tables.WriteTable(args.output, "failures")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

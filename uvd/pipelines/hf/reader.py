@@ -1,0 +1,268 @@
+"""Where a Hugging Face dataset lives, which shards it has, and its rows as plain dicts.
+
+Layouts (config `format`, "auto" picks from the path):
+    disk     a `save_to_disk` folder: a Dataset (state.json + data-*.arrow) or a DatasetDict
+             (dataset_dict.json + one such folder per split)
+    parquet  a .parquet file, a glob, or a folder of them (a hub repo checkout, `to_parquet` output);
+             the split of a file is `<split>-00000-of-00004.parquet` or its folder's name
+    arrow    .arrow files (IPC stream, as `save_to_disk` writes them), same split rules
+    hub      a hub id, read with `datasets.load_dataset(..., streaming=True)`; offline by default
+             (HF_HUB_OFFLINE=1) so it resolves from the local cache; a local folder that
+             load_dataset understands works too
+
+The unit of parallel work is a `Shard`: one Parquet row group, one Arrow file, or one of the
+streaming dataset's `n_shards`. `list_shards` only lists (names and row-group counts, no rows);
+`read_shard` yields one shard's rows on a worker, a record batch at a time, with image bytes
+undecoded. Nothing ever loads a whole dataset on one machine.
+
+Rows are pyarrow's Python values: an Image column is {"bytes", "path"}, a ClassLabel an int, a
+Sequence of structs a dict of lists (or a list of dicts), Array2D nested lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from uvd.config import ConfigError
+
+FORMATS = ("auto", "disk", "parquet", "arrow", "hub")
+BATCH_ROWS = 64                      # rows per record batch read (image bytes: a few MB)
+_SPLIT_FILE = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}")
+_SPLIT_DIRS = ("train", "validation", "valid", "val", "test", "dev")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One element of parallel work: a file (part -1), a Parquet row group, or a hub stream shard."""
+
+    format: str            # "arrow" | "parquet" | "hub"
+    path: str              # file path, or the hub id / folder given to load_dataset
+    split: str | None
+    part: int = -1         # parquet row group, or hub shard index
+    parts: int = 1         # hub: the stream's n_shards
+    config_name: str | None = None
+
+    @property
+    def shard_id(self) -> str:
+        base = posixpath.basename(self.path.rstrip("/")) if self.format != "hub" else self.path
+        if self.format == "hub":
+            return f"{base}/{self.split}/shard{self.part}"
+        return f"{base}:rg{self.part}" if self.part >= 0 else base
+
+
+@dataclass
+class Layout:
+    """What the driver learns before the pipeline starts: format, splits, shards, features."""
+
+    format: str
+    shards: list[Shard]
+    features: Any                  # datasets.Features (the first shard's), or None if unknown
+    splits: list[str | None]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.features) if self.features is not None else []
+
+
+# --- files -----------------------------------------------------------------------------------------
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _exists(path: str) -> bool:
+    try:
+        return FileSystems.exists(path)
+    except Exception:  # noqa: BLE001 - a malformed hub id is "not a path", not an error here
+        return False
+
+
+def _read_json(path: str) -> dict:
+    with FileSystems.open(path) as f:
+        return json.loads(f.read())
+
+
+def _match(pattern: str) -> list[str]:
+    return sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
+
+
+def _files_with(input_: str, ext: str) -> list[str]:
+    """Files ending in `ext`: the input itself, a glob, or everything under a folder."""
+    if any(c in input_ for c in "*?["):
+        return [p for p in _match(input_) if p.endswith(ext)]
+    if input_.endswith(ext):
+        return [input_] if _exists(input_) else []
+    return [p for p in _match(FileSystems.join(input_.rstrip("/"), "**")) if p.endswith(ext)]
+
+
+def split_of(path: str) -> str | None:
+    """The split a data file belongs to: `train-00000-of-00002.parquet`, or a folder named `test`."""
+    found = _SPLIT_FILE.match(posixpath.basename(path))
+    if found:
+        return found.group("split")
+    for part in reversed(path.replace("\\", "/").split("/")[:-1]):
+        if part in _SPLIT_DIRS:
+            return part
+    return None
+
+
+def detect_format(input_: str) -> str:
+    """disk | parquet | arrow | hub, from what the path holds (a path that does not exist: hub)."""
+    if input_.endswith(".parquet"):
+        return "parquet"
+    if input_.endswith(".arrow"):
+        return "arrow"
+    root = input_.rstrip("/")
+    if _exists(FileSystems.join(root, "dataset_dict.json")) or _exists(FileSystems.join(root, "state.json")):
+        return "disk"
+    if any(c in input_ for c in "*?[") or (_is_local(input_) and os.path.isdir(input_)) or _exists(input_):
+        if _files_with(input_, ".parquet"):
+            return "parquet"
+        if _files_with(input_, ".arrow"):
+            return "arrow"
+        raise ConfigError(f"input: {input_!r} holds no save_to_disk dataset, .parquet or .arrow files")
+    return "hub"
+
+
+# --- listing ---------------------------------------------------------------------------------------
+def _disk_files(input_: str) -> list[tuple[str, str | None]]:
+    """(arrow file, split) of a save_to_disk Dataset or DatasetDict folder."""
+    root = input_.rstrip("/")
+    dict_json = FileSystems.join(root, "dataset_dict.json")
+    if _exists(dict_json):
+        out = []
+        for split in _read_json(dict_json).get("splits", []):
+            out += [(f, split) for f, _ in _disk_files(FileSystems.join(root, split))]
+        return out
+    state = _read_json(FileSystems.join(root, "state.json"))
+    split = state.get("_split")
+    return [(FileSystems.join(root, d["filename"]), split) for d in state.get("_data_files", [])]
+
+
+def _features_of(schema: pa.Schema):
+    from datasets import Features
+
+    try:
+        return Features.from_arrow_schema(schema)
+    except Exception:  # noqa: BLE001 - a plain Parquet file without HF metadata still has columns
+        return Features({name: _value_feature(schema.field(name).type) for name in schema.names})
+
+
+def _value_feature(type_: pa.DataType):
+    from datasets import Value
+
+    try:
+        return Value(str(type_))
+    except Exception:  # noqa: BLE001
+        return Value("null")
+
+
+def _arrow_schema(path: str) -> pa.Schema:
+    with FileSystems.open(path) as f:
+        return pa.ipc.open_stream(f).schema
+
+
+def _hub_load(path: str, config_name: str | None, split: str | None):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")   # resolve from the local cache unless told otherwise
+    import datasets
+
+    return datasets.load_dataset(path, name=config_name, split=split, streaming=True)
+
+
+def list_shards(input_: str, format_: str = "auto", split: str | None = None,
+                config_name: str | None = None) -> Layout:
+    """The dataset's shards (of `split`, or of every split) and its features; ConfigError if none."""
+    fmt = detect_format(input_) if format_ == "auto" else format_
+    if fmt == "hub":
+        return _list_hub(input_, split, config_name)
+    if fmt == "disk":
+        files = _disk_files(input_)
+    else:
+        files = [(p, split_of(p)) for p in _files_with(input_, "." + fmt)]
+    available = sorted({s for _, s in files if s is not None})
+    if split is not None:
+        files = [(p, s) for p, s in files if s == split]
+        if not files:
+            raise ConfigError(f"split: no {split!r} split in {input_!r}; available splits: {available or ['(none)']}")
+    if not files:
+        raise ConfigError(f"input: no {fmt} data files in {input_!r}")
+    shards: list[Shard] = []
+    features = None
+    for path, file_split in files:
+        if fmt == "parquet":
+            meta = pq.read_metadata(path) if _is_local(path) else pq.ParquetFile(FileSystems.open(path)).metadata
+            if features is None:
+                features = _features_of(meta.schema.to_arrow_schema())
+            shards += [Shard("parquet", path, file_split, rg) for rg in range(meta.num_row_groups)]
+        else:
+            if features is None:
+                features = _features_of(_arrow_schema(path))
+            shards.append(Shard("arrow", path, file_split))
+    return Layout(fmt, shards, features, sorted({s.split for s in shards}, key=str))
+
+
+def _list_hub(path: str, split: str | None, config_name: str | None) -> Layout:
+    try:
+        loaded = _hub_load(path, config_name, split)
+    except Exception as exc:  # noqa: BLE001 - any loader error is a config problem here
+        raise ConfigError(f"input: cannot open {path!r} with datasets.load_dataset (streaming, "
+                          f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')}): {type(exc).__name__}: {exc}"[:600]) from None
+    streams = {split: loaded} if split is not None else dict(loaded)
+    shards, features = [], None
+    for name, stream in streams.items():
+        features = features if features is not None else stream.features
+        shards += [Shard("hub", path, name, i, stream.n_shards, config_name) for i in range(stream.n_shards)]
+    return Layout("hub", shards, features, list(streams))
+
+
+# --- reading ---------------------------------------------------------------------------------------
+def read_shard(shard: Shard, columns: list[str]) -> Iterator[tuple[int, dict]]:
+    """(row index within the shard, row with the wanted top-level columns it has) for one shard.
+
+    A column this shard lacks is simply absent from its rows (the caller names it in a failure).
+    """
+    if shard.format == "hub":
+        stream = _hub_load(shard.path, shard.config_name, shard.split).decode(False)
+        stream = stream.shard(num_shards=shard.parts, index=shard.part)
+        for i, row in enumerate(stream):
+            yield i, {c: row[c] for c in columns if c in row}
+        return
+    with (open(shard.path, "rb") if _is_local(shard.path) else FileSystems.open(shard.path)) as f:
+        if shard.format == "parquet":
+            pf = pq.ParquetFile(f)
+            present = [c for c in columns if c in pf.schema_arrow.names]
+            batches = pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[shard.part], columns=present)
+        else:
+            reader = pa.ipc.open_stream(f)
+            present = [c for c in columns if c in reader.schema.names]
+            batches = (b.select(present) for b in reader)
+        i = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                yield i, row
+                i += 1
+
+
+def column_value(row: dict, column: str) -> Any:
+    """A (possibly dotted) column's value: "objects.bbox" reads field bbox of struct column objects,
+    through a list of structs too. KeyError names the missing part."""
+    value: Any = row
+    for part in column.split("."):
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            value = [v[part] for v in value]
+        elif isinstance(value, dict):
+            if part not in value:
+                raise KeyError(part)
+            value = value[part]
+        else:
+            raise KeyError(part)
+    return value
