@@ -20,8 +20,9 @@ start=$(date +%s)
 versions() { "$PY" -c 'import numpy, torch, pyarrow; print(numpy.__version__, torch.__version__, pyarrow.__version__)'; }
 before=$(versions)
 
-if "$PY" -c 'import uvd.pipelines.pose_model as m; m.import_mmpose()' >/dev/null 2>&1; then
-  echo "[setup-pose] already installed"
+check='import uvd.pipelines.pose_model as m; print(m.import_mmpose())'
+if found=$("$PY" -c "$check" 2>/dev/null); then
+  echo "[setup-pose] already installed: $found"
 else
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
@@ -57,5 +58,8 @@ if [[ "$before" != "$after" ]]; then
   echo "[setup-pose] numpy/torch/pyarrow changed: '$before' -> '$after'" >&2
   exit 1
 fi
-"$PY" -c 'import uvd.pipelines.pose_model as m; print("[setup-pose] ok:", m.import_mmpose())'
+if [[ -z "${found:-}" ]]; then
+  found=$("$PY" -c "$check")  # fails the script (set -e) when mmpose still does not import
+  echo "[setup-pose] ok: $found"
+fi
 echo "[setup-pose] done in $(( $(date +%s) - start )) s (numpy torch pyarrow: $after)"
