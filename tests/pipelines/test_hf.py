@@ -190,6 +190,30 @@ def test_a_path_with_no_dataset_is_a_config_error(tmp_path):
         reader.list_shards(str(tmp_path))
 
 
+def test_hub_urls_name_hub_ids():
+    assert reader.detect_format("hf://datasets/ILSVRC/imagenet-1k") == "hub"
+    assert reader.hub_id("hf://datasets/ILSVRC/imagenet-1k") == "ILSVRC/imagenet-1k"
+    assert hf.Config(input="hf://datasets/ILSVRC/imagenet-1k").dataset_name == "imagenet-1k"
+
+
+def test_manifest_entries_are_checked_against_the_dataset(built, tmp_path):
+    from uvd.pipelines import manifest
+
+    def entry(options: dict) -> manifest.Manifest:
+        source = {"stage": "hf", "input": built["detection"]["disk"], "weight": 1.0, "options": options}
+        return manifest.parse({"name": "t", "sources": {"cppe": source}}, base=tmp_path)
+
+    assert manifest.check_stage_options(entry({"mapping": "detection"}))["cppe"] is hf_module()
+    with pytest.raises(ConfigError, match=r"sources\.cppe\.options\.columns\.classes: no column 'label'"):
+        manifest.check_stage_options(entry({"mapping": "detection", "columns": {"classes": "objects.label"}}))
+
+
+def hf_module():
+    import uvd.pipelines.hf as module
+
+    return module
+
+
 def test_split_of_file_names_and_folders():
     assert reader.split_of("x/data/validation-00003-of-00010.parquet") == "validation"
     assert reader.split_of("x/test/part.parquet") == "test"

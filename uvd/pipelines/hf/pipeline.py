@@ -101,8 +101,7 @@ class Config:
     def dataset_name(self) -> str:
         if self.name:
             return self.name
-        base = self.input.rstrip("/")
-        base = posixpath.basename(base) if ("://" in base or os.path.sep in base or os.path.exists(base)) else base
+        base = posixpath.basename(reader.hub_id(self.input).rstrip("/"))
         return base.replace("*", "").removesuffix(".parquet").removesuffix(".arrow") or "hf"
 
     def class_config(self) -> imagenet.Config:

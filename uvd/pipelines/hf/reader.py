@@ -8,7 +8,8 @@ Layouts (config `format`, "auto" picks from the path):
     arrow    .arrow files (IPC stream, as `save_to_disk` writes them), same split rules
     hub      a hub id, read with `datasets.load_dataset(..., streaming=True)`; offline by default
              (HF_HUB_OFFLINE=1) so it resolves from the local cache; a local folder that
-             load_dataset understands works too
+             load_dataset understands works too. Write it `hf://datasets/<owner>/<name>` in a
+             manifest (a URL passes the manifest's local-path check untouched)
 
 The unit of parallel work is a `Shard`: one Parquet row group, one Arrow file, or one of the
 streaming dataset's `n_shards`. `list_shards` only lists (names and row-group counts, no rows);
@@ -36,6 +37,7 @@ from apache_beam.io.filesystems import FileSystems
 from uvd.config import ConfigError
 
 FORMATS = ("auto", "disk", "parquet", "arrow", "hub")
+HUB_PREFIX = "hf://datasets/"
 BATCH_ROWS = 64                      # rows per record batch read (image bytes: a few MB)
 _SPLIT_FILE = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}")
 _SPLIT_DIRS = ("train", "validation", "valid", "val", "test", "dev")
@@ -54,9 +56,9 @@ class Shard:
 
     @property
     def shard_id(self) -> str:
-        base = posixpath.basename(self.path.rstrip("/")) if self.format != "hub" else self.path
         if self.format == "hub":
-            return f"{base}/{self.split}/shard{self.part}"
+            return f"{hub_id(self.path)}/{self.split}/shard{self.part}"
+        base = posixpath.basename(self.path.rstrip("/"))
         return f"{base}:rg{self.part}" if self.part >= 0 else base
 
 
@@ -115,8 +117,15 @@ def split_of(path: str) -> str | None:
     return None
 
 
+def hub_id(input_: str) -> str:
+    """`hf://datasets/owner/name` -> `owner/name` (anything else unchanged)."""
+    return input_[len(HUB_PREFIX):].rstrip("/") if input_.startswith(HUB_PREFIX) else input_
+
+
 def detect_format(input_: str) -> str:
     """disk | parquet | arrow | hub, from what the path holds (a path that does not exist: hub)."""
+    if input_.startswith(HUB_PREFIX):
+        return "hub"
     if input_.endswith(".parquet"):
         return "parquet"
     if input_.endswith(".arrow"):
@@ -175,7 +184,7 @@ def _hub_load(path: str, config_name: str | None, split: str | None):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")   # resolve from the local cache unless told otherwise
     import datasets
 
-    return datasets.load_dataset(path, name=config_name, split=split, streaming=True)
+    return datasets.load_dataset(hub_id(path), name=config_name, split=split, streaming=True)
 
 
 def list_shards(input_: str, format_: str = "auto", split: str | None = None,
