@@ -31,9 +31,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast for the convolutions; the quantizer turns it off for its distances."""
+    """bf16 autocast for the convolutions (the quantizer turns it off for its distances); "fp32"
+    on CUDA also turns cuDNN's TF32 off, which PyTorch enables by default and which moves ids."""
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if device.type == "cuda":
+        return torch.backends.cudnn.flags(enabled=True, benchmark=torch.backends.cudnn.benchmark,
+                                          deterministic=torch.backends.cudnn.deterministic, allow_tf32=False)
     return contextlib.nullcontext()
 
 

@@ -126,7 +126,7 @@ def check_state_dict(expected: dict[str, torch.Size], state: dict[str, torch.Ten
 
 
 # --- folders and the hub -----------------------------------------------------------------------
-def resolve_checkpoint(path_or_hub_id: str | os.PathLike) -> Path:
+def resolve_checkpoint(path_or_hub_id: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
     """A local checkpoint folder for a path or a hub id (downloaded, or from the cache offline)."""
     local = Path(path_or_hub_id).expanduser()
     if local.exists():
@@ -142,10 +142,10 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        root = snapshot_download(repo_id, allow_patterns=patterns)
+        root = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=cache_dir)
     except Exception as online_exc:  # noqa: BLE001 - offline, rate-limited...: try the cache
         try:
-            root = snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True)
+            root = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=cache_dir, local_files_only=True)
         except Exception:  # noqa: BLE001
             raise CheckpointError(
                 f"{repo_id}: not reachable on the hub ({type(online_exc).__name__}) and not in the local "
@@ -169,13 +169,13 @@ def _checkpoint_folder(path: Path) -> Path:
 
 # --- public API --------------------------------------------------------------------------------
 def load_vqgan(path_or_hub_id: str | os.PathLike, device: str | torch.device | None = None,
-               dtype: torch.dtype = torch.float32) -> VQGANModel:
+               dtype: torch.dtype = torch.float32, cache_dir: str | os.PathLike | None = None) -> VQGANModel:
     """A VQGANModel in eval mode from a checkpoint folder or hub id; strict, shape-checked load.
 
     The model is built on the meta device and the checkpoint tensors are assigned into it, so a
     585 MB checkpoint is held in memory once.
     """
-    folder = resolve_checkpoint(path_or_hub_id)
+    folder = resolve_checkpoint(path_or_hub_id, cache_dir)
     config = read_config(folder)
     weights = find_weights(folder)
     state = read_state_dict(weights)

@@ -5,10 +5,11 @@ same 8192-code vocabulary and f16 grid), trained on the photos the project ships
 (uvd/sample/images) plus procedurally drawn images, as random crops with flips. Fully
 convolutional and attention-free, so crops train the same weights that tokenize 256x256 images.
 
-Losses, as taming/open-muse: L1 + MSE reconstruction, the VQ codebook loss and the commitment
-loss (beta = 0.25) with a straight-through gradient. Two things make a tiny run use its codes:
-the codebook starts from encoder outputs (k-means++-like sampling), and codes unused for a while
-are re-seeded from current encoder outputs (dead-code restarts). Learning rate follows a cosine
+Losses: L1 + MSE reconstruction and the commitment loss (beta = 0.25) with a straight-through
+gradient, as taming/open-muse; the codebook itself follows an EMA of the latents each code wins
+(VQ-VAE-2), which in a short run is steadier than the gradient codebook loss. Three things make a
+tiny run use its codes: the codebook starts from encoder outputs, each code is the mean of what
+it wins, and codes that win almost nothing are re-seeded from current encoder outputs. Learning rate follows a cosine
 over the wall-clock budget, so `--minutes` sets the whole schedule.
 
     python -m uvd.tokenize.train_small --minutes 8            # CPU, ~2 cores
@@ -41,6 +42,7 @@ from uvd.tokenize.vqgan import SMALL_CONFIG, VQGANModel
 
 SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "sample" / "images"
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+PHOTO_SCALES = (256, 384, 512)
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -61,14 +63,14 @@ def is_held_out(name: str, fraction: float = 0.2) -> bool:
 
 
 def load_photos(folder: Path = SAMPLE_IMAGES) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(train, held_out) photos: train ones at 2 scales for crops, held-out ones at 256x256."""
+    """(train, held_out) photos: train ones at 3 scales (256, 384, 512) for crops, held-out at 256."""
     train, held = [], []
     for path in sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_EXTS):
         with Image.open(path) as img:
             if is_held_out(path.name):
                 held.append(fit_256(img))
             else:
-                train += [fit_256(img, 256), fit_256(img, 384)]
+                train += [fit_256(img, size) for size in PHOTO_SCALES]
     return train, held
 
 
@@ -135,20 +137,45 @@ def seed_codebook(model: VQGANModel, latents: torch.Tensor, rng: torch.Generator
     codes.copy_((flat[idx] + 0.01 * flat.std() * torch.randn(codes.shape, generator=rng)).to(codes))
 
 
-@torch.no_grad()
-def restart_dead_codes(model: VQGANModel, usage: torch.Tensor, latents: torch.Tensor,
-                       rng: torch.Generator, threshold: float = 0.03) -> int:
-    """Re-seed codes whose running usage fell below `threshold` from current encoder outputs."""
-    dead = (usage < threshold).nonzero().flatten()
-    if len(dead) == 0:
-        return 0
-    codes = model.quantize.embedding.weight
-    flat = latents.reshape(-1, codes.shape[1]).float()
-    pick = torch.randint(len(flat), (len(dead),), generator=rng)
-    fresh = flat[pick] + 0.01 * flat.std() * torch.randn((len(dead), codes.shape[1]), generator=rng)
-    codes[dead.to(codes.device)] = fresh.to(codes)
-    usage[dead] = 1.0  # give a restarted code time to be picked
-    return len(dead)
+class EmaCodebook:
+    """VQ-VAE-2 style codebook: each code is the running mean of the encoder outputs it wins.
+
+    Steadier than learning codes by gradient in a short run. Each code keeps an EMA of its hit
+    count (`size`) and of the sum of its latents (`total`); both start at one pseudo-hit of the
+    initial code, so a code that wins nothing keeps its place (both decay alike) until a restart
+    moves it. The trained weights are plain codebook rows: inference is unchanged.
+    """
+
+    def __init__(self, codes: torch.Tensor, decay: float = 0.99) -> None:
+        self.decay = decay
+        self.size = torch.ones(len(codes), device=codes.device)
+        self.total = codes.detach().float().clone()
+
+    @torch.no_grad()
+    def update(self, codes: torch.Tensor, flat: torch.Tensor, ids: torch.Tensor) -> None:
+        d = self.decay
+        counts = torch.bincount(ids, minlength=len(codes)).float()
+        sums = torch.zeros_like(self.total).index_add_(0, ids, flat.float())
+        self.size.mul_(d).add_(counts, alpha=1 - d)
+        self.total.mul_(d).add_(sums, alpha=1 - d)
+        codes.copy_(self.total / self.size.clamp_min(1e-20)[:, None])
+
+    @torch.no_grad()
+    def restart_dead(self, codes: torch.Tensor, flat: torch.Tensor, rng: torch.Generator,
+                     threshold: float = 0.03) -> int:
+        """Codes hit less than `threshold` x the average move onto random current latents."""
+        mean = self.size.mean()
+        dead = (self.size < threshold * mean).nonzero().flatten()
+        if len(dead) == 0:
+            return 0
+        flat = flat.detach().float()
+        pick = torch.randint(len(flat), (len(dead),), generator=rng).to(flat.device)
+        noise = torch.randn((len(dead), flat.shape[1]), generator=rng).to(flat.device)
+        fresh = flat[pick] + 0.01 * flat.std() * noise
+        codes[dead] = fresh.to(codes)
+        self.size[dead] = mean
+        self.total[dead] = fresh * mean
+        return len(dead)
 
 
 def code_stats(ids: np.ndarray, num_codes: int) -> dict[str, float]:
@@ -195,11 +222,11 @@ def parse(argv: list[str] | None) -> Args:
     p.add_argument("--minutes", type=float, default=8.0, help="wall-clock training budget (the LR schedule spans it)")
     p.add_argument("--crop", type=int, default=64, help="training crop side, a multiple of 16")
     p.add_argument("--batch", type=int, default=12)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=DEFAULT_CHECKPOINT, help="checkpoint folder to write")
-    p.add_argument("--procedural", type=int, default=200, help="procedurally drawn training images")
+    p.add_argument("--procedural", type=int, default=60, help="procedurally drawn training images")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     a = p.parse_args(argv)
     if a.crop % 16 or a.crop < 32:
@@ -221,48 +248,54 @@ def train(args: Args) -> dict:
     held_drawn = [procedural_image(np.random.default_rng(10_000 + i)) for i in range(4)]
     held_all = np.stack(held + held_drawn)
     sampler = CropSampler(photos + drawn, args.crop, args.seed)
-    stats_images = np.stack([fit_256(Image.fromarray(p)) for p in photos[::2]] + drawn[:16])
-    print(f"[train_small] {len(photos) // 2} photos (+{len(drawn)} drawn) for training, {len(held)} photos "
+    stats_images = np.stack([fit_256(Image.fromarray(p)) for p in photos[::len(PHOTO_SCALES)]] + drawn[:16])
+    print(f"[train_small] {len(photos) // len(PHOTO_SCALES)} photos (+{len(drawn)} drawn) for training, {len(held)} photos "
           f"(+{len(held_drawn)} drawn) held out; crops {args.crop}px x {args.batch}; {args.minutes} min on {device}",
           flush=True)
 
     model = VQGANModel(SMALL_CONFIG).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.9))
-    usage = torch.ones(SMALL_CONFIG.num_embeddings)
+    codes = model.quantize.embedding.weight
+    codes.requires_grad_(False)  # moved by the EMA, not by Adam
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.99))
     to_x = lambda b: torch.from_numpy(b).to(device).permute(0, 3, 1, 2).float().div(255.0)  # noqa: E731
+    beta = SMALL_CONFIG.commitment_cost
 
     with torch.no_grad():
         seed_codebook(model, torch.cat([
             model.encode_latents(to_x(sampler.batch(args.batch))).permute(0, 2, 3, 1).cpu() for _ in range(8)
         ]), grng)
+    ema = EmaCodebook(codes)
 
     budget = args.minutes * 60.0
     start = last_print = time.monotonic()
     step, restarted = 0, 0
     while (elapsed := time.monotonic() - start) < budget:
         frac = elapsed / budget
-        lr = args.lr * min(1.0, (step + 1) / 50) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        lr = args.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         for group in opt.param_groups:
             group["lr"] = lr
         x = to_x(sampler.batch(args.batch))
-        latents = model.encode_latents(x)
-        z_q, ids, vq_loss = model.quantize(latents, return_loss=True)
-        recon = model.decode(z_q)
+        latents = model.encode_latents(x)                                # (b, dim, h, w)
+        b, dim, h, w = latents.shape
+        flat = latents.permute(0, 2, 3, 1).reshape(-1, dim)
+        ids = model.quantize.nearest(flat.detach())                      # the inference quantizer
+        z_q = codes[ids]
+        commit = F.mse_loss(flat, z_q)                                   # pulls the encoder to its codes
+        z_st = flat + (z_q - flat).detach()                              # straight-through gradient
+        recon = model.decode(z_st.view(b, h, w, dim).permute(0, 3, 1, 2))
         rec_loss = F.l1_loss(recon, x) + F.mse_loss(recon, x)
-        loss = rec_loss + vq_loss
+        loss = rec_loss + beta * commit
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        ema.update(codes, flat.detach(), ids)
         step += 1
-
-        hits = torch.bincount(ids.flatten().cpu(), minlength=SMALL_CONFIG.num_embeddings).float()
-        usage.mul_(0.98).add_(hits, alpha=0.02 * SMALL_CONFIG.num_embeddings / max(ids.numel(), 1))
-        if step % 20 == 0 and frac < 0.85:  # leave the last part of the run to settle
-            restarted += restart_dead_codes(model, usage, latents.detach().permute(0, 2, 3, 1).cpu(), grng)
+        if step % 25 == 0 and frac < 0.85:  # leave the last part of the run to settle
+            restarted += ema.restart_dead(codes, flat, grng)
         if time.monotonic() - last_print > 30 or step == 1:
             last_print = time.monotonic()
             print(f"[train_small] step {step} {elapsed:5.0f}s lr {lr:.2e} rec {rec_loss.item():.4f} "
-                  f"vq {vq_loss.item():.4f} restarted {restarted}", flush=True)
+                  f"commit {commit.item():.4f} restarted {restarted}", flush=True)
 
     model = model.cpu()
     metrics = evaluate(model, held_all, stats_images)
@@ -271,7 +304,7 @@ def train(args: Args) -> dict:
     summary = {
         "trained": True, "steps": step, "minutes": round((time.monotonic() - start) / 60, 2),
         "device": str(device), "crop": args.crop, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-        "train_images": {"photos": len(photos) // 2, "procedural": len(drawn)},
+        "train_images": {"photos": len(photos) // len(PHOTO_SCALES), "procedural": len(drawn)},
         "held_out": {"photos": len(held), "procedural": len(held_drawn)},
         "codes_restarted": restarted, **{k: round(v, 4) for k, v in metrics.items()},
     }
