@@ -13,10 +13,11 @@ Flow (each step labelled in the Beam graph):
 
 A decode task is up to `clips_per_task` clips of one video, of any strides, neighbours in time:
 H.264 must decode every frame from the keyframe before a wanted frame, so clips of strides
-10/20/30 whose spans overlap share that work when decoded together. Frames are read one at a
-time (seek forward, decode, convert only the wanted ones): on a 960x540 H.264 test video this
-costs less than half the CPU of decord's get_batch for the same frames (benchmarks/bench_video.py
-measures the stage). Memory stays bounded by the frames of the clips still open in one task.
+10/20/30 whose spans overlap share that work when decoded together (one pass per video costs
+about half the CPU of one pass per stride; benchmarks/bench_video.py prints both). Frames are
+read one at a time in ascending order (decord seeks forward and converts only the wanted frames):
+the same CPU as one get_batch of them, but memory holds one decoded frame plus the 256 px PNGs of
+the clips still open, however long the video, and a frame that fails fails only its clips.
 """
 
 from __future__ import annotations
