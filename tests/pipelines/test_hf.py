@@ -284,6 +284,15 @@ def test_dense_maps_keep_values_and_reject_wrong_shapes():
         assert info.value.reason == reason and "column 'seg'" in info.value.message
 
 
+def test_video_paths():
+    assert mappings.video_path("a/b.mp4", "v", "/data") == "/data/a/b.mp4"
+    assert mappings.video_path({"path": "gs://x/b.mp4", "bytes": None}, "v", "/data") == "gs://x/b.mp4"
+    for cell, reason in [({"path": None, "bytes": b"\x00"}, "embedded_video"), (None, "missing_value"), ("", "missing_value")]:
+        with pytest.raises(mappings.RowError) as info:
+            mappings.video_path(cell, "v", None)
+        assert info.value.reason == reason and "column 'v'" in info.value.message
+
+
 def test_segmentation_and_depth_conventions():
     ade = np.array([[0, 1], [150, 2]], np.uint8)
     assert mappings.segmentation_labels(ade.tolist(), "a", True).tolist() == [[255, 0], [149, 1]]

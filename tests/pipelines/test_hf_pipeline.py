@@ -105,3 +105,24 @@ def test_detection_through_source_transform_counts_its_rows(tmp_path):
     metrics = {m.key.metric.name: m.committed for m in result.metrics().query(MetricsFilter())["counters"]
                if m.key.metric.namespace == "uvd.hf"}
     assert metrics["inputs"] == 4 and metrics["failures"] == 1 and metrics["images"] == 6
+
+
+def test_video_paths_through_the_video_stage(tmp_path):
+    import datasets
+    import shutil
+
+    videos = Path(hf.__file__).resolve().parents[2] / "sample" / "videos"
+    ds = datasets.Dataset.from_dict({
+        "clip": [str(videos / "china_pan.mp4"), "coffee_zoom.mp4", None, "missing.mp4"],
+        "name": ["china", "coffee", "none", "missing"]})
+    path = write(ds, tmp_path, "parquet")
+    shutil.copy(videos / "coffee_zoom.mp4", Path(path) / "coffee_zoom.mp4")     # relative to the input folder
+    images, sentences, failures = _run(tmp_path, "--input", path, "--mapping", "video", "--columns", "video=clip",
+                                       "id=name", "--name", "vids", "--strides", "10")
+    assert sorted(s["group"] for s in sentences) == ["vids/china", "vids/coffee"]
+    assert all(s["source"] == "video" and len(s["image_ids"]) == 16 for s in sentences)
+    assert len(images) == 32
+    by_reason = {f["reason"]: f for f in failures}
+    assert set(by_reason) == {"missing_value", "unreadable_video"}
+    assert "column 'clip'" in by_reason["missing_value"]["detail"] and by_reason["missing_value"]["record_id"] == "vids/none"
+    assert by_reason["unreadable_video"]["record_id"] == "vids/missing"

@@ -6,6 +6,7 @@
     depth           image (image), depth (depth_map)                        (image, depth) pair records
     detection       image (image), boxes (objects.bbox),                    (image, boxes) pair records
                     classes (objects.category)
+    video           video (video): a path, or a Video cell with a path      the video stage's clips
     every mapping   id, group, split (no default: optional columns)
 
 The defaults fit the common hub layouts (imagenet-1k / cifar "img"+"label" with an override,
@@ -25,11 +26,14 @@ Values (pure functions, numpy out):
 - depth: an integer map is in 1/depth_scale metres (NYU PNG: millimetres, 1000); a float map
   is metres (or disparity with depth_inverse false); <= 0 / NaN invalid
 - boxes: (N, 4) in bbox_format "xywh" (COCO, the hub's usual) or "xyxy", pixels of the full image
+- videos: a file path (relative paths are relative to a local input folder); decord needs a
+  file, so a Video cell holding only bytes is a failure row (embedded_video)
 """
 
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import numpy as np
@@ -45,16 +49,18 @@ MAPPINGS: dict[str, dict[str, str]] = {
     "segmentation": {"image": "image", "label": "annotation"},
     "depth": {"image": "image", "depth": "depth_map"},
     "detection": {"image": "image", "boxes": "objects.bbox", "classes": "objects.category"},
+    "video": {"video": "video"},
 }
 OPTIONAL_ROLES = ("id", "group", "split")
 BBOX_FORMATS = ("xywh", "xyxy")
 
 # role -> what its column must hold ("class" for classification's label, "map" otherwise)
-_ROLE_KIND = {"image": "image", "depth": "map", "boxes": "list", "classes": "list",
+_ROLE_KIND = {"image": "image", "video": "video", "depth": "map", "boxes": "list", "classes": "list",
               "id": "scalar", "group": "scalar", "split": "scalar"}
 _KIND_WORDS = {"image": "an Image (or binary bytes, or a path string)", "class": "a ClassLabel, int or string",
                "map": "an Image or an array (Array2D, nested lists)", "list": "a list (Sequence)",
-               "scalar": "a single value (string, int or ClassLabel)"}
+               "scalar": "a single value (string, int or ClassLabel)",
+               "video": "a Video or a path string"}
 
 
 class RowError(ValueError):
@@ -78,8 +84,10 @@ def role_kind(mapping: str, role: str) -> str:
 
 def feature_kind(feature: Any) -> set[str]:
     """The kinds of value a datasets feature can serve as."""
-    from datasets import Array2D, Array3D, ClassLabel, Image, LargeList, List, Value
+    from datasets import Array2D, Array3D, ClassLabel, Image, LargeList, List, Value, Video
 
+    if isinstance(feature, Video):
+        return {"video"}
     if isinstance(feature, Image):
         return {"image", "map"}
     if isinstance(feature, ClassLabel):
@@ -93,7 +101,7 @@ def feature_kind(feature: Any) -> set[str]:
         if dtype in ("binary", "large_binary"):
             return {"image"}
         if dtype in ("string", "large_string"):
-            return {"image", "class", "scalar"}
+            return {"image", "video", "class", "scalar"}
         if dtype.startswith(("int", "uint", "bool")):
             return {"class", "scalar"}
         return {"scalar"}
@@ -194,6 +202,22 @@ def decode_photo(value: Any, column: str, min_size: int | None, max_pixels: int 
         return decode_image(image_bytes(value, column), min_size=min_size, max_pixels=max_pixels)
     except ImageError as exc:
         raise RowError(exc.reason, column, exc.detail) from None
+
+
+def video_path(value: Any, column: str, base: str | None) -> str:
+    """A video cell -> a file path decord can open (relative paths under `base`, a local folder)."""
+    if isinstance(value, dict):
+        if not value.get("path"):
+            if value.get("bytes"):
+                raise RowError("embedded_video", column, "video bytes without a path; write the videos "
+                                                         "to files and give their paths")
+            raise RowError("missing_value", column, "video has neither path nor bytes")
+        value = value["path"]
+    if not isinstance(value, str) or not value:
+        raise RowError("missing_value", column, f"no video path (got {value!r})")
+    if base and "://" not in value and not os.path.isabs(value):
+        return os.path.join(base, value)
+    return value
 
 
 def label_name(value: Any, column: str, names: list[str] | None) -> str:

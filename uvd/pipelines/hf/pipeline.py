@@ -11,6 +11,8 @@
                     row, or a failure row naming the column at fault
     classification: images --ByClass--> imagenet.ClassSentences (the ImageNet stage's sampling)
     segmentation / depth / detection: annotations.emit_record --> PairSentences (8-pair sentences)
+    video: rows -> video dicts --> video.PlanClips --Reshuffle--> video.DecodeClips (the video
+           stage's clips at strides 10/20/30, 16 frames each)
 
 Run: uvd hf --input DATASET --mapping classification --output out/hf [--columns label=fine_label]
 Manifest: `stage: hf`, `input:` the dataset, `options:` this module's Config fields.
@@ -27,10 +29,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 from uvd import schema
 from uvd.config import ConfigError, from_dict, require
-from uvd.pipelines import common, imagenet, tables
+from uvd.pipelines import common, imagenet, tables, video
 from uvd.pipelines.annotations import sentences
 from uvd.pipelines.annotations.pipeline import emit_record
 from uvd.pipelines.annotations.pooling import PairSentences
@@ -51,7 +54,7 @@ class Config:
     """Options of the Hugging Face source (manifest options or `uvd hf` flags)."""
 
     input: str                           # save_to_disk folder, .parquet/.arrow file/glob/folder, or hub id
-    mapping: str = "classification"     # classification | segmentation | depth | detection
+    mapping: str = "classification"     # classification | segmentation | depth | detection | video
     columns: dict = field(default_factory=dict)  # role -> column overrides (mappings.MAPPINGS)
     name: str = ""                       # dataset name (classes, pools, record ids); default: from input
     format: str = "auto"                 # auto | disk | parquet | arrow | hub
@@ -73,6 +76,9 @@ class Config:
     remainder: str = "fill"
     small_class: str = "skip"
     min_images: int = 2
+    # video clips (video.Config)
+    strides: list = field(default_factory=lambda: [10, 20, 30])
+    clips_per_video: int = 1
     # annotated sentences (annotations.Config)
     pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE
     min_pairs: int = 2
@@ -95,6 +101,7 @@ class Config:
         require(1 <= self.min_pairs <= self.pairs_per_sentence, "min_pairs", "must be 1..pairs_per_sentence")
         require(self.pair_buckets >= 1, "pair_buckets", f"must be >= 1, got {self.pair_buckets}")
         self.class_config()                                   # imagenet's own checks
+        self.video_config()
         self.resolve()                                        # the dataset is there and fits the mapping
 
     @property
@@ -111,6 +118,12 @@ class Config:
             "remainder": self.remainder, "small_class": self.small_class, "min_images": self.min_images,
             "seed": self.seed, "image_size": self.image_size, "resize": self.resize,
             "max_pixels": self.max_pixels})
+
+    def video_config(self) -> video.Config:
+        """The video stage's clip options (its Config validates them)."""
+        return from_dict(video.Config, {
+            "input": self.input, "strides": self.strides, "clips_per_video": self.clips_per_video,
+            "seed": self.seed, "image_size": self.image_size, "resize": self.resize})
 
     def resolve(self) -> tuple[reader.Layout, dict[str, str]]:
         """The dataset's layout (shards, features) and the checked role -> column mapping."""
@@ -215,6 +228,34 @@ class ProcessRow:
             raise mappings.RowError(exc.reason, column, exc.detail, exc.status) from None
 
 
+class RowsToVideos(beam.DoFn):
+    """Items -> the video stage's video dicts; rows without a usable path -> failure rows (FAILURES tag)."""
+
+    def __init__(self, cfg: Config, roles: dict[str, str]) -> None:
+        self.source = f"hf/{cfg.dataset_name}"
+        self.column = roles["video"]
+        local = "://" not in cfg.input and os.path.isdir(cfg.input)
+        self.base = os.path.abspath(cfg.input) if local else None
+
+    def process(self, item: dict) -> Iterator:
+        try:
+            if "failure" in item:
+                raise mappings.RowError(item["failure"], "*", item.get("detail", ""))
+            try:
+                cell = reader.column_value(item["row"], self.column)
+            except (KeyError, TypeError) as exc:
+                raise mappings.RowError("missing_column", self.column, f"this row has no {exc.args[0]!r}") from None
+            path = mappings.video_path(cell, self.column, self.base)
+        except mappings.RowError as exc:
+            Metrics.counter(f"uvd.{STAGE}.{exc.status}", exc.reason).inc()
+            detail = exc.detail if exc.column == "*" else exc.message
+            yield beam.pvalue.TaggedOutput(common.FAILURES, schema.failure_row(
+                item["record_id"], self.source, STAGE, exc.reason, detail, status=exc.status))
+            return
+        Metrics.counter(f"uvd.{STAGE}", "videos").inc()
+        yield {"path": path, "video_id": item["record_id"], "start": None, "end": None, "split": item["split"]}
+
+
 def _record_id(item: dict) -> str:
     return item.get("record_id", "?")
 
@@ -237,6 +278,8 @@ class HFSource(beam.PTransform):
                 | "SpreadShards" >> beam.Reshuffle()
                 | "ReadRows" >> beam.FlatMap(ReadRows(cfg, self.roles))
                 | "SpreadRows" >> beam.Reshuffle())
+        if cfg.mapping == "video":
+            return self.videos(rows)
         out = rows | "Rows" >> common.RunSource(ProcessRow(cfg, self.roles, names), source=source, stage=STAGE,
                                                 record_id=_record_id)
         if cfg.mapping == "classification":
@@ -253,6 +296,20 @@ class HFSource(beam.PTransform):
             all_sentences = (out.sentences, pair_sentences) | "Sentences" >> beam.Flatten()
         failures = (out.failures, more_failures) | "Failures" >> beam.Flatten()
         return common.SourceOutputs(out.images, all_sentences, failures)
+
+
+    def videos(self, rows: beam.PCollection) -> common.SourceOutputs:
+        """Rows -> the video stage's planning and decoding (its own classes, its own failure rows)."""
+        vcfg = self.cfg.video_config()
+        listed = rows | "ToVideos" >> beam.ParDo(RowsToVideos(self.cfg, self.roles)).with_outputs(
+            common.FAILURES, main="videos")
+        out = (listed.videos
+               | "PlanClips" >> beam.ParDo(video.PlanClips(vcfg))
+               | "SpreadClips" >> beam.Reshuffle()
+               | "DecodeClips" >> common.RunSource(video.DecodeClips(vcfg), source=video.SOURCE, stage=video.STAGE,
+                                                   record_id=video.task_record_id))
+        failures = (listed[common.FAILURES], out.failures) | "Failures" >> beam.Flatten()
+        return common.SourceOutputs(out.images, out.sentences, failures)
 
 
 def source_transform(config: dict) -> beam.PTransform:
@@ -287,6 +344,8 @@ def run(argv: list[str] | None = None) -> int:
                  "min_pairs", "pair_buckets", "max_pixels"):
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     parser.add_argument("--depth_scale", type=float, default=defaults.depth_scale)
+    parser.add_argument("--strides", type=int, nargs="+", default=defaults.strides, help="video: frame strides")
+    parser.add_argument("--clips_per_video", type=int, default=defaults.clips_per_video)
     parser.add_argument("--keep_zero_label", action="store_true", help="segmentation ids as stored (255 = ignore)")
     parser.add_argument("--disparity", action="store_true", help="the depth column holds disparity, not depth")
     args, options = common.split_args(parser, argv)
