@@ -21,7 +21,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "label": ("uvd.pipelines.label", "expert models (depth, normals, edges, segmentation) -> pseudo-labels"),
     "hf": ("uvd.pipelines.hf", "Hugging Face datasets -> images and sentences"),
     "tokenize": ("uvd.tokenize.stage", "images table -> tokens table (VQGAN, RunInference)"),
-    "decode": ("uvd.tokenize.decode", "tokens table or shards -> PNGs"),
+    "decode": ("uvd.tokenize.detokenize", "tokens table or shards -> PNGs"),
     "shards": ("uvd.pipelines.shards", "sentences + tokens tables -> Parquet shards + dataset card"),
     "dataset": ("uvd.pipelines.dataset", "a mixture manifest -> every source -> tokens -> mixed shards"),
     "preview": ("uvd.pipelines.preview", "shards -> contact-sheet PNG of decoded sentences"),

@@ -73,3 +73,10 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_decode_stays_the_function_after_the_cli_module_loads():
+    import uvd.tokenize.detokenize  # noqa: F401 - what `uvd decode` imports
+    from uvd.tokenize import decode
+
+    assert callable(decode) and decode.__module__ == "uvd.tokenize.codec"

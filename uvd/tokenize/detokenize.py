@@ -5,7 +5,8 @@
 
 A tokens table row becomes one 256x256 PNG; a shard row (uvd.schema.SHARD_SCHEMA) becomes one
 horizontal strip of its num_images images, named <sentence_id>.png. Plain pyarrow + batched decode:
-previews are small, so no Beam here. Use the checkpoint that made the tokens.
+previews are small, so no Beam here. Use the checkpoint that made the tokens. (Named detokenize,
+not decode, so that `from uvd.tokenize import decode` always means the function.)
 """
 
 from __future__ import annotations
