@@ -9,7 +9,7 @@ install); mmpose itself loads only in `import_mmpose`, i.e. in `load_pose_model`
 
 Configs: a name in uvd/pipelines/pose_configs (`rtmpose-t`), a path to any MMPose config file, or
 `mmpose::<path under MMPose's configs/>` (the stock configs shipped in the mmpose wheel).
-Checkpoints: a local path or an http(s) URL (mmengine downloads it to the torch hub cache); none
+Checkpoints: a local path or an http(s) URL (downloaded once into the torch hub cache); none
 means random weights, which only the plumbing tests use.
 """
 
