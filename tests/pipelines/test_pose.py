@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import glob
-import io
 import json
 import shutil
 import sys
