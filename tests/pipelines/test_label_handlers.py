@@ -11,7 +11,7 @@ import pytest
 from uvd.pipelines.label import checks, tiny
 from uvd.pipelines.label.depth import DepthHandler
 from uvd.pipelines.label.edges import CannyHandler, LearnedEdgesHandler
-from uvd.pipelines.label.handler import Degenerate, ExpertHandler, new_item
+from uvd.pipelines.label.handler import Degenerate, ExpertHandler, nearest_resize, new_item
 from uvd.pipelines.label.hf import Preprocess, read_preprocess
 from uvd.pipelines.label.normals import NormalsHandler
 from uvd.pipelines.label.segmentation import SegmentationHandler
@@ -156,3 +156,10 @@ def test_checks():
     line = np.zeros((256, 256), np.uint8)
     line[128] = 255
     checks.check_edges(line)
+
+
+def test_nearest_resize_keeps_labels_and_centres():
+    labels = np.array([[1, 2], [3, 4]], np.int32)
+    np.testing.assert_array_equal(nearest_resize(labels, 4, 2), [[1, 2], [1, 2], [3, 4], [3, 4]])
+    big = nearest_resize(np.arange(12, dtype=np.int32).reshape(3, 4), 7, 9)
+    assert big.shape == (7, 9) and big.dtype == np.int32 and set(np.unique(big)) == set(range(12))

@@ -156,3 +156,13 @@ def to_batch(images: Sequence[np.ndarray], size: tuple[int, int], mean: Sequence
             else image
         out[i] = (resized.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean_) / std_
     return out
+
+
+def nearest_resize(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A label map (h, w) of any dtype -> (height, width) by nearest neighbour (pixel centres)."""
+    h, w = labels.shape[:2]
+    if (h, w) == (height, width):
+        return labels
+    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
+    return labels[rows[:, None], cols[None, :]]
