@@ -176,18 +176,49 @@ def test_dataset_dict_splits_and_a_missing_split(tmp_path):
         reader.list_shards(str(tmp_path / "dd"), split="test")
 
 
-def test_hub_format_streams_shards_from_a_local_repo_folder(built):
-    layout = reader.list_shards(built["detection"]["parquet"], "hub")
-    assert layout.format == "hub" and layout.splits == ["train"]
+def test_stream_format_reads_shards_from_a_local_repo_folder(built):
+    layout = reader.list_shards(built["detection"]["parquet"], "stream")
+    assert layout.format == "stream" and layout.splits == ["train"]
     rows = [row for s in layout.shards for _, row in reader.read_shard(s, ["image_id", "image"])]
     assert [r["image_id"] for r in rows] == [101, 102, 103, 104]
     assert isinstance(rows[0]["image"], dict) and rows[0]["image"]["bytes"]      # not decoded
+
+
+def fake_hub_cache(root: Path, repo: str, files: dict[str, Path]) -> Path:
+    """The layout huggingface_hub keeps: datasets--owner--name/{refs/main, snapshots/<commit>/...}."""
+    folder = root / f"datasets--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0" * 40)
+    for name, src in files.items():
+        dest = folder / "snapshots" / ("0" * 40) / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(src.read_bytes())
+    return root
+
+
+def test_hub_id_resolves_to_the_cached_snapshot_and_its_row_groups(built, tmp_path):
+    parquet = next(Path(built["detection"]["parquet"]).rglob("*.parquet"))
+    cache = fake_hub_cache(tmp_path / "hub", "acme/cppe", {"data/train-00000-of-00001.parquet": parquet,
+                                                          "data/test-00000-of-00001.parquet": parquet})
+    for input_ in ("acme/cppe", "hf://datasets/acme/cppe"):
+        layout = reader.list_shards(input_, split="test", cache_dir=str(cache))
+        assert layout.format == "parquet" and {s.split for s in layout.shards} == {"test"}
+        assert len(layout.shards) == 2 and "snapshots" in layout.shards[0].path            # 4 rows / 3
+    cfg = hf.Config(input="acme/cppe", mapping="detection", cache_dir=str(cache), columns={"id": "image_id"})
+    items, process = _items(cfg.input, cfg)
+    assert sorted(i["record_id"] for i in items) == [f"cppe/{s}/{n}" for s in ("test", "train")
+                                                     for n in (101, 102, 103, 104)]
+    assert sum(tag == common.IMAGES for i in items for tag, _ in process(i)) == 12
+    with pytest.raises(ConfigError, match=r"input: hub dataset 'acme/other' .*not available.*huggingface-cli download"):
+        reader.list_shards("acme/other", cache_dir=str(cache))
 
 
 def test_a_path_with_no_dataset_is_a_config_error(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing here")
     with pytest.raises(ConfigError, match="input: .*no save_to_disk dataset, .parquet or .arrow"):
         reader.list_shards(str(tmp_path))
+    with pytest.raises(ConfigError, match="input: nothing at .*nor a hub id"):
+        reader.list_shards(str(tmp_path / "typo" / "data"))
 
 
 def test_hub_urls_name_hub_ids():

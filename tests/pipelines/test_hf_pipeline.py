@@ -1,7 +1,7 @@
 """`uvd hf` through Beam: each built-in mapping end to end, every row accounted for, counters.
 
 Datasets come from test_hf.py's builders (real sample photos), written with save_to_disk, as
-Parquet, and read through the streaming (hub) path from a local folder.
+Parquet, and read through the streaming (load_dataset) path from a local folder.
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ def test_segmentation_from_parquet_with_named_split(tmp_path):
     assert all("column 'annotation'" in f["detail"] for f in failures)
 
 
-def test_depth_through_the_streaming_hub_path(tmp_path):
+def test_depth_through_the_streaming_path(tmp_path):
     path = write(depth_dataset(), tmp_path, "parquet")
-    images, sentences, failures = _run(tmp_path, "--input", path, "--format", "hub", "--mapping", "depth",
+    images, sentences, failures = _run(tmp_path, "--input", path, "--format", "stream", "--mapping", "depth",
                                        "--name", "nyu")
     assert len(images) == 6 and [s["source"] for s in sentences] == ["ann/depth"]
     depth_rows = [r for r in images if json.loads(r["provenance"]).get("task") == "depth"]
@@ -119,10 +119,10 @@ def test_video_paths_through_the_video_stage(tmp_path):
     shutil.copy(videos / "coffee_zoom.mp4", Path(path) / "coffee_zoom.mp4")     # relative to the input folder
     images, sentences, failures = _run(tmp_path, "--input", path, "--mapping", "video", "--columns", "video=clip",
                                        "id=name", "--name", "vids", "--strides", "10")
-    assert sorted(s["group"] for s in sentences) == ["vids/china", "vids/coffee"]
+    assert sorted(s["group"] for s in sentences) == ["vids/train/china", "vids/train/coffee"]
     assert all(s["source"] == "video" and len(s["image_ids"]) == 16 for s in sentences)
     assert len(images) == 32
     by_reason = {f["reason"]: f for f in failures}
     assert set(by_reason) == {"missing_value", "unreadable_video"}
-    assert "column 'clip'" in by_reason["missing_value"]["detail"] and by_reason["missing_value"]["record_id"] == "vids/none"
-    assert by_reason["unreadable_video"]["record_id"] == "vids/missing"
+    assert "column 'clip'" in by_reason["missing_value"]["detail"] and by_reason["missing_value"]["record_id"] == "vids/train/none"
+    assert by_reason["unreadable_video"]["record_id"] == "vids/train/missing"

@@ -57,9 +57,12 @@ class Config:
     mapping: str = "classification"     # classification | segmentation | depth | detection | video
     columns: dict = field(default_factory=dict)  # role -> column overrides (mappings.MAPPINGS)
     name: str = ""                       # dataset name (classes, pools, record ids); default: from input
-    format: str = "auto"                 # auto | disk | parquet | arrow | hub
+    format: str = "auto"                 # auto | disk | parquet | arrow | hub | stream (reader.py)
     split: str | None = None             # one split (default: every split, each kept as the sentence split)
-    config_name: str | None = None       # hub dataset configuration (load_dataset name=)
+    config_name: str | None = None       # stream: dataset configuration (load_dataset name=)
+    revision: str | None = None          # hub: branch, tag or commit of the dataset repo
+    cache_dir: str | None = None         # hub: the hub cache (default: HF_HUB_CACHE, ~/.cache/huggingface/hub)
+    offline: bool = True                 # hub: only the local cache; false downloads the snapshot first
     # image geometry
     image_size: int = schema.IMAGE_SIZE
     resize: str = "crop"                 # crop (shorter side + centre crop) | squash
@@ -127,7 +130,8 @@ class Config:
 
     def resolve(self) -> tuple[reader.Layout, dict[str, str]]:
         """The dataset's layout (shards, features) and the checked role -> column mapping."""
-        layout = reader.list_shards(self.input, self.format, self.split, self.config_name)
+        layout = reader.list_shards(self.input, self.format, self.split, self.config_name, self.revision,
+                                    self.cache_dir, self.offline)
         return layout, mappings.resolve_columns(self.mapping, self.columns, layout.features, self.input)
 
 
@@ -154,10 +158,12 @@ class ReadRows:
             value = row.get(column) if column else None
             return None if value in (None, "") else str(value)
 
-        row_id = optional("id")
-        record_id = f"{self.name}/{row_id}" if row_id else f"{self.name}/{shard.shard_id}#{index}"
-        return {"record_id": record_id, "split": optional("split") or shard.split,
-                "group": optional("group"), "row": row}
+        row_id, split = optional("id"), optional("split") or shard.split
+        if row_id:                      # ids are often unique only within a split
+            record_id = f"{self.name}/{split}/{row_id}" if split else f"{self.name}/{row_id}"
+        else:
+            record_id = f"{self.name}/{shard.shard_id}#{index}"
+        return {"record_id": record_id, "split": split, "group": optional("group"), "row": row}
 
 
 class ProcessRow:
@@ -338,7 +344,8 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--columns", nargs="*", default=[], metavar="ROLE=COLUMN",
                         help="override a role's column, e.g. label=fine_label boxes=objects.bbox")
     parser.add_argument("--format", default=defaults.format, choices=reader.FORMATS)
-    for name in ("name", "split", "config_name", "resize", "bbox_format", "remainder", "small_class"):
+    for name in ("name", "split", "config_name", "revision", "cache_dir", "resize", "bbox_format", "remainder",
+                 "small_class"):
         parser.add_argument(f"--{name}", default=getattr(defaults, name))
     for name in ("image_size", "seed", "images_per_sentence", "passes", "min_images", "pairs_per_sentence",
                  "min_pairs", "pair_buckets", "max_pixels"):
@@ -348,11 +355,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips_per_video", type=int, default=defaults.clips_per_video)
     parser.add_argument("--keep_zero_label", action="store_true", help="segmentation ids as stored (255 = ignore)")
     parser.add_argument("--disparity", action="store_true", help="the depth column holds disparity, not depth")
+    parser.add_argument("--online", action="store_true", help="hub: download the dataset snapshot if not cached")
     args, options = common.split_args(parser, argv)
     values = {k: v for k, v in vars(args).items()
-              if k not in ("output", "columns", "keep_zero_label", "disparity")}
+              if k not in ("output", "columns", "keep_zero_label", "disparity", "online")}
     values.update(columns=_columns_flag(args.columns), reduce_zero_label=not args.keep_zero_label,
-                  depth_inverse=not args.disparity)
+                  depth_inverse=not args.disparity, offline=not args.online)
     cfg = from_dict(Config, values, where="hf")
     common.setup_logging()
     log.info("hf config: %s", json.dumps(asdict(cfg), default=str))

@@ -6,10 +6,13 @@ Layouts (config `format`, "auto" picks from the path):
     parquet  a .parquet file, a glob, or a folder of them (a hub repo checkout, `to_parquet` output);
              the split of a file is `<split>-00000-of-00004.parquet` or its folder's name
     arrow    .arrow files (IPC stream, as `save_to_disk` writes them), same split rules
-    hub      a hub id, read with `datasets.load_dataset(..., streaming=True)`; offline by default
-             (HF_HUB_OFFLINE=1) so it resolves from the local cache; a local folder that
-             load_dataset understands works too. Write it `hf://datasets/<owner>/<name>` in a
-             manifest (a URL passes the manifest's local-path check untouched)
+    hub      a hub id ("owner/name", or `hf://datasets/owner/name`, the form a manifest needs: a
+             URL passes its local-path check), resolved to its snapshot in the local hub cache
+             (huggingface_hub.snapshot_download, local files only unless `offline` is false;
+             `huggingface-cli download --repo-type dataset ID` fills the cache). The snapshot's
+             Parquet/Arrow files are then read as above; a snapshot without any is streamed
+    stream   anything `datasets.load_dataset(input, streaming=True)` understands (a local
+             imagefolder/CSV/JSON folder, a repo folder); one shard per stream shard (n_shards)
 
 The unit of parallel work is a `Shard`: one Parquet row group, one Arrow file, or one of the
 streaming dataset's `n_shards`. `list_shards` only lists (names and row-group counts, no rows);
@@ -36,28 +39,29 @@ from apache_beam.io.filesystems import FileSystems
 
 from uvd.config import ConfigError
 
-FORMATS = ("auto", "disk", "parquet", "arrow", "hub")
+FORMATS = ("auto", "disk", "parquet", "arrow", "hub", "stream")
 HUB_PREFIX = "hf://datasets/"
 BATCH_ROWS = 64                      # rows per record batch read (image bytes: a few MB)
 _SPLIT_FILE = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _SPLIT_DIRS = ("train", "validation", "valid", "val", "test", "dev")
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One element of parallel work: a file (part -1), a Parquet row group, or a hub stream shard."""
+    """One element of parallel work: a file (part -1), a Parquet row group, or a stream shard."""
 
-    format: str            # "arrow" | "parquet" | "hub"
-    path: str              # file path, or the hub id / folder given to load_dataset
+    format: str            # "arrow" | "parquet" | "stream"
+    path: str              # file path, or what load_dataset is given
     split: str | None
-    part: int = -1         # parquet row group, or hub shard index
-    parts: int = 1         # hub: the stream's n_shards
+    part: int = -1         # parquet row group, or stream shard index
+    parts: int = 1         # stream: n_shards
     config_name: str | None = None
 
     @property
     def shard_id(self) -> str:
-        if self.format == "hub":
-            return f"{hub_id(self.path)}/{self.split}/shard{self.part}"
+        if self.format == "stream":
+            return f"{posixpath.basename(self.path.rstrip('/'))}/{self.split}/shard{self.part}"
         base = posixpath.basename(self.path.rstrip("/"))
         return f"{base}:rg{self.part}" if self.part >= 0 else base
 
@@ -123,7 +127,7 @@ def hub_id(input_: str) -> str:
 
 
 def detect_format(input_: str) -> str:
-    """disk | parquet | arrow | hub, from what the path holds (a path that does not exist: hub)."""
+    """disk | parquet | arrow | hub, from what the path holds; a hub id is "name" or "owner/name"."""
     if input_.startswith(HUB_PREFIX):
         return "hub"
     if input_.endswith(".parquet"):
@@ -138,8 +142,11 @@ def detect_format(input_: str) -> str:
             return "parquet"
         if _files_with(input_, ".arrow"):
             return "arrow"
-        raise ConfigError(f"input: {input_!r} holds no save_to_disk dataset, .parquet or .arrow files")
-    return "hub"
+        raise ConfigError(f"input: {input_!r} holds no save_to_disk dataset, .parquet or .arrow files "
+                          "(format: stream reads what datasets.load_dataset understands)")
+    if _HUB_ID.match(input_):
+        return "hub"
+    raise ConfigError(f"input: nothing at {input_!r}: not a file, folder or glob, nor a hub id (owner/name)")
 
 
 # --- listing ---------------------------------------------------------------------------------------
@@ -180,19 +187,40 @@ def _arrow_schema(path: str) -> pa.Schema:
         return pa.ipc.open_stream(f).schema
 
 
-def _hub_load(path: str, config_name: str | None, split: str | None):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")   # resolve from the local cache unless told otherwise
+def _stream(path: str, config_name: str | None, split: str | None):
     import datasets
 
-    return datasets.load_dataset(hub_id(path), name=config_name, split=split, streaming=True)
+    return datasets.load_dataset(path, name=config_name, split=split, streaming=True)
 
 
-def list_shards(input_: str, format_: str = "auto", split: str | None = None,
-                config_name: str | None = None) -> Layout:
+def hub_snapshot(input_: str, revision: str | None = None, cache_dir: str | None = None,
+                 offline: bool = True) -> str:
+    """The local snapshot folder of hub dataset `input_` (downloaded first when not offline)."""
+    from huggingface_hub import snapshot_download
+
+    repo = hub_id(input_)
+    try:
+        return snapshot_download(repo, repo_type="dataset", revision=revision, cache_dir=cache_dir,
+                                 local_files_only=offline)
+    except Exception as exc:  # noqa: BLE001 - not cached / no network: a config problem, said plainly
+        hint = (f"download it first (`huggingface-cli download --repo-type dataset {repo}`), give cache_dir, "
+                "or set offline: false" if offline else "check the id and your network/token")
+        raise ConfigError(f"input: hub dataset {repo!r} (revision {revision or 'main'}) is not available "
+                          f"({type(exc).__name__}); {hint}") from None
+
+
+def list_shards(input_: str, format_: str = "auto", split: str | None = None, config_name: str | None = None,
+                revision: str | None = None, cache_dir: str | None = None, offline: bool = True) -> Layout:
     """The dataset's shards (of `split`, or of every split) and its features; ConfigError if none."""
     fmt = detect_format(input_) if format_ == "auto" else format_
     if fmt == "hub":
-        return _list_hub(input_, split, config_name)
+        folder = hub_snapshot(input_, revision, cache_dir, offline)
+        for files_fmt in ("parquet", "arrow"):
+            if _files_with(folder, "." + files_fmt):
+                return list_shards(folder, files_fmt, split)
+        return _list_stream(folder, split, config_name)
+    if fmt == "stream":
+        return _list_stream(input_, split, config_name)
     if fmt == "disk":
         files = _disk_files(input_)
     else:
@@ -219,18 +247,18 @@ def list_shards(input_: str, format_: str = "auto", split: str | None = None,
     return Layout(fmt, shards, features, sorted({s.split for s in shards}, key=str))
 
 
-def _list_hub(path: str, split: str | None, config_name: str | None) -> Layout:
+def _list_stream(path: str, split: str | None, config_name: str | None) -> Layout:
     try:
-        loaded = _hub_load(path, config_name, split)
+        loaded = _stream(path, config_name, split)
     except Exception as exc:  # noqa: BLE001 - any loader error is a config problem here
-        raise ConfigError(f"input: cannot open {path!r} with datasets.load_dataset (streaming, "
-                          f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')}): {type(exc).__name__}: {exc}"[:600]) from None
+        raise ConfigError(f"input: datasets.load_dataset({path!r}, streaming=True) failed: "
+                          f"{type(exc).__name__}: {exc}"[:600]) from None
     streams = {split: loaded} if split is not None else dict(loaded)
     shards, features = [], None
     for name, stream in streams.items():
         features = features if features is not None else stream.features
-        shards += [Shard("hub", path, name, i, stream.n_shards, config_name) for i in range(stream.n_shards)]
-    return Layout("hub", shards, features, list(streams))
+        shards += [Shard("stream", path, name, i, stream.n_shards, config_name) for i in range(stream.n_shards)]
+    return Layout("stream", shards, features, list(streams))
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -239,8 +267,8 @@ def read_shard(shard: Shard, columns: list[str]) -> Iterator[tuple[int, dict]]:
 
     A column this shard lacks is simply absent from its rows (the caller names it in a failure).
     """
-    if shard.format == "hub":
-        stream = _hub_load(shard.path, shard.config_name, shard.split).decode(False)
+    if shard.format == "stream":
+        stream = _stream(shard.path, shard.config_name, shard.split).decode(False)
         stream = stream.shard(num_shards=shard.parts, index=shard.part)
         for i, row in enumerate(stream):
             yield i, {c: row[c] for c in columns if c in row}
