@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from uvd.transforms.image import encode_png, resize_crop  # isort: skip
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -77,7 +78,8 @@ class Config:
     image_size: int = schema.IMAGE_SIZE
     resize: str = "crop"                        # "crop" (shorter side + center crop) or "squash"
     decode_at_reduced_size: bool = True         # let decord scale while decoding (much faster)
-    decode_threads: int = 1                     # decord threads per open video (1 = one core)
+    decoder: str = "auto"                       # "decord", "pyav", or "auto" (decord if installed)
+    decode_threads: int = 1                     # decoder threads per open video (1 = one core)
     clips_per_task: int = 8                     # clips of one video decoded in one pass
 
     def validate(self) -> None:
@@ -93,7 +95,10 @@ class Config:
         require(self.placement in vt.PLACEMENTS, "placement", f"one of {vt.PLACEMENTS}, got {self.placement!r}")
         require(self.image_size >= 16, "image_size", f"must be >= 16, got {self.image_size}")
         require(self.resize in ("crop", "squash"), "resize", f"'crop' or 'squash', got {self.resize!r}")
-        require(self.decode_threads >= 0, "decode_threads", "must be >= 0 (0 = decord decides)")
+        require(self.decoder in DECODERS, "decoder", f"one of {DECODERS}, got {self.decoder!r}")
+        require(self.decoder != "decord" or _has_decord(), "decoder",
+                "decord is not installed here (no wheel for this platform?); use 'pyav' or 'auto'")
+        require(self.decode_threads >= 0, "decode_threads", "must be >= 0 (0 = the decoder decides)")
         require(self.clips_per_task >= 1, "clips_per_task", "must be >= 1")
 
 
@@ -199,22 +204,113 @@ def local_file(path: str) -> Iterator[str]:
         yield tmp.name
 
 
-def open_reader(path: str, threads: int, size: tuple[int, int] | None = None):
-    """A decord VideoReader, decoding at `size` (width, height) when given."""
+DECODERS = ("auto", "decord", "pyav")
+
+
+def open_reader(path: str, threads: int, size: tuple[int, int] | None = None, decoder: str = "auto"):
+    """A frame reader (decord's VideoReader, or PyAVReader), decoding at `size` (width, height).
+
+    "auto" is decord where it is installed (its wheels cover Linux x86-64 but not every laptop)
+    and PyAV otherwise; both give exact frames by index in presentation order.
+    """
+    if decoder == "pyav" or (decoder == "auto" and not _has_decord()):
+        return PyAVReader(path, threads, size)
     import decord
 
     width, height = size if size else (-1, -1)
     return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
 
 
-def probe(path: str, threads: int = 1, start_s: float | None = None, end_s: float | None = None) -> dict:
+def _has_decord() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("decord") is not None
+
+
+class _Array:
+    """What decord returns per frame: an object with asnumpy()."""
+
+    def __init__(self, array) -> None:
+        self.array = array
+
+    def asnumpy(self):
+        return self.array
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+
+class PyAVReader:
+    """The part of decord's VideoReader the stage uses, over PyAV (FFmpeg).
+
+    Opening demuxes the packet index (no decoding): frame i is the i-th presentation timestamp.
+    Reading frame i decodes forward from the current position when no keyframe lies between, and
+    otherwise seeks to the keyframe before it; only the returned frame is converted (and scaled).
+    """
+
+    def __init__(self, path: str, threads: int = 1, size: tuple[int, int] | None = None) -> None:
+        import av
+
+        self.container = av.open(path)
+        if not self.container.streams.video:
+            raise ValueError("no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.codec_context.thread_count = threads
+        stamps, keys = [], []
+        for packet in self.container.demux(self.stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is not None and packet.size:
+                stamps.append(stamp)
+                if packet.is_keyframe:
+                    keys.append(stamp)
+        self.pts = np.array(sorted(stamps), dtype=np.int64)
+        self.keys = np.array(sorted(keys) or self.pts[:1], dtype=np.int64)
+        self.size = size
+        self._frames = None
+        self._last = None               # pts of the last decoded frame
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def get_avg_fps(self) -> float:
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        return float(rate) if rate else 0.0
+
+    def get_frame_timestamp(self, indices) -> np.ndarray:
+        start = (self.pts[np.asarray(indices)] - self.pts[0]) * float(self.stream.time_base)
+        step = 1.0 / self.get_avg_fps() if self.get_avg_fps() else 0.0
+        return np.stack([start, start + step], axis=1)
+
+    def __getitem__(self, index: int) -> _Array:
+        target = int(self.pts[index])
+        key = int(self.keys[max(int(np.searchsorted(self.keys, target, side="right")) - 1, 0)])
+        if self._frames is None or self._last is None or not key <= self._last < target:
+            self.container.seek(key, stream=self.stream, backward=True, any_frame=False)
+            self._frames = self.container.decode(self.stream)
+        for frame in self._frames:
+            if frame.pts is None:
+                continue
+            self._last = frame.pts
+            if frame.pts == target:
+                width, height = self.size if self.size else (frame.width, frame.height)
+                return _Array(frame.to_ndarray(width=width, height=height, format="rgb24",
+                                               interpolation="AREA" if self.size else None))
+            if frame.pts > target:
+                break
+        self._frames = None
+        raise ValueError(f"frame {index} (pts {target}) did not decode")
+
+
+def probe(path: str, threads: int = 1, start_s: float | None = None, end_s: float | None = None,
+          decoder: str = "auto") -> dict:
     """Frame count, fps, frame size and the [lo, hi) frames of the segment, from one open.
 
     Decodes the first frame, so a video that cannot decode at all fails here, once, rather than
     in every clip.
     """
     with local_file(path) as local:
-        reader = open_reader(local, threads)
+        reader = open_reader(local, threads, decoder=decoder)
         num_frames = len(reader)
         if num_frames == 0:
             raise ValueError("no video frames")
@@ -250,7 +346,7 @@ def plan_video(video: dict, cfg: Config) -> Iterator[dict]:
         yield _row_task(video, schema.failure_row(key, SOURCE, STAGE, video["error"]))
         return
     try:
-        info = probe(video["path"], cfg.decode_threads, video.get("start"), video.get("end"))
+        info = probe(video["path"], cfg.decode_threads, video.get("start"), video.get("end"), cfg.decoder)
     except Exception as exc:  # noqa: BLE001 - a broken file is data, not a bug
         yield _row_task(video, schema.failure_row(key, SOURCE, STAGE, "unreadable_video",
                                                   f"{type(exc).__name__}: {exc}"))
@@ -318,7 +414,7 @@ class DecodeClips:
                 if cfg.decode_at_reduced_size else None)
         with local_file(video["path"]) as local:
             try:
-                reader = open_reader(local, cfg.decode_threads, size)
+                reader = open_reader(local, cfg.decode_threads, size, cfg.decoder)
             except Exception as exc:  # noqa: BLE001 - it probed fine, so this is the file or disk
                 for clip in clips:
                     yield common.FAILURES, schema.failure_row(
@@ -417,6 +513,7 @@ def run(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     parser.add_argument("--placement", default=defaults.placement, choices=vt.PLACEMENTS)
     parser.add_argument("--resize", default=defaults.resize, choices=("crop", "squash"))
+    parser.add_argument("--decoder", default=defaults.decoder, choices=DECODERS)
     parser.add_argument("--full_size_decode", action="store_true", help="decode full frames, then resize")
     args, options = common.split_args(parser, argv)
     values = {k: v for k, v in vars(args).items() if k not in ("output", "full_size_decode")}
