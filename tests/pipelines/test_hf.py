@@ -245,6 +245,32 @@ def hf_module():
     return module
 
 
+def test_a_corrupt_shard_is_one_failure_and_the_others_still_read(built, tmp_path):
+    import shutil
+
+    folder = tmp_path / "ds"
+    shutil.copytree(built["classification"]["disk"], folder)
+    second = folder / "data-00001-of-00002.arrow"
+    second.write_bytes(second.read_bytes()[: second.stat().st_size // 2])          # truncated mid-batch
+    cfg = hf.Config(input=str(folder), columns={"image": "img"}, name="toy")
+    items, process = _items(cfg.input, cfg)
+    failures = [i for i in items if "failure" in i]
+    assert len(items) == 12 + 1 and [f["failure"] for f in failures] == ["unreadable_shard"]
+    assert failures[0]["record_id"] == "toy/data-00001-of-00002.arrow"
+    [(tag, row)] = list(process(failures[0]))
+    assert tag == common.FAILURES and row["reason"] == "unreadable_shard" and "data-00001" in row["detail"]
+
+
+def test_a_corrupt_parquet_file_is_listed_and_fails_on_its_worker(built, tmp_path):
+    good = next(Path(built["detection"]["parquet"]).rglob("*.parquet"))
+    (tmp_path / "train-00000-of-00002.parquet").write_bytes(good.read_bytes())
+    (tmp_path / "train-00001-of-00002.parquet").write_bytes(b"PAR1 not really parquet")
+    layout = reader.list_shards(str(tmp_path))
+    assert [s.part for s in layout.shards] == [0, 1, -1]
+    with pytest.raises(Exception):
+        list(reader.read_shard(layout.shards[-1], ["image"]))
+
+
 def test_split_of_file_names_and_folders():
     assert reader.split_of("x/data/validation-00003-of-00010.parquet") == "validation"
     assert reader.split_of("x/test/part.parquet") == "test"

@@ -153,9 +153,11 @@ class ReadRows:
                    "detail": f"{shard.path}: {type(exc).__name__}: {exc}"}
 
     def item(self, shard: reader.Shard, index: int, row: dict) -> dict:
-        def optional(role: str):
-            column = self.roles.get(role)
-            value = row.get(column) if column else None
+        def optional(role: str) -> str | None:
+            try:
+                value = reader.column_value(row, self.roles[role]) if role in self.roles else None
+            except KeyError:
+                value = None
             return None if value in (None, "") else str(value)
 
         row_id, split = optional("id"), optional("split") or shard.split

@@ -235,15 +235,19 @@ def list_shards(input_: str, format_: str = "auto", split: str | None = None, co
     shards: list[Shard] = []
     features = None
     for path, file_split in files:
-        if fmt == "parquet":
-            meta = pq.read_metadata(path) if _is_local(path) else pq.ParquetFile(FileSystems.open(path)).metadata
-            if features is None:
-                features = _features_of(meta.schema.to_arrow_schema())
-            shards += [Shard("parquet", path, file_split, rg) for rg in range(meta.num_row_groups)]
-        else:
-            if features is None:
-                features = _features_of(_arrow_schema(path))
+        try:
+            if fmt == "parquet":
+                meta = pq.read_metadata(path) if _is_local(path) else pq.ParquetFile(FileSystems.open(path)).metadata
+                features = features if features is not None else _features_of(meta.schema.to_arrow_schema())
+                shards += [Shard("parquet", path, file_split, rg) for rg in range(meta.num_row_groups)]
+                continue
+            features = features if features is not None else _features_of(_arrow_schema(path))
             shards.append(Shard("arrow", path, file_split))
+        except (OSError, pa.ArrowException):
+            # A corrupt file is one shard that fails on its worker (a failure row), not a failed job.
+            shards.append(Shard(fmt, path, file_split))
+    if features is None:
+        raise ConfigError(f"input: none of the {len(files)} {fmt} files of {input_!r} can be read")
     return Layout(fmt, shards, features, sorted({s.split for s in shards}, key=str))
 
 
@@ -277,7 +281,8 @@ def read_shard(shard: Shard, columns: list[str]) -> Iterator[tuple[int, dict]]:
         if shard.format == "parquet":
             pf = pq.ParquetFile(f)
             present = [c for c in columns if c in pf.schema_arrow.names]
-            batches = pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[shard.part], columns=present)
+            groups = [shard.part] if shard.part >= 0 else list(range(pf.metadata.num_row_groups))
+            batches = pf.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, columns=present)
         else:
             reader = pa.ipc.open_stream(f)
             present = [c for c in columns if c in reader.schema.names]
