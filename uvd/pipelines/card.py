@@ -19,10 +19,12 @@ from apache_beam.io.filesystems import FileSystems
 
 import uvd
 from uvd.pipelines import tables
-from uvd.pipelines.shards import SHARD_NAME, read_json, remove_stale_shards, write_json
+from uvd.pipelines.shards import PLAN_FILE, planned_names, read_json, remove_stale_shards, write_json
 
 log = logging.getLogger("uvd")
-RECORD_OUTCOMES = ("records_with_sentences", "records_failures_only", "records_no_sentence")
+# What RunSource counts per input record (uvd/pipelines/common.py). "images only" is normal for a
+# stage that forms sentences in a later step (pooled annotation pairs); "no output" is a lost record.
+RECORD_OUTCOMES = ("records_with_sentences", "records_failures_only", "records_images_only", "records_no_output")
 
 
 # --- Beam side: summaries the card is made from ----------------------------------------------------
@@ -171,11 +173,9 @@ def record_metrics(result: Any) -> dict[str, dict[str, int]] | None:
 def collect(output: str) -> dict:
     """Read back every summary the pipeline wrote under `<output>/stats/`."""
     stats_dir = FileSystems.join(output, "stats")
-    shards = []
-    for meta in FileSystems.match([FileSystems.join(stats_dir, "*-of-*.parquet.json")])[0].metadata_list:
-        if SHARD_NAME.match(meta.path.rsplit("/", 1)[-1][: -len(".json")]):
-            shards.append(read_json(meta.path))
-    shards.sort(key=lambda s: (s["split"], s["index"]))
+    plan_path = FileSystems.join(stats_dir, PLAN_FILE)
+    plan = read_json(plan_path) if FileSystems.exists(plan_path) else {}
+    shards = [read_json(FileSystems.join(stats_dir, name + ".json")) for name in planned_names(plan)]
 
     def optional(name: str, default: Any) -> Any:
         path = FileSystems.join(stats_dir, name)
@@ -264,13 +264,14 @@ def render_card(summary: dict) -> str:
     records = summary.get("records")
     if records:
         out += ["## Inputs reconciled (Beam counters)", "",
-                "Every input record of a source stage ends as sentences or as failure rows; "
-                "`no sentence` counts records that produced neither (should be 0).", "",
-                _table(["stage", "inputs", "with sentences", "failures only", "no sentence", "reconciles"],
-                       [[k, v.get("inputs", 0), v.get("records_with_sentences", 0), v.get("records_failures_only", 0),
-                         v.get("records_no_sentence", 0),
+                "Every input record of a source stage ends as sentences, as failure rows, or as images a "
+                "later step of its stage groups into sentences (pooled annotation pairs); `no output` "
+                "counts records that produced nothing at all and must be 0.", "",
+                _table(["stage", "inputs", "with sentences", "failures only", "images only", "no output",
+                        "reconciles"],
+                       [[k, v.get("inputs", 0), *(v.get(o, 0) for o in RECORD_OUTCOMES),
                          "yes" if v.get("inputs", 0) == sum(v.get(o, 0) for o in RECORD_OUTCOMES)
-                         and not v.get("records_no_sentence", 0) else "NO"]
+                         and not v.get("records_no_output", 0) else "NO"]
                         for k, v in records.items()]), ""]
     failures = summary.get("failures") or []
     out += ["## Failures", "",

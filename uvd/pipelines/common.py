@@ -117,6 +117,11 @@ class _RouteDoFn(beam.DoFn):
             detail = f"{type(exc).__name__}: {exc} | {traceback.format_exc(limit=3)[-300:]}"
             rows = [(FAILURES, failure_row(self.record_id(element), self.source, self.stage,
                                            f"exception_{type(exc).__name__}", detail))]
+        # What became of this input record (the dataset card reconciles inputs against these).
+        tags = {tag for tag, _ in rows}
+        outcome = ("records_with_sentences" if SENTENCES in tags else "records_failures_only" if FAILURES in tags
+                   else "records_images_only" if IMAGES in tags else "records_no_output")
+        Metrics.counter(f"uvd.{self.stage}", outcome).inc()
         for tag, row in rows:
             if tag not in TAGS:
                 raise ValueError(f"{self.stage}: unknown output tag {tag!r}; use one of {TAGS}")

@@ -40,6 +40,7 @@ EST_BYTES_PER_TOKEN = 1.5
 DEFAULT_TARGET_SHARD_MB = 256.0
 DEFAULT_ROW_GROUP_MB = 4.0
 ZSTD_LEVEL = 3
+PLAN_FILE = "shard_plan.json"   # split -> number of shards of the latest run
 SHARD_NAME = re.compile(r"^(?P<split>[a-z][a-z0-9_]*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 
 
@@ -118,6 +119,10 @@ def shard_of(key: float, count: int) -> int:
 
 def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def planned_names(plan: dict[str, int]) -> list[str]:
+    return [shard_name(split, i, n) for split, n in sorted(plan.items()) for i in range(n)]
 
 
 def shard_table(rows: list[dict]) -> pa.Table:
@@ -340,6 +345,8 @@ class WriteShards(beam.PTransform):
             count = plan[row["split"]]
             return (row["split"], shard_of(key, count), count), {**row, "_key": key}
 
+        plan_path = FileSystems.join(self.output, "stats", PLAN_FILE)
+        _ = plan | "SavePlan" >> beam.Map(lambda p: write_json(plan_path, p))
         placeholders = plan | "AllShards" >> beam.FlatMap(
             lambda p: [((split, i, n), None) for split, n in p.items() for i in range(n)])
         keyed = rows | "KeyByShard" >> beam.Map(key_row, plan=beam.pvalue.AsSingleton(plan))
