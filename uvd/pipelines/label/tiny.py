@@ -57,6 +57,23 @@ def save_tiny_segformer(folder: str, image_size: int = 64, num_labels: int = 150
     return folder
 
 
+def save_tiny_mask2former(folder: str, image_size: int = 64, num_labels: int = 150, seed: int = 0) -> str:
+    """A Mask2Former (Swin backbone, embed 16, 8 queries) over the ADE20K classes -> `folder`."""
+    import torch
+    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SegformerImageProcessor, SwinConfig
+
+    torch.manual_seed(seed)
+    swin = SwinConfig(image_size=image_size, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
+                      out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = Mask2FormerConfig(backbone_config=swin, hidden_dim=32, num_queries=8, encoder_layers=1, decoder_layers=2,
+                               feature_size=32, mask_feature_size=32, dim_feedforward=64, num_attention_heads=2,
+                               encoder_feedforward_dim=64, num_labels=num_labels)
+    Mask2FormerForUniversalSegmentation(config).eval().save_pretrained(folder)
+    # Its own processor class needs extra packages here; the numbers it reads are the same keys.
+    SegformerImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    return folder
+
+
 def _conv_net(out_channels: int, seed: int):
     import torch
     from torch import nn
