@@ -15,7 +15,26 @@
            stage's clips at strides 10/20/30, 16 frames each)
 
 Run: uvd hf --input DATASET --mapping classification --output out/hf [--columns label=fine_label]
-Manifest: `stage: hf`, `input:` the dataset, `options:` this module's Config fields.
+(tables images, sentences, failures under out/hf/). Every row ends as an image row (or an
+annotation record's rows, or video clips) or a failure row: undecodable image, label map of the
+wrong shape or size, missing column or value; the failure's detail names the column.
+
+Manifest entries (`input` plus this module's Config fields as `options`):
+    imagenet_hf:
+      stage: hf
+      input: hf://datasets/ILSVRC/imagenet-1k   # the cached snapshot (huggingface-cli download)
+      weight: 1.4
+      options: {mapping: classification, split: train}
+    ade20k:
+      stage: hf
+      input: /data/scene_parse_150              # a save_to_disk folder
+      weight: 1.0
+      options: {mapping: segmentation}          # columns image + annotation, ADE20K ids
+    cifar100:
+      stage: hf
+      input: /data/cifar100/*.parquet
+      weight: 0.1
+      options: {mapping: classification, columns: {image: img, label: fine_label}}
 """
 
 from __future__ import annotations
@@ -86,7 +105,7 @@ class Config:
     pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE
     min_pairs: int = 2
     pair_buckets: int = 1
-    multi_annotation: bool = False       # one task per record here: no m-of-(1+k) sentences
+    multi_annotation: bool = False       # one task per record here: no m-of-(1+k) sentences (emit_record reads it)
     multi_min_annotations: int = 2
 
     def validate(self) -> None:
@@ -340,7 +359,7 @@ def run(argv: list[str] | None = None) -> int:
     defaults = Config(input="")
     parser = argparse.ArgumentParser(prog="uvd hf", description=__doc__.split("\n")[0])
     parser.add_argument("--input", required=True, help="save_to_disk folder, .parquet/.arrow file, glob or "
-                        "folder, or a hub id (resolved offline from the cache unless HF_HUB_OFFLINE=0)")
+                        "folder, or a hub id owner/name (from the local hub cache unless --online)")
     parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
     parser.add_argument("--mapping", default=defaults.mapping, choices=sorted(mappings.MAPPINGS))
     parser.add_argument("--columns", nargs="*", default=[], metavar="ROLE=COLUMN",
