@@ -303,7 +303,7 @@ def test_wrong_mapping_fails_fast_naming_the_field(built, options, message):
 
 
 def test_dotted_column_that_is_not_there(built):
-    with pytest.raises(ConfigError, match=r"columns\.boxes: no column 'box' in column 'objects'; available: bbox, category"):
+    with pytest.raises(ConfigError, match=r"columns\.boxes: no column 'box' in column 'objects'; available: bbox, cat"):
         hf.source_transform({"input": built["detection"]["disk"], "mapping": "detection",
                              "columns": {"boxes": "objects.box"}})
 
@@ -344,7 +344,8 @@ def test_dense_maps_keep_values_and_reject_wrong_shapes():
 def test_video_paths():
     assert mappings.video_path("a/b.mp4", "v", "/data") == "/data/a/b.mp4"
     assert mappings.video_path({"path": "gs://x/b.mp4", "bytes": None}, "v", "/data") == "gs://x/b.mp4"
-    for cell, reason in [({"path": None, "bytes": b"\x00"}, "embedded_video"), (None, "missing_value"), ("", "missing_value")]:
+    cases = [({"path": None, "bytes": b"\x00"}, "embedded_video"), (None, "missing_value"), ("", "missing_value")]
+    for cell, reason in cases:
         with pytest.raises(mappings.RowError) as info:
             mappings.video_path(cell, "v", None)
         assert info.value.reason == reason and "column 'v'" in info.value.message

@@ -124,5 +124,6 @@ def test_video_paths_through_the_video_stage(tmp_path):
     assert len(images) == 32
     by_reason = {f["reason"]: f for f in failures}
     assert set(by_reason) == {"missing_value", "unreadable_video"}
-    assert "column 'clip'" in by_reason["missing_value"]["detail"] and by_reason["missing_value"]["record_id"] == "vids/train/none"
+    missing = by_reason["missing_value"]
+    assert "column 'clip'" in missing["detail"] and missing["record_id"] == "vids/train/none"
     assert by_reason["unreadable_video"]["record_id"] == "vids/train/missing"

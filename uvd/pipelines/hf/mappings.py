@@ -302,7 +302,8 @@ def boxes_xyxy(boxes: Any, classes: Any, columns: tuple[str, str], bbox_format: 
         raise RowError("bad_boxes", box_col, f"expected (N, 4) boxes, got shape {arr.shape}")
     cls = np.asarray(classes)
     if cls.ndim != 1 or len(cls) != len(arr) or cls.dtype.kind not in "iu":
-        raise RowError("bad_boxes", cls_col, f"{len(arr)} boxes need {len(arr)} integer classes, got {cls.tolist()!r}"[:200])
+        got = f"{cls.tolist()!r}"[:120]
+        raise RowError("bad_boxes", cls_col, f"{len(arr)} boxes need {len(arr)} integer classes, got {got}")
     xyxy = np.concatenate([arr[:, :2], arr[:, :2] + arr[:, 2:]], axis=1) if bbox_format == "xywh" else arr
     if not np.isfinite(xyxy).all() or (xyxy[:, 2] <= xyxy[:, 0]).any() or (xyxy[:, 3] <= xyxy[:, 1]).any():
         raise RowError("bad_boxes", box_col, f"empty, negative or non-finite box in {arr.tolist()}"[:200])

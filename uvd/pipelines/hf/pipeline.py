@@ -242,8 +242,8 @@ class ProcessRow:
             ann, column = annotation(type_, mappings.segmentation_labels(
                 self.value(item, "label"), roles["label"], cfg.reduce_zero_label)), roles["label"]
         elif cfg.mapping == "depth":
-            ann, column = annotation(type_, mappings.depth_metres(self.value(item, "depth"), roles["depth"],
-                                                                  cfg.depth_scale), inverse=cfg.depth_inverse), roles["depth"]
+            metres = mappings.depth_metres(self.value(item, "depth"), roles["depth"], cfg.depth_scale)
+            ann, column = annotation(type_, metres, inverse=cfg.depth_inverse), roles["depth"]
         else:
             boxes, classes = mappings.boxes_xyxy(self.value(item, "boxes"), self.value(item, "classes"),
                                                  (roles["boxes"], roles["classes"]), cfg.bbox_format, h, w)
