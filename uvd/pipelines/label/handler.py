@@ -126,6 +126,8 @@ class ExpertHandler(ModelHandler[dict, dict, Any]):
             item["provenance"].setdefault("experts", {})[self.task] = self.model_id()
         except Degenerate as exc:
             item["skipped"][self.task] = [exc.reason, exc.detail]
+        except Exception as exc:  # noqa: BLE001 - a bad output fails its item, not the batch
+            item["error"] = [f"{self.task}_exception_{type(exc).__name__}", str(exc)[:300]]
 
     def batch_elements_kwargs(self) -> dict[str, int]:
         return {"min_batch_size": self.min_batch_size, "max_batch_size": self.max_batch_size}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -94,6 +95,9 @@ class Config:
         require("normals" not in self.experts or bool(self.normals_model), "normals_model",
                 "no library ships a normal estimator: give a TorchScript file or module:factory "
                 "(e.g. an Omnidata v2 DPT-Hybrid export, see uvd/pipelines/label/normals.py)")
+        for name in ("depth_model", "segmentation_model", "normals_model", "edges_model"):
+            problem = model_spec_problem(getattr(self, name))
+            require(problem is None, name, problem or "")
         require(self.input_format in INPUT_FORMATS, "input_format", f"one of {INPUT_FORMATS}")
         require(self.normals_range in NORMALS_RANGES, "normals_range", f"one of {NORMALS_RANGES}")
         require(self.edges_output in EDGE_OUTPUTS, "edges_output", f"one of {EDGE_OUTPUTS}")
@@ -109,6 +113,14 @@ class Config:
                 f"must be 1..{sentences.PAIRS_PER_SENTENCE}")
         require(1 <= self.min_pairs <= self.pairs_per_sentence, "min_pairs", "must be 1..pairs_per_sentence")
         require(self.pair_buckets >= 1, "pair_buckets", "must be >= 1")
+
+
+def model_spec_problem(spec: str) -> str | None:
+    """Why a model reference cannot work, checked up front: a local-looking path that is missing
+    (hub ids `org/name` and `module:factory` specs are checked when a worker loads them)."""
+    if spec and spec.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(spec)):
+        return f"no such file or folder {spec!r} (give a hub id, a local folder or a TorchScript file)"
+    return None
 
 
 def make_handler(expert: str, cfg: Config) -> ExpertHandler:
@@ -137,6 +149,11 @@ def is_table(cfg: Config) -> bool:
     if cfg.input_format != "auto":
         return cfg.input_format == "table"
     return bool(FileSystems.match([tables.table_pattern(cfg.input, "images")])[0].metadata_list)
+
+
+def relative_id(path: str, root: str) -> str:
+    """A file's id relative to the input folder (stable across machines and buckets)."""
+    return posixpath.relpath(path, root.rstrip("/")) if path.startswith(root.rstrip("/")) else path
 
 
 def _source(cfg: Config) -> str:
@@ -169,6 +186,10 @@ class DecodeInput(beam.DoFn):
         except OSError as exc:
             yield beam.pvalue.TaggedOutput(common.FAILURES, schema.failure_row(
                 record_id, _source(cfg), STAGE, "unreadable_file", f"{type(exc).__name__}: {exc}"))
+            return
+        except Exception as exc:  # noqa: BLE001 - bad input never crashes the job
+            yield beam.pvalue.TaggedOutput(common.FAILURES, schema.failure_row(
+                record_id, _source(cfg), STAGE, f"exception_{type(exc).__name__}", str(exc)[:300]))
             return
         yield new_item(record_id, decoded.pixels, provenance)
 
@@ -277,7 +298,3 @@ def run(argv: list[str] | None = None) -> int:
         out.failures | tables.WriteTable(args.output, "failures")
     return 0
 
-
-def relative_id(path: str, root: str) -> str:
-    """A file's id relative to the input folder (stable across machines and buckets)."""
-    return posixpath.relpath(path, root.rstrip("/")) if path.startswith(root.rstrip("/")) else path
