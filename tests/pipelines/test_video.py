@@ -218,3 +218,17 @@ def test_stage_writes_tables_and_accounts_for_every_video(videos, tmp_path):
         assert len(counters) == 16 and len(set(step)) == 1 and step[0] in (10, 20, 30)
         assert all(json.loads(r["provenance"])["video_id"] == s["group"]
                    for r in images if r["image_id"] in set(s["image_ids"]))
+
+
+def test_remote_videos_stream_to_a_temp_file_that_is_removed(videos, monkeypatch):
+    import io
+
+    data = (videos / "short.mp4").read_bytes()
+    opened = []
+    monkeypatch.setattr(v.FileSystems, "open", lambda path: opened.append(path) or io.BytesIO(data))
+    with v.local_file("gs://bucket/clips/short.mp4") as local:
+        assert local.endswith(".mp4") and Path(local).read_bytes() == data
+        assert v.probe(local)["num_frames"] == 100
+    assert opened == ["gs://bucket/clips/short.mp4"] and not Path(local).exists()
+    with v.local_file(str(videos / "short.mp4")) as local:
+        assert local == str(videos / "short.mp4")          # local files are used in place
