@@ -3,19 +3,20 @@
 Flow (each step labelled in the Beam graph):
     ListVideos   a directory/glob of video files, or a CSV/Parquet/JSONL manifest
                  (path, optional video_id, Kinetics-style start/end seconds, optional split)
-    PlanClips    open each video once (decord: frame count, fps, size) and plan its clips per
+    PlanClips    open each video once (frame count, fps, size, timestamps) and plan its clips per
                  stride, seeded per video id (uvd.transforms.video.plan_clips); clips that do not
                  fit become skipped rows here, unreadable videos failure rows
     Reshuffle    the video -> clips fan-out: a long video's clips spread over workers
-    DecodeClips  one forward pass of decord over the union of a task's frames, in order, scaled
-                 while decoding where the video is larger than needed; resize + center crop 256;
+    DecodeClips  one forward pass of the decoder (decord, or PyAV where decord has no wheel) over
+                 the union of a task's frames, in order, scaling only the wanted frames where the
+                 video is larger than needed; resize + center crop 256;
                  image rows and one sentence per clip (RunSource: counters and dead letter)
 
 A decode task is up to `clips_per_task` clips of one video, of any strides, neighbours in time:
 H.264 must decode every frame from the keyframe before a wanted frame, so clips of strides
 10/20/30 whose spans overlap share that work when decoded together (one pass per video costs
 about half the CPU of one pass per stride; benchmarks/bench_video.py prints both). Frames are
-read one at a time in ascending order (decord seeks forward and converts only the wanted frames):
+read one at a time in ascending order (the reader seeks forward, converts only the wanted ones):
 the same CPU as one get_batch of them, but memory holds one decoded frame plus the 256 px PNGs of
 the clips still open, however long the video, and a frame that fails fails only its clips.
 """
