@@ -192,3 +192,18 @@ def test_nearest_resize_keeps_labels_and_centres():
     np.testing.assert_array_equal(nearest_resize(labels, 4, 2), [[1, 2], [1, 2], [3, 4], [3, 4]])
     big = nearest_resize(np.arange(12, dtype=np.int32).reshape(3, 4), 7, 9)
     assert big.shape == (7, 9) and big.dtype == np.int32 and set(np.unique(big)) == set(range(12))
+
+
+@pytest.mark.gpu
+def test_bf16_on_cuda_agrees_with_fp32(models, photos):
+    """On CUDA the experts run under bf16 autocast: labels stay close to the fp32 ones."""
+    fp32 = _label(DepthHandler(models["dpt"], device="cuda", precision="fp32"), photos)
+    bf16 = _label(DepthHandler(models["dpt"], device="cuda", precision="auto"), photos)
+    for a, b in zip(fp32, bf16):
+        da, db = a["annotations"]["depth"]["data"], b["annotations"]["depth"]["data"]
+        assert db.dtype == np.float32 and np.corrcoef(da.ravel(), db.ravel())[0, 1] > 0.98
+    seg32 = _label(SegmentationHandler(models["segformer"], device="cuda", precision="fp32"), photos)
+    seg16 = _label(SegmentationHandler(models["segformer"], device="cuda"), photos)
+    for a, b in zip(seg32, seg16):
+        agree = (a["annotations"]["segmentation"]["data"] == b["annotations"]["segmentation"]["data"]).mean()
+        assert agree > 0.9
