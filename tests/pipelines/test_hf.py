@@ -438,3 +438,50 @@ def test_detection_boxes_are_drawn_and_ids_come_from_the_id_column(built):
     assert drawn.any() and (drawn == 0).all(axis=2).mean() > 0.5                     # outlines on black
     [(tag, failure)] = list(process(items[3]))
     assert failure["reason"] == "box_outside_image" and "column 'objects.bbox'" in failure["detail"]
+
+
+def nyu_like_dataset():
+    """Image + depth (mm PNG) + ADE20K label map + normals PNG per row; the second row's labels are too small."""
+    import datasets
+
+    photos = PHOTOS[14:16]
+    rows = {"image": [], "depth_map": [], "seg": [], "normals": []}
+    for i, p in enumerate(photos):
+        h, w = _size(p)
+        normals = np.zeros((h, w, 3), np.uint8)
+        normals[...] = (128, 128, 255)                                 # (n + 1) / 2 of (0, 0, 1)
+        rows["image"].append(_photo(p))
+        rows["depth_map"].append({"bytes": _png(depth_map(h, w)), "path": None})
+        rows["seg"].append({"bytes": _png(seg_labels(h, w, i) if i == 0 else seg_labels(8, 8, i)), "path": None})
+        rows["normals"].append({"bytes": _png(normals), "path": None})
+    features = datasets.Features({k: datasets.Image() for k in rows})
+    return datasets.Dataset.from_dict(rows, features=features)
+
+
+def test_extra_annotations_make_multi_annotation_records(tmp_path):
+    path = write(nyu_like_dataset(), tmp_path, "disk")
+    extras = {"segmentation": {"column": "seg", "type": "segmentation"},
+              "normals": {"column": "normals", "type": "normals"}}
+    cfg = hf.Config(input=path, mapping="depth", annotations=extras, name="nyu")
+    items, process = _items(path, cfg)
+    first = list(process(items[0]))
+    tasks = sorted(json.loads(r["provenance"]).get("task", "-") for tag, r in first if tag == common.IMAGES)
+    assert tasks == ["-", "depth", "normals", "segmentation"]
+    [multi] = [r for tag, r in first if tag == common.SENTENCES]
+    assert multi["source"] == "ann/multi" and 2 <= len(multi["image_ids"]) <= 4
+    normals = next(r for tag, r in first if tag == common.IMAGES and json.loads(r["provenance"]).get("task") == "normals")
+    assert np.abs(decode_png(normals["image"])[128, 128].astype(int) - [128, 128, 255]).max() <= 1
+    [(tag, failure)] = list(process(items[1]))
+    assert failure["reason"] == "annotation_size_mismatch" and "column 'seg'" in failure["detail"]
+
+
+@pytest.mark.parametrize("annotations, message", [
+    ({"seg": {"column": "nope", "type": "segmentation"}}, r"annotations\.seg\.column: no column 'nope'"),
+    ({"seg": {"column": "seg", "type": "keypoints"}}, r"annotations\.seg\.type: must be one of"),
+    ({"seg": {"column": "seg", "type": "segmentation", "palette": 1}}, r"annotations\.seg\.palette: unknown key"),
+    ({"depth": {"column": "seg", "type": "depth"}}, r"annotations\.depth: the mapping already makes task"),
+])
+def test_extra_annotations_are_checked_before_work(tmp_path, annotations, message):
+    path = write(nyu_like_dataset(), tmp_path, "disk")
+    with pytest.raises(ConfigError, match=message):
+        hf.source_transform({"input": path, "mapping": "depth", "annotations": annotations})

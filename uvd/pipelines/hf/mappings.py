@@ -26,6 +26,10 @@ Values (pure functions, numpy out):
 - depth: an integer map is in 1/depth_scale metres (NYU PNG: millimetres, 1000); a float map
   is metres (or disparity with depth_inverse false); <= 0 / NaN invalid
 - boxes: (N, 4) in bbox_format "xywh" (COCO, the hub's usual) or "xyxy", pixels of the full image
+- extra annotations (config `annotations: {task: {column, type, ...}}`, with the annotated mappings):
+  more dense maps of the same image, each its own task (pairs pool per task) and together an
+  m-of-(1+k) multi-annotation sentence. type segmentation (reduce_zero_label), depth (scale,
+  inverse), normals ((n + 1) / 2 RGB PNG or float (H, W, 3)), edges (invert), instances (ids)
 - videos: a file path (relative paths are relative to a local input folder); decord needs a
   file, so a Video cell holding only bytes is a failure row (embedded_video)
 """
@@ -41,7 +45,9 @@ from PIL import Image as PILImage
 
 from uvd.config import ConfigError
 from uvd.pipelines.annotations.coco import BOX_TOLERANCE_PX
+from uvd.pipelines.annotations.records import Annotation, annotation
 from uvd.transforms.image import DEFAULT_MAX_PIXELS, Decoded, ImageError, decode_image
+from uvd.transforms.normals import normals_png_to_vectors
 from uvd.transforms.segmentation import IGNORE_INDEX, ade20k_png_to_labels
 
 MAPPINGS: dict[str, dict[str, str]] = {
@@ -53,6 +59,8 @@ MAPPINGS: dict[str, dict[str, str]] = {
 }
 OPTIONAL_ROLES = ("id", "group", "split")
 BBOX_FORMATS = ("xywh", "xyxy")
+EXTRA_TYPES = ("segmentation", "depth", "normals", "edges", "instances")
+EXTRA_KEYS = {"column", "type", "reduce_zero_label", "scale", "inverse", "invert"}
 
 # role -> what its column must hold ("class" for classification's label, "map" otherwise)
 _ROLE_KIND = {"image": "image", "video": "video", "depth": "map", "boxes": "list", "classes": "list",
@@ -162,6 +170,31 @@ def resolve_columns(mapping: str, overrides: dict, features: Any, input_: str) -
     return roles
 
 
+def check_extra_annotations(specs: dict, taken: set[str], features: Any, input_: str) -> None:
+    """`annotations: {task: {column, type, ...}}` checked like the roles (ConfigError names the entry)."""
+    for task, spec in specs.items():
+        where = f"annotations.{task}"
+        if task in taken:
+            raise ConfigError(f"{where}: the mapping already makes task {task!r}; pick another name")
+        if not isinstance(spec, dict) or not isinstance(spec.get("column"), str):
+            raise ConfigError(f"{where}: needs {{column: ..., type: one of {list(EXTRA_TYPES)}}}, got {spec!r}")
+        if spec.get("type") not in EXTRA_TYPES:
+            raise ConfigError(f"{where}.type: must be one of {list(EXTRA_TYPES)}, got {spec.get('type')!r}")
+        unknown = sorted(set(spec) - EXTRA_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed: {sorted(EXTRA_KEYS)}")
+        if features is None:
+            continue
+        try:
+            feature = lookup_feature(features, spec["column"])
+        except KeyError as exc:
+            raise ConfigError(f"{where}.column: {exc.args[0]} (dataset {input_!r}; its columns: "
+                              f"{', '.join(features)})") from None
+        if feature_kind(feature) and "map" not in feature_kind(feature):
+            raise ConfigError(f"{where}.column: column {spec['column']!r} is {feature!r}; "
+                              f"a {spec['type']} map must be {_KIND_WORDS['map']}")
+
+
 def class_names(features: Any, column: str) -> list[str] | None:
     """ClassLabel names of a label column (None when labels are stored as they are)."""
     from datasets import ClassLabel
@@ -237,8 +270,8 @@ def label_name(value: Any, column: str, names: list[str] | None) -> str:
     return str(value)
 
 
-def dense_array(value: Any, column: str) -> np.ndarray:
-    """A label/depth cell -> its stored values as an array: PNG/TIFF values kept, lists as arrays."""
+def stored_array(value: Any, column: str) -> np.ndarray:
+    """A map cell -> its stored values: PNG/TIFF values kept (palette indices, 16 bit), lists as arrays."""
     if value is None:
         raise RowError("missing_value", column, "empty (null) map")
     if isinstance(value, (dict, bytes, bytearray)) or (isinstance(value, str)):
@@ -258,6 +291,12 @@ def dense_array(value: Any, column: str) -> np.ndarray:
             raise RowError("bad_map_shape", column, str(exc)[:200]) from None
         if arr.dtype == object:
             raise RowError("bad_map_shape", column, "ragged rows")
+    return arr
+
+
+def dense_array(value: Any, column: str) -> np.ndarray:
+    """A label/depth cell -> an (H, W) array of its stored values (equal RGB channels collapse)."""
+    arr = stored_array(value, column)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
@@ -282,6 +321,32 @@ def depth_metres(value: Any, column: str, scale: float) -> np.ndarray:
     if arr.dtype.kind in "iub":
         return arr.astype(np.float32) / scale
     return arr.astype(np.float32)
+
+
+def normal_vectors(value: Any, column: str) -> np.ndarray:
+    """A normals cell -> float (H, W, 3): an (n + 1) / 2 encoded RGB PNG, or float vectors as stored."""
+    arr = stored_array(value, column)
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        raise RowError("bad_map_shape", column, f"normals must be (H, W, 3), got shape {arr.shape}")
+    return normals_png_to_vectors(arr) if arr.dtype.kind in "iu" else arr[..., :3].astype(np.float32)
+
+
+def extra_annotation(spec: dict, value: Any) -> Annotation:
+    """One `annotations` entry's cell -> a record annotation of its type."""
+    column, type_ = spec["column"], spec["type"]
+    if type_ == "segmentation":
+        return annotation("segmentation", segmentation_labels(value, column, bool(spec.get("reduce_zero_label", True))))
+    if type_ == "depth":
+        return annotation("depth", depth_metres(value, column, float(spec.get("scale", 1000.0))),
+                          inverse=bool(spec.get("inverse", True)))
+    if type_ == "normals":
+        return annotation("normals", normal_vectors(value, column))
+    if type_ == "edges":
+        return annotation("edges", dense_array(value, column), invert=bool(spec.get("invert", False)))
+    arr = dense_array(value, column)
+    if arr.dtype.kind not in "iub":
+        raise RowError("bad_label_map", column, f"instance ids must be integers, got {arr.dtype}")
+    return annotation("instances", arr.astype(np.int32))
 
 
 def boxes_xyxy(boxes: Any, classes: Any, columns: tuple[str, str], bbox_format: str,

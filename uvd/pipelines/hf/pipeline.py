@@ -75,6 +75,7 @@ class Config:
     input: str                           # save_to_disk folder, .parquet/.arrow file/glob/folder, or hub id
     mapping: str = "classification"     # classification | segmentation | depth | detection | video
     columns: dict = field(default_factory=dict)  # role -> column overrides (mappings.MAPPINGS)
+    annotations: dict = field(default_factory=dict)  # more maps per image: {task: {column, type, ...}}
     name: str = ""                       # dataset name (classes, pools, record ids); default: from input
     format: str = "auto"                 # auto | disk | parquet | arrow | hub | stream (reader.py)
     split: str | None = None             # one split (default: every split, each kept as the sentence split)
@@ -105,7 +106,7 @@ class Config:
     pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE
     min_pairs: int = 2
     pair_buckets: int = 1
-    multi_annotation: bool = False       # one task per record here: no m-of-(1+k) sentences (emit_record reads it)
+    multi_annotation: bool = True        # records with >= multi_min_annotations tasks -> m-of-(1+k) sentence
     multi_min_annotations: int = 2
 
     def validate(self) -> None:
@@ -151,7 +152,12 @@ class Config:
         """The dataset's layout (shards, features) and the checked role -> column mapping."""
         layout = reader.list_shards(self.input, self.format, self.split, self.config_name, self.revision,
                                     self.cache_dir, self.offline)
-        return layout, mappings.resolve_columns(self.mapping, self.columns, layout.features, self.input)
+        roles = mappings.resolve_columns(self.mapping, self.columns, layout.features, self.input)
+        if self.annotations:
+            require(self.mapping in TASKS, "annotations", f"extra annotations need an annotated mapping "
+                    f"({sorted(TASKS)}), not {self.mapping!r}")
+            mappings.check_extra_annotations(self.annotations, {TASKS[self.mapping][0]}, layout.features, self.input)
+        return layout, roles
 
 
 # --- rows ------------------------------------------------------------------------------------------
@@ -161,7 +167,8 @@ class ReadRows:
     def __init__(self, cfg: Config, roles: dict[str, str]) -> None:
         self.name = cfg.dataset_name
         self.roles = roles
-        self.columns = sorted({c.split(".")[0] for c in roles.values()})
+        wanted = [*roles.values(), *(spec["column"] for spec in cfg.annotations.values())]
+        self.columns = sorted({c.split(".")[0] for c in wanted})
 
     def __call__(self, shard: reader.Shard) -> Iterator[dict]:
         try:
@@ -216,7 +223,10 @@ class ProcessRow:
         yield from rows
 
     def value(self, item: dict, role: str):
-        column = self.roles[role]
+        return self.cell(item, self.roles[role])
+
+    @staticmethod
+    def cell(item: dict, column: str):
         try:
             return reader.column_value(item["row"], column)
         except (KeyError, TypeError) as exc:
@@ -248,11 +258,16 @@ class ProcessRow:
             boxes, classes = mappings.boxes_xyxy(self.value(item, "boxes"), self.value(item, "classes"),
                                                  (roles["boxes"], roles["classes"]), cfg.bbox_format, h, w)
             ann, column = annotation(type_, {"boxes": boxes, "classes": classes}), roles["boxes"]
+        anns, columns = {task: ann}, {task: column}
+        for extra, spec in cfg.annotations.items():
+            anns[extra] = mappings.extra_annotation(spec, self.cell(item, spec["column"]))
+            columns[extra] = spec["column"]
         try:
-            return make_record(item["record_id"], self.name, decoded.pixels, {task: ann}, group=item["group"],
+            return make_record(item["record_id"], self.name, decoded.pixels, anns, group=item["group"],
                                split=item["split"], provenance={"hf": item["record_id"]}, full_size=(h, w))
-        except RecordError as exc:          # a label map of another size than its image
-            raise mappings.RowError(exc.reason, column, exc.detail, exc.status) from None
+        except RecordError as exc:          # a map of another size than its image: "<task>: ..."
+            at = next((c for t, c in columns.items() if exc.detail.startswith(f"{t}:")), column)
+            raise mappings.RowError(exc.reason, at, exc.detail, exc.status) from None
 
 
 class RowsToVideos(beam.DoFn):
