@@ -10,7 +10,8 @@
     Rows            RunSource(ProcessRow): decode, check, one image row / annotation record per
                     row, or a failure row naming the column at fault
     classification: images --ByClass--> imagenet.ClassSentences (the ImageNet stage's sampling)
-    segmentation / depth / detection: annotations.emit_record --> PairSentences (8-pair sentences)
+    segmentation / depth / detection: annotations.emit_record --> PairSentences (8-pair sentences);
+           `annotations` adds more maps of the same image (k tasks: m-of-(1+k) sentences too)
     video: rows -> video dicts --> video.PlanClips --Reshuffle--> video.DecodeClips (the video
            stage's clips at strides 10/20/30, 16 frames each)
 
