@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
 
 from uvd import schema
@@ -153,7 +154,8 @@ def is_table(cfg: Config) -> bool:
 
 def relative_id(path: str, root: str) -> str:
     """A file's id relative to the input folder (stable across machines and buckets)."""
-    return posixpath.relpath(path, root.rstrip("/")) if path.startswith(root.rstrip("/")) else path
+    root = root.rstrip("/")
+    return posixpath.relpath(path, root) if path.startswith(root + "/") else path
 
 
 def _source(cfg: Config) -> str:
@@ -165,6 +167,14 @@ class DecodeInput(beam.DoFn):
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+
+    def setup(self) -> None:
+        self.decoded = Metrics.counter(f"uvd.{STAGE}", "decoded")
+
+    def _failure(self, record_id: str, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
+        Metrics.counter(f"uvd.{STAGE}.failed", reason).inc()
+        return beam.pvalue.TaggedOutput(common.FAILURES, schema.failure_row(
+            record_id, _source(self.cfg), STAGE, reason, detail))
 
     def process(self, element: dict) -> Iterator:
         cfg = self.cfg
@@ -180,17 +190,15 @@ class DecodeInput(beam.DoFn):
                 provenance = {"image_id": element.get("image_id"), "source": element.get("source")}
             decoded = img.decode_image(data, min_size=cfg.decode_min_size, max_pixels=cfg.max_pixels)
         except img.ImageError as exc:
-            yield beam.pvalue.TaggedOutput(common.FAILURES, schema.failure_row(
-                record_id, _source(cfg), STAGE, exc.reason, exc.detail))
+            yield self._failure(record_id, exc.reason, exc.detail)
             return
         except OSError as exc:
-            yield beam.pvalue.TaggedOutput(common.FAILURES, schema.failure_row(
-                record_id, _source(cfg), STAGE, "unreadable_file", f"{type(exc).__name__}: {exc}"))
+            yield self._failure(record_id, "unreadable_file", f"{type(exc).__name__}: {exc}")
             return
         except Exception as exc:  # noqa: BLE001 - bad input never crashes the job
-            yield beam.pvalue.TaggedOutput(common.FAILURES, schema.failure_row(
-                record_id, _source(cfg), STAGE, f"exception_{type(exc).__name__}", str(exc)[:300]))
+            yield self._failure(record_id, f"exception_{type(exc).__name__}", str(exc)[:300])
             return
+        self.decoded.inc()
         yield new_item(record_id, decoded.pixels, provenance)
 
 
