@@ -28,3 +28,18 @@ def test_cuda_bf16_encode_agrees_with_fp32_and_decodes():
     assert agree > 0.8
     pixels = tok.decode(gpu, bf16)
     assert pixels.shape == (8, 256, 256, 3) and pixels.dtype == np.uint8
+
+
+def test_cuda_compiled_handler_matches_eager():
+    """Not yet run on a GPU by its author (device time ran out): the --compile path of the stage."""
+    pytest.importorskip("apache_beam")
+    from uvd.tokenize import DEFAULT_CHECKPOINT
+    from uvd.tokenize.handler import VQGANModelHandler
+
+    rng = np.random.default_rng(0)
+    images = list(rng.integers(0, 256, (5, 256, 256, 3), dtype=np.uint8))
+    eager = VQGANModelHandler(DEFAULT_CHECKPOINT, device="cuda", max_batch_size=8)
+    compiled = VQGANModelHandler(DEFAULT_CHECKPOINT, device="cuda", max_batch_size=8, compile=True)
+    a = np.stack(list(eager.run_inference(images, eager.load_model())))
+    b = np.stack(list(compiled.run_inference(images, compiled.load_model())))
+    assert b.shape == (5, 256) and (a == b).mean() > 0.95

@@ -17,7 +17,7 @@ import uvd.tokenize as tok
 from uvd.schema import IMAGES_SCHEMA, SHARD_SCHEMA, image_id_for
 from uvd.tokenize import detokenize as decode_stage
 from uvd.tokenize import stage
-from uvd.tokenize.handler import VQGANModelHandler
+from uvd.tokenize.handler import VQGANModelHandler, pad_batch
 from uvd.tokenize.train_small import SAMPLE_IMAGES, fit_256
 
 ACCELERATOR = "type:nvidia-l4;count:1;install-nvidia-driver"
@@ -67,6 +67,13 @@ def test_handler_batches_like_encode(pixels, expected):
     assert VQGANModelHandler("x", accelerator=ACCELERATOR).get_resource_hints() == {"accelerator": ACCELERATOR}
     with pytest.raises(ValueError, match="min_batch_size"):
         VQGANModelHandler("x", min_batch_size=9, max_batch_size=8)
+
+
+def test_pad_batch():
+    images = np.ones((3, 4, 4, 3), np.uint8)
+    padded = pad_batch(images, 5)
+    assert padded.shape == (5, 4, 4, 3) and np.array_equal(padded[:3], images) and not padded[3:].any()
+    assert pad_batch(images, 2) is images
 
 
 def test_only_the_inference_step_gets_the_accelerator_hint():

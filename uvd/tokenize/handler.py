@@ -27,12 +27,20 @@ def pick_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def pad_batch(images: np.ndarray, size: int) -> np.ndarray:
+    """Zero-pad a batch up to `size` images (a compiled model sees one shape); never truncates."""
+    if len(images) >= size:
+        return images
+    pad = np.zeros((size - len(images), *images.shape[1:]), dtype=images.dtype)
+    return np.concatenate([images, pad])
+
+
 class VQGANModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
     """Images (HxWx3 uint8) -> code ids (uint16, tokens_per_image)."""
 
     def __init__(self, checkpoint: str, *, device: str = "auto", precision: str = "auto",
                  min_batch_size: int = 1, max_batch_size: int = 64, accelerator: str | None = None,
-                 large_model: bool = False) -> None:
+                 large_model: bool = False, compile: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if not 1 <= min_batch_size <= max_batch_size:
@@ -41,6 +49,7 @@ class VQGANModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         self.device, self.precision = device, precision
         self.min_batch_size, self.max_batch_size = min_batch_size, max_batch_size
         self.accelerator = accelerator
+        self.compile = compile
         self._share_across_processes = large_model
 
     def load_model(self) -> Any:
@@ -54,14 +63,21 @@ class VQGANModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         if torch.device(device).type == "cuda":
             torch.backends.cudnn.benchmark = True
             model = model.to(memory_format=torch.channels_last)
+        if self.compile:
+            # One static shape (batches are padded to max_batch_size), so it compiles once. On an
+            # H200 this made the LVM encoder 3x faster than eager bf16 (benchmarks/gpu_tokenize.py).
+            model.get_code = torch.compile(model.get_code, dynamic=False)
         return model
 
     def run_inference(self, batch: Sequence[np.ndarray], model: Any,
                       inference_args: dict[str, Any] | None = None) -> Iterable[np.ndarray]:
         if not len(batch):
             return []
-        ids = encode_batch(model, np.stack(batch), precision=self.precision)
-        return list(ids)
+        images = np.stack(batch)
+        if self.compile:
+            images = pad_batch(images, self.max_batch_size)
+        ids = encode_batch(model, images, precision=self.precision)
+        return list(ids[: len(batch)])
 
     def batch_elements_kwargs(self) -> dict[str, int]:
         return {"min_batch_size": self.min_batch_size, "max_batch_size": self.max_batch_size}
