@@ -168,6 +168,7 @@ def test_checkpoint_round_trip_into_the_stock_mmpose_config(random_rtmpose, tmp_
                 "meta": {"dataset_meta": {k: v for k, v in random_rtmpose.dataset_meta.items()}}}, ckpt)
     stock = pose_model.load_pose_model("mmpose::body_2d_keypoint/rtmpose/coco/rtmpose-t_8xb256-420e_coco-256x192.py",
                                        str(ckpt))
+    assert set(stock.model.state_dict()) == set(random_rtmpose.model.state_dict())
     image = _photo("grace_hopper.jpg")
     box = [pose_people.whole_image_box(*image.shape[:2])]
     np.testing.assert_allclose(pose_model.predict_keypoints(stock, [image], box)[0],
