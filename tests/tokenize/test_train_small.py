@@ -75,3 +75,18 @@ def test_code_stats_and_psnr():
     assert np.isclose(stats["perplexity"], np.exp(-(p * np.log(p)).sum()))
     a = np.zeros((4, 4, 3), np.uint8)
     assert np.isclose(psnr(a, a + 1), 20 * np.log10(255))
+
+
+def test_a_weaker_run_does_not_replace_a_better_checkpoint(tmp_path):
+    import json
+    from pathlib import Path
+
+    from uvd.tokenize.train_small import choose_output
+
+    out = tmp_path / "vqgan-small"
+    assert choose_output(out, 10.0, force=False) == out  # nothing there yet
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"_uvd": {"psnr_held_out": 20.0}}))
+    assert choose_output(out, 21.0, force=False) == out
+    assert choose_output(out, 15.0, force=False) == Path("runs") / "vqgan-small"
+    assert choose_output(out, 15.0, force=True) == out

@@ -203,6 +203,21 @@ def evaluate(model: VQGANModel, held: np.ndarray, codes_from: np.ndarray) -> dic
     return {"psnr_held_out": float(np.mean([psnr(a, b) for a, b in zip(held, recon)])), **stats}
 
 
+def choose_output(out: Path, psnr_new: float, force: bool) -> Path:
+    """`out`, unless it holds a better-scoring checkpoint: then runs/<name> (a short CPU run should
+    not silently replace the shipped model with a weaker one)."""
+    try:
+        old = json.loads((out / "config.json").read_text())["_uvd"]["psnr_held_out"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return out
+    if force or psnr_new >= old:
+        return out
+    alt = Path("runs") / out.name
+    print(f"[train_small] kept {out} (held-out PSNR {old:.2f} dB > {psnr_new:.2f} dB); wrote {alt} instead "
+          "(--force to overwrite)", flush=True)
+    return alt
+
+
 # --- training ----------------------------------------------------------------------------------
 @dataclass
 class Args:
@@ -228,6 +243,8 @@ def parse(argv: list[str] | None) -> Args:
     p.add_argument("--out", default=DEFAULT_CHECKPOINT, help="checkpoint folder to write")
     p.add_argument("--procedural", type=int, default=60, help="procedurally drawn training images")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out even when its checkpoint scored a higher held-out PSNR")
     a = p.parse_args(argv)
     if a.crop % 16 or a.crop < 32:
         p.error("--crop must be a multiple of 16, at least 32")
@@ -308,11 +325,12 @@ def train(args: Args) -> dict:
         "held_out": {"photos": len(held), "procedural": len(held_drawn)},
         "codes_restarted": restarted, **{k: round(v, 4) for k, v in metrics.items()},
     }
-    save_vqgan(model, args.out, extra=summary)
+    out = choose_output(Path(args.out), metrics["psnr_held_out"], args.force)
+    save_vqgan(model, out, extra=summary)
     print(f"[train_small] held-out PSNR {metrics['psnr_held_out']:.2f} dB "
           f"(photos {metrics['psnr_held_out_photos']:.2f} dB); codebook usage {metrics['codes_used']}/"
           f"{SMALL_CONFIG.num_embeddings} ({100 * metrics['usage']:.1f}%), perplexity {metrics['perplexity']:.0f}; "
-          f"{step} steps -> {args.out}", flush=True)
+          f"{step} steps -> {out}", flush=True)
     return summary
 
 
