@@ -40,7 +40,9 @@ def test_run_source_counts_metrics():
     result.wait_until_finish()
     counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]
                 if c.key.metric.namespace == "uvd.toy"}
-    assert counters == {"inputs": 4, "images": 2, "sentences": 2, "failures": 2}
+    assert counters == {"inputs": 4, "images": 2, "sentences": 2, "failures": 2,
+                        # what became of each input record: the card reconciles inputs with these
+                        "records_with_sentences": 2, "records_failures_only": 2}
 
 
 def test_merge_outputs_flattens_sources():
