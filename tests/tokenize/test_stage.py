@@ -17,7 +17,7 @@ import uvd.tokenize as tok
 from uvd.schema import IMAGES_SCHEMA, SHARD_SCHEMA, image_id_for
 from uvd.tokenize import detokenize as decode_stage
 from uvd.tokenize import stage
-from uvd.tokenize.handler import VQGANModelHandler, pad_batch
+from uvd.tokenize.handler import VQGANModelHandler, pad_batch, worker_checkpoint
 from uvd.tokenize.train_small import SAMPLE_IMAGES, fit_256
 
 ACCELERATOR = "type:nvidia-l4;count:1;install-nvidia-driver"
@@ -74,6 +74,14 @@ def test_pad_batch():
     padded = pad_batch(images, 5)
     assert padded.shape == (5, 4, 4, 3) and np.array_equal(padded[:3], images) and not padded[3:].any()
     assert pad_batch(images, 2) is images
+
+
+def test_default_checkpoint_resolves_on_the_worker(tmp_path):
+    launcher_path = "/somewhere/else/site-packages/uvd/tokenize/assets/vqgan-small"
+    assert worker_checkpoint(launcher_path) == tok.DEFAULT_CHECKPOINT
+    assert worker_checkpoint("default") == tok.DEFAULT_CHECKPOINT
+    assert worker_checkpoint("openMUSE/vqgan-f16-8192-laion") == "openMUSE/vqgan-f16-8192-laion"
+    assert worker_checkpoint(str(tmp_path)) == str(tmp_path)
 
 
 def test_only_the_inference_step_gets_the_accelerator_hint():

@@ -9,7 +9,9 @@ image_id through (uvd.tokenize.stage does).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,21 @@ def pick_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def worker_checkpoint(checkpoint: str) -> str:
+    """The checkpoint path as seen on this machine.
+
+    The launcher passes its own absolute path to the shipped default; on a remote worker the
+    package is installed elsewhere, so "default", or a missing path ending in the default's
+    folders, means this machine's copy.
+    """
+    from uvd.tokenize import DEFAULT_CHECKPOINT
+
+    tail = Path(DEFAULT_CHECKPOINT).parts[-3:]
+    if checkpoint == "default" or (not os.path.exists(checkpoint) and Path(checkpoint).parts[-3:] == tail):
+        return DEFAULT_CHECKPOINT
+    return checkpoint
 
 
 def pad_batch(images: np.ndarray, size: int) -> np.ndarray:
@@ -59,7 +76,7 @@ class VQGANModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         from uvd.tokenize.load import load_vqgan
 
         device = pick_device(self.device)
-        model = load_vqgan(self.checkpoint, device=device)
+        model = load_vqgan(worker_checkpoint(self.checkpoint), device=device)
         if torch.device(device).type == "cuda":
             torch.backends.cudnn.benchmark = True
             model = model.to(memory_format=torch.channels_last)
