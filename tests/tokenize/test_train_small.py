@@ -90,3 +90,14 @@ def test_a_weaker_run_does_not_replace_a_better_checkpoint(tmp_path):
     assert choose_output(out, 21.0, force=False) == out
     assert choose_output(out, 15.0, force=False) == Path("runs") / "vqgan-small"
     assert choose_output(out, 15.0, force=True) == out
+
+
+def test_cli_flags_parse():
+    import pytest
+
+    from uvd.tokenize.train_small import parse
+
+    args = parse(["--minutes", "0.5", "--crop", "96", "--force"])
+    assert args.minutes == 0.5 and args.crop == 96 and args.force and args.device == "cpu"
+    with pytest.raises(SystemExit):
+        parse(["--crop", "100"])

@@ -230,6 +230,7 @@ class Args:
     out: str
     procedural: int
     threads: int
+    force: bool
 
 
 def parse(argv: list[str] | None) -> Args:
