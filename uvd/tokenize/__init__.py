@@ -6,6 +6,15 @@
     pixels = decode(model, ids)                     # np.uint8 (N, 256, 256, 3)
 
 Importing this package is cheap: torch loads on first use of anything but DEFAULT_CHECKPOINT.
+
+Modules, one job each:
+    vqgan.py        the model: open-muse's VQGANModel layout and numerics; LVM/small/debug configs
+    load.py         checkpoint folders and hub ids <-> model (strict, shape-checked, safetensors first)
+    codec.py        encode/decode: uint8 NHWC <-> uint16 ids, batched, bf16 autocast on CUDA
+    handler.py      Beam RunInference ModelHandler (load once per worker, batching, resource hints)
+    stage.py        `uvd tokenize`: TokenizeImages PTransform, images table -> tokens table
+    detokenize.py   `uvd decode`: tokens table or shards -> PNGs
+    train_small.py  `make tokenizer`: trains the shipped small model (assets/vqgan-small)
 """
 
 from __future__ import annotations
