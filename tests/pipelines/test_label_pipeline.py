@@ -146,3 +146,15 @@ def test_config_is_checked_before_any_work():
         source_transform({"input": "x", "depth_model": "/no/such/dpt"})
     t = source_transform({"input": "x", "experts": "depth, edges"})
     assert isinstance(t, LabelSource) and t.cfg.experts == ["depth", "edges"]
+
+
+def test_one_image_preview_without_beam(tmp_path, capsys):
+    out = tmp_path / "cat.png"
+    assert run(["--image", str(IMAGES / "chelsea_cat.jpg"), "--expert", "edges", "--output", str(out)]) == 0
+    strip = np.asarray(Image.open(out))
+    assert strip.shape == (256, 512, 3) and set(np.unique(strip[:, 256:])) == {0, 255}   # image | Canny
+    flat = tmp_path / "flat.png"
+    flat.write_bytes(encode_png(np.full((64, 64, 3), 7, np.uint8)))
+    assert run(["--image", str(flat), "--expert", "edges", "--output", str(tmp_path / "f.png")]) == 0
+    assert "edges skipped (empty_edges" in capsys.readouterr().out
+    assert np.asarray(Image.open(tmp_path / "f.png")).shape == (256, 256, 3)

@@ -10,6 +10,7 @@ Run:
     uvd label --expert depth --input uvd/sample/images --output out/label
     uvd label --expert depth,segmentation,edges --input out/laion --output out/label \
         --depth_model Intel/dpt-large --accelerator "type:nvidia-l4;count:1;install-nvidia-driver"
+    uvd label --expert depth,edges --image photo.jpg --output photo_labels.png   # one image, no Beam
 
 Records are the annotation records of the dataset adapters, so pseudo-labels and ground truth share
 renderers and sentence builders. Each expert's RunInference step alone carries the accelerator
@@ -260,6 +261,40 @@ class LabelSource(beam.PTransform):
         return common.SourceOutputs(out.images, all_sentences, all_failures)
 
 
+def label_one(data: bytes, cfg: Config, record_id: str = "image") -> dict:
+    """One image's bytes through every configured expert, without Beam (for debugging a model)."""
+    decoded = img.decode_image(data, min_size=cfg.decode_min_size, max_pixels=cfg.max_pixels)
+    item = new_item(record_id, decoded.pixels)
+    for expert in cfg.experts:
+        handler = make_handler(expert, cfg)
+        handler.run_inference([item], handler.load_model())
+    return item
+
+
+def preview_one(path: str, cfg: Config, out_png: str) -> int:
+    """`uvd label --image PATH`: write the 256 px image and each rendered label side by side."""
+    import numpy as np
+
+    from uvd.pipelines.annotations.render import render_record
+
+    with FileSystems.open(path) as f:
+        item = label_one(f.read(), cfg, posixpath.basename(path))
+    if item["error"]:
+        print(f"{path}: failed {item['error'][0]}: {item['error'][1]}")
+        return 1
+    for task, (reason, detail) in sorted(item["skipped"].items()):
+        print(f"{path}: {task} skipped ({reason}: {detail})")
+    record = make_record(item["record_id"], cfg.dataset, item["image"], item["annotations"])
+    rendered = render_record(record, cfg.image_size, cfg.resize, cfg.seed)
+    tasks = [t for t in cfg.experts if t in rendered.annotations]
+    strip = np.concatenate([rendered.image] + [rendered.annotations[t] for t in tasks], axis=1)
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    with open(out_png, "wb") as f:
+        f.write(img.encode_png(strip))
+    print(f"{path}: image, {', '.join(tasks) or 'no labels'} -> {out_png}")
+    return 0
+
+
 def source_transform(config: dict) -> beam.PTransform:
     """The label source for `uvd dataset`: options checked here, before any work."""
     return LabelSource(from_dict(Config, config, where="sources.label.options"))
@@ -269,8 +304,10 @@ def run(argv: list[str] | None = None) -> int:
     """`uvd label --expert depth[,segmentation,...] --input DIR --output OUT [options] [beam flags]`."""
     defaults = Config(input="")
     parser = argparse.ArgumentParser(prog="uvd label", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", required=True, help="image folder (recursive), or a folder with an images table")
-    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
+    parser.add_argument("--input", help="image folder (recursive), or a folder with an images table")
+    parser.add_argument("--output", required=True,
+                        help="folder for the images/sentences/failures tables (with --image: the PNG to write)")
+    parser.add_argument("--image", help="debug one image without Beam: write it and its labels side by side")
     parser.add_argument("--expert", action="append", default=None,
                         help=f"one of {', '.join(EXPERTS)}; repeat or comma-separate for several "
                              f"(default: {','.join(defaults.experts)})")
@@ -293,11 +330,16 @@ def run(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
     parser.add_argument("--no_multi_annotation", action="store_true", help="no m-of-(1+k) sentences")
     args, options = common.split_args(parser, argv)
-    values = {k: v for k, v in vars(args).items() if k not in ("output", "expert", "no_multi_annotation")}
+    if not args.input and not args.image:
+        parser.error("give --input (a folder) or --image (one file)")
+    values = {k: v for k, v in vars(args).items() if k not in ("output", "expert", "no_multi_annotation", "image")}
+    values["input"] = args.input or args.image
     if args.expert:
         values["experts"] = [e.strip() for arg in args.expert for e in arg.split(",") if e.strip()]
     cfg = from_dict(Config, {**values, "multi_annotation": not args.no_multi_annotation}, where="label")
     common.setup_logging()
+    if args.image:
+        return preview_one(args.image, cfg, args.output)
     log.info("label config: %s", json.dumps(asdict(cfg), default=str))
     with beam.Pipeline(options=options) as p:
         out = p | "Label" >> LabelSource(cfg)
