@@ -171,6 +171,8 @@ def test_dataset_dict_splits_and_a_missing_split(tmp_path):
     datasets.DatasetDict({"train": ds, "validation": ds.select([0])}).save_to_disk(str(tmp_path / "dd"))
     layout = reader.list_shards(str(tmp_path / "dd"))
     assert sorted(layout.splits) == ["train", "validation"]
+    assert sorted(s.shard_id for s in layout.shards) == ["train/data-00000-of-00001.arrow",
+                                                         "validation/data-00000-of-00001.arrow"]
     assert [s.split for s in reader.list_shards(str(tmp_path / "dd"), split="validation").shards] == ["validation"]
     with pytest.raises(ConfigError, match=r"split: no 'test' split .*\['train', 'validation'\]"):
         reader.list_shards(str(tmp_path / "dd"), split="test")

@@ -57,12 +57,13 @@ class Shard:
     part: int = -1         # parquet row group, or stream shard index
     parts: int = 1         # stream: n_shards
     config_name: str | None = None
+    name: str = ""         # the file relative to the dataset folder: unique, readable record ids
 
     @property
     def shard_id(self) -> str:
         if self.format == "stream":
             return f"{posixpath.basename(self.path.rstrip('/'))}/{self.split}/shard{self.part}"
-        base = posixpath.basename(self.path.rstrip("/"))
+        base = self.name or posixpath.basename(self.path.rstrip("/"))
         return f"{base}:rg{self.part}" if self.part >= 0 else base
 
 
@@ -108,6 +109,12 @@ def _files_with(input_: str, ext: str) -> list[str]:
     if input_.endswith(ext):
         return [input_] if _exists(input_) else []
     return [p for p in _match(FileSystems.join(input_.rstrip("/"), "**")) if p.endswith(ext)]
+
+
+def _relative(path: str, input_: str) -> str:
+    """`path` below the input folder ('/'-separated), or its file name for a file/glob input."""
+    root = input_.rstrip("/") + "/"
+    return path[len(root):].replace("\\", "/") if path.startswith(root) else posixpath.basename(path)
 
 
 def split_of(path: str) -> str | None:
@@ -239,13 +246,14 @@ def list_shards(input_: str, format_: str = "auto", split: str | None = None, co
             if fmt == "parquet":
                 meta = pq.read_metadata(path) if _is_local(path) else pq.ParquetFile(FileSystems.open(path)).metadata
                 features = features if features is not None else _features_of(meta.schema.to_arrow_schema())
-                shards += [Shard("parquet", path, file_split, rg) for rg in range(meta.num_row_groups)]
+                shards += [Shard("parquet", path, file_split, rg, name=_relative(path, input_))
+                           for rg in range(meta.num_row_groups)]
                 continue
             features = features if features is not None else _features_of(_arrow_schema(path))
-            shards.append(Shard("arrow", path, file_split))
+            shards.append(Shard("arrow", path, file_split, name=_relative(path, input_)))
         except (OSError, pa.ArrowException):
             # A corrupt file is one shard that fails on its worker (a failure row), not a failed job.
-            shards.append(Shard(fmt, path, file_split))
+            shards.append(Shard(fmt, path, file_split, name=_relative(path, input_)))
     if features is None:
         raise ConfigError(f"input: none of the {len(files)} {fmt} files of {input_!r} can be read")
     return Layout(fmt, shards, features, sorted({s.split for s in shards}, key=str))
