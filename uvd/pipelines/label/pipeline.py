@@ -71,6 +71,7 @@ class Config:
     precision: str = "auto"                      # auto: bf16 autocast on CUDA, fp32 on CPU
     batch_size: int = 16
     accelerator: str = ""                        # resource hint for the expert steps only (Dataflow)
+    large_model: bool = False                    # one model copy per machine, shared by its processes
     decode_min_size: int = 512                   # JPEGs decode at reduced scale keeping sides >= this
     max_pixels: int = img.DEFAULT_MAX_PIXELS
     min_valid_depth: float = 0.5                 # degenerate checks (checks.py)
@@ -128,7 +129,7 @@ def model_spec_problem(spec: str) -> str | None:
 def make_handler(expert: str, cfg: Config) -> ExpertHandler:
     """The ModelHandler of one expert, configured from the stage's config."""
     common_kw = {"device": cfg.device, "precision": cfg.precision, "max_batch_size": cfg.batch_size,
-                 "accelerator": cfg.accelerator or None}
+                 "accelerator": cfg.accelerator or None, "large_model": cfg.large_model}
     if expert == "depth":
         return DepthHandler(cfg.depth_model, min_valid=cfg.min_valid_depth, min_relative_range=cfg.min_depth_range,
                             **common_kw)
@@ -329,6 +330,8 @@ def run(argv: list[str] | None = None) -> int:
                  "min_normal_spread"):
         parser.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
     parser.add_argument("--no_multi_annotation", action="store_true", help="no m-of-(1+k) sentences")
+    parser.add_argument("--large_model", action="store_true",
+                        help="load each model once per machine, shared across its worker processes (big GPUs)")
     args, options = common.split_args(parser, argv)
     if not args.input and not args.image:
         parser.error("give --input (a folder) or --image (one file)")
