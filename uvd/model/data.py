@@ -283,7 +283,7 @@ class ShardLoader:
             source = ((torch.from_numpy(b.astype(np.int64)), 0, s) for b, s in self.stream(0))
         else:
             source = iter(DataLoader(_Dataset(self), batch_size=None, num_workers=self.num_workers,
-                                     prefetch_factor=4, persistent_workers=False))
+                                     prefetch_factor=4, pin_memory=torch.cuda.is_available()))
         for windows, logical, state in source:
             self.reader_states[logical] = state
             self.served += 1
