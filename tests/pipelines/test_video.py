@@ -232,3 +232,22 @@ def test_remote_videos_stream_to_a_temp_file_that_is_removed(videos, monkeypatch
     assert opened == ["gs://bucket/clips/short.mp4"] and not Path(local).exists()
     with v.local_file(str(videos / "short.mp4")) as local:
         assert local == str(videos / "short.mp4")          # local files are used in place
+
+
+def test_png_encoding_survives_decord_imported_first():
+    """decord's bundled zlib, loaded before cv2, corrupts cv2 PNGs: the stage's import order prevents it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import decord\n"  # the hazardous order, as a user script might do
+        "import numpy as np\n"
+        "from uvd.pipelines import video\n"
+        "from uvd.transforms.image import decode_png, encode_png\n"
+        "rng = np.random.default_rng(0)\n"
+        "img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)\n"
+        "assert (decode_png(encode_png(img)) == img).all()\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

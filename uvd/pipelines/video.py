@@ -216,6 +216,9 @@ def open_reader(path: str, threads: int, size: tuple[int, int] | None = None, de
     """
     if decoder == "pyav" or (decoder == "auto" and not _has_decord()):
         return PyAVReader(path, threads, size)
+    # cv2 must load before decord: decord's wheel bundles an old zlib that, loaded first, makes
+    # cv2.imencode('.png') write corrupt PNGs while reporting success (tests/pipelines/test_video.py).
+    import cv2  # noqa: F401
     import decord
 
     width, height = size if size else (-1, -1)
