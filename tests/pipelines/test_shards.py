@@ -209,3 +209,24 @@ def test_empty_planned_shards_are_still_written(tmp_path):
     files = sorted(os.path.basename(f) for f in glob.glob(os.path.join(out, "*.parquet")))
     assert files == [f"train-{i:05d}-of-00003.parquet" for i in range(3)]
     assert sum(pq.ParquetFile(os.path.join(out, f)).metadata.num_rows for f in files) == 3
+
+
+def test_uvd_shards_stage_from_tables(tmp_path):
+    """`uvd shards --input` on tables an earlier stage wrote: shards, failures and a card that adds up."""
+    src = tmp_path / "laion"
+    sentences = _sentences(40)
+    tokens = _tokens()
+    failures = [schema.failure_row("u1", "laion", "laion", "http_404")]
+    for table, rows in (("sentences", sentences), ("tokens", tokens), ("failures", failures)):
+        (src / table).mkdir(parents=True)
+        if table == "tokens":
+            rows = [{**r, "tokens": r["tokens"].tolist()} for r in rows]
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema.TABLE_SCHEMAS[table]), src / table / "part-0.parquet")
+    out = str(tmp_path / "out")
+    assert shards.run(["--input", str(src), "--output", out, "--validation_fraction", "0.5",
+                       "--runner=DirectRunner", "--direct_running_mode=in_memory"]) == 0
+    files = glob.glob(os.path.join(out, "*-of-*.parquet"))
+    assert sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 40
+    card_text = open(os.path.join(out, "README.md")).read()
+    assert "| laion | laion | failed | http_404 | 1 |" in card_text
+    assert pq.read_table(glob.glob(os.path.join(out, "failures", "*.parquet"))).num_rows == 1

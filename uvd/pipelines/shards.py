@@ -378,35 +378,50 @@ def remove_stale_shards(output: str, written: Iterable[str]) -> list[str]:
 
 
 # --- the `uvd shards` stage ------------------------------------------------------------------------
+def _has_table(folder: str, table: str) -> bool:
+    from uvd.pipelines.tables import table_pattern
+
+    return bool(FileSystems.match([table_pattern(folder, table)])[0].metadata_list)
+
+
 def run(argv: list[str] | None = None) -> int:
     """sentences + tokens tables (from earlier stages) -> shards, failures table and dataset card."""
     from uvd.pipelines import card, common, tables
 
     parser = argparse.ArgumentParser(prog="uvd shards", description=__doc__.splitlines()[0])
-    parser.add_argument("--sentences", required=True, help="folder holding the sentences table (uvd <source> --output)")
-    parser.add_argument("--tokens", required=True, help="folder holding the tokens table (uvd tokenize --output)")
-    parser.add_argument("--failures", action="append", default=[], help="folders whose failures table joins the card (repeatable)")
+    parser.add_argument("--input", action="append", default=[], required=True,
+                        help="folder with sentences/, tokens/ and failures/ tables (uvd <source> and uvd tokenize "
+                             "--output); repeat for several sources")
     parser.add_argument("--output", required=True, help="folder for shards, README.md card, failures/ and stats/")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--validation_fraction", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=0, help="shuffle and split hashes")
+    parser.add_argument("--validation_fraction", type=float, default=0.01, help="of groups without a source split")
     parser.add_argument("--target_shard_mb", type=float, default=DEFAULT_TARGET_SHARD_MB)
     parser.add_argument("--row_group_mb", type=float, default=DEFAULT_ROW_GROUP_MB)
     args, options = common.split_args(parser, argv)
     common.setup_logging()
+    for table in ("sentences", "tokens"):
+        if not any(_has_table(f, table) for f in args.input):
+            parser.error(f"--input: no {table} table (<folder>/{table}/part*.parquet) in {args.input}")
     p = beam.Pipeline(options=options)
-    sentences = p | "ReadSentences" >> tables.ReadTable(args.sentences, "sentences")
-    tokens = p | "ReadTokens" >> tables.ReadTable(args.tokens, "tokens")
-    failures = [p | f"ReadFailures{i}" >> tables.ReadTable(f, "failures") for i, f in enumerate(args.failures)]
+
+    def read(table: str) -> beam.PCollection:
+        parts = [p | f"Read_{table}_{i}" >> tables.ReadTable(f, table)
+                 for i, f in enumerate(args.input) if _has_table(f, table)]
+        return parts | f"All_{table}" >> beam.Flatten(pipeline=p)
+
+    sentences, tokens, failures = read("sentences"), read("tokens"), read("failures")
     rows, compose_failures = (sentences, tokens) | "Compose" >> ComposeSentences()
     rows = rows | "Splits" >> AssignSplits(args.validation_fraction, args.seed)
     _ = rows | "Shards" >> WriteShards(args.output, args.seed, args.target_shard_mb, args.row_group_mb)
-    all_failures = [*failures, compose_failures] | "AllFailures" >> beam.Flatten()
+    all_failures = (failures, compose_failures) | "AllFailures" >> beam.Flatten()
     _ = all_failures | "Failures" >> card.WriteFailures(args.output)
     _ = sentences | "Available" >> card.SummarizeAvailable(args.output)
     result = p.run()
     result.wait_until_finish()
-    config = {"stage": "shards", "seed": args.seed, "validation_fraction": args.validation_fraction,
-              "sentences": args.sentences, "tokens": args.tokens}
-    card.finish(args.output, config=config, manifest_text=None, tokenizer_checkpoint=None,
-                metrics=card.record_metrics(result))
+    config = {"stage": "shards", "inputs": ", ".join(args.input), "seed": args.seed,
+              "validation_fraction": args.validation_fraction}
+    summary = card.finish(args.output, config=config, manifest_text=None, tokenizer_checkpoint=None,
+                          metrics=card.record_metrics(result))
+    for split, t in summary["totals"]["by_split"].items():
+        print(f"[uvd shards] {split}: {t['sentences']:,} sentences, {t['tokens']:,} tokens in {t['shards']} shards")
     return 0
