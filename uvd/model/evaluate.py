@@ -48,14 +48,18 @@ def target_nll(model, tokens: torch.Tensor, target: slice) -> torch.Tensor:
 
 
 def prompts_from_shards(shards: str | list[str], split: str | None = "validation", max_per_task: int = 50,
-                        n_examples: int = N_EXAMPLES) -> dict[str, list[tuple[np.ndarray, slice]]]:
-    """task -> prompts from annotated sentences with at least n_examples + 1 pairs."""
+                        n_examples: int = N_EXAMPLES, skip_sources: tuple[str, ...] = ("ann/multi",),
+                        ) -> dict[str, list[tuple[np.ndarray, slice]]]:
+    """task -> prompts from annotated sentences with at least n_examples + 1 pairs.
+
+    `ann/multi` sentences (m picks of one image's 1 + k annotations) are not (input, output) pairs.
+    """
     need = 2 * (n_examples + 1)
     out: dict[str, list] = defaultdict(list)
     for path in resolve_shards(shards, split):
         table = pq.read_table(path, columns=["source", "kind", "num_images", "tokens"])
         for source, kind, k, toks in zip(*(table.column(c).to_pylist() for c in ("source", "kind", "num_images", "tokens"))):
-            if kind != "annotated" or k < need or len(out[source]) >= max_per_task:
+            if kind != "annotated" or k < need or source in skip_sources or len(out[source]) >= max_per_task:
                 continue
             imgs = np.asarray(toks, np.int64).reshape(k, T)
             pairs = [(imgs[2 * i], imgs[2 * i + 1]) for i in range(n_examples)]
