@@ -247,7 +247,7 @@ def train(cfg: TrainConfig) -> list[float]:
                       f"{tokens_per_step:,} tokens/step; device {device}")
     losses: list[float] = []
     batches = iter(loader)
-    t0, tokens_since = time.perf_counter(), 0
+    t0, tokens_since, last_log = time.perf_counter(), 0, start
     for step in range(start, end):
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
@@ -262,7 +262,9 @@ def train(cfg: TrainConfig) -> list[float]:
             dt = time.perf_counter() - t0
             tps = tokens_since / dt
             mfu = fpt * tps / world / peak if peak else None
-            log.log(done, loss=loss, lr=lr, grad_norm=gnorm, tokens_per_s=tps, mfu=mfu,
+            interval = losses[-(done - last_log):]  # mean over the interval: one batch is noisy
+            last_log = done
+            log.log(done, loss=sum(interval) / len(interval), lr=lr, grad_norm=gnorm, tokens_per_s=tps, mfu=mfu,
                     tokens_seen=done * tokens_per_step)
             t0, tokens_since = time.perf_counter(), 0
         log.advance()
