@@ -88,13 +88,14 @@ def mix_shuffle_write(n: int, out: str) -> float:
 
 def plain_write(rows: list[dict], path: str) -> float:
     start = time.perf_counter()
-    shards.write_parquet_atomic(path, shards.shard_table(rows), 4 * 2**20)
+    table = shards.shard_table([shards.to_shard_row(r, 0.0) for r in rows])
+    shards.write_parquet_atomic(path, table, 4 * 2**20)
     return time.perf_counter() - start
 
 
 def bytes_per_token(rows: list[dict], tmp: str) -> tuple[float, float]:
     path = os.path.join(tmp, "size-00000-of-00001.parquet")
-    size = shards.write_parquet_atomic(path, shards.shard_table(rows), 4 * 2**20)
+    size = shards.write_parquet_atomic(path, shards.shard_table([shards.to_shard_row(r, 0.0) for r in rows]), 4 * 2**20)
     tokens = sum(len(r["tokens"]) for r in rows)
     jsonl = sum(len(json.dumps({"tokens": base64.b64encode(np.asarray(r["tokens"], np.int32).tobytes()).decode()})) + 1
                 for r in rows)

@@ -97,8 +97,7 @@ def test_row_group_bounds_cover_every_row_once():
 
 def test_atomic_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path):
     path = str(tmp_path / "train-00000-of-00001.parquet")
-    good = shards.shard_table([{"sentence_id": "a", "source": "s", "kind": "single", "num_images": 1,
-                                "tokens": np.arange(256, dtype=np.uint16)}])
+    good = shards.shard_table([shards.ShardRow(0.5, "a", "s", "single", 1, np.arange(256, dtype=np.uint16))])
     shards.write_parquet_atomic(path, good, 1e6)
     before = open(path, "rb").read()
     bad = pa.table({"sentence_id": ["x"]})  # wrong schema: the writer raises mid-write

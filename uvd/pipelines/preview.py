@@ -32,15 +32,21 @@ def shard_files(path: str) -> list[str]:
     return sorted(files)
 
 
-def sample_sentences(files: Iterable[str], per_source: int) -> list[dict]:
-    """The first `per_source` sentences of every source, reading only as far as needed."""
+def sample_sentences(files: Iterable[str], per_source: int, sources: set[str] | None = None,
+                     max_files: int = 2) -> list[dict]:
+    """The first `per_source` sentences of every source, reading only as far as needed: until each
+    of `sources` (from the card's stats) has enough, or `max_files` shards when they are unknown."""
     picked: dict[str, list[dict]] = {}
-    for f in files:
+    for n, f in enumerate(files):
+        if sources is None and n >= max_files:
+            break
         for batch in pq.ParquetFile(f).iter_batches(batch_size=256):
             for row in batch.to_pylist():
                 rows = picked.setdefault(row["source"], [])
                 if len(rows) < per_source:
                     rows.append(row)
+            if sources is not None and all(len(picked.get(s, [])) >= per_source for s in sources):
+                return [r for source in sorted(picked) for r in picked[source]]
     return [r for source in sorted(picked) for r in picked[source]]
 
 
@@ -75,16 +81,17 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], thumb: int = 64, max_image
     return np.asarray(canvas)
 
 
-def recorded_checkpoint(dataset_dir: str) -> str | None:
+def recorded(dataset_dir: str) -> dict:
+    """The card's summary (stats/dataset.json) when `dataset_dir` is a uvd dataset folder."""
     path = os.path.join(dataset_dir, "stats", "dataset.json")
     if os.path.isdir(dataset_dir) and os.path.exists(path):
         with open(path) as f:
-            return json.load(f).get("tokenizer_checkpoint")
-    return None
+            return json.load(f)
+    return {}
 
 
-def preview(shards: str, output: str, checkpoint: str | None = None, per_source: int = 2,
-            max_images: int = 16, thumb: int = 64) -> int:
+def preview(shards: str, output: str, checkpoint: str | None = None, per_source: int = 1,
+            max_images: int = 8, thumb: int = 64) -> int:
     """Write the contact sheet; returns the number of sentences shown."""
     from PIL import Image
 
@@ -93,8 +100,10 @@ def preview(shards: str, output: str, checkpoint: str | None = None, per_source:
     files = shard_files(shards)
     if not files:
         raise FileNotFoundError(f"--shards: no shard files under {shards!r}; run `uvd dataset` first")
-    rows = sample_sentences(files, per_source)
-    model = load_vqgan(checkpoint or recorded_checkpoint(shards) or DEFAULT_CHECKPOINT)
+    summary = recorded(shards)
+    sources = {r["source"] for r in summary["totals"]["by_source"]} if summary.get("totals") else None
+    rows = sample_sentences(files, per_source, sources)
+    model = load_vqgan(checkpoint or summary.get("tokenizer_checkpoint") or DEFAULT_CHECKPOINT)
     sheet_rows = []
     for row in rows:
         n = min(row["num_images"], max_images)
@@ -112,8 +121,9 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", required=True, help="dataset folder (uvd dataset --output), a glob or a shard")
     parser.add_argument("--output", required=True, help="PNG to write")
     parser.add_argument("--checkpoint", default=None, help="VQGAN folder or hub id (default: the one the dataset used)")
-    parser.add_argument("--per_source", type=int, default=2, help="sentences shown per source")
-    parser.add_argument("--max_images", type=int, default=16, help="images shown per sentence")
+    parser.add_argument("--per_source", type=int, default=1, help="sentences shown per source")
+    parser.add_argument("--max_images", type=int, default=8,
+                        help="images decoded and shown per sentence (VQGAN decoding is the slow part on CPU)")
     parser.add_argument("--thumb", type=int, default=64, help="thumbnail side in pixels")
     args = parser.parse_args(argv)
     n = preview(args.shards, args.output, args.checkpoint, args.per_source, args.max_images, args.thumb)

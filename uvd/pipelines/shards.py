@@ -21,8 +21,8 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -125,9 +125,26 @@ def planned_names(plan: dict[str, int]) -> list[str]:
     return [shard_name(split, i, n) for split, n in sorted(plan.items()) for i in range(n)]
 
 
-def shard_table(rows: list[dict]) -> pa.Table:
+class ShardRow(NamedTuple):
+    """What a shard keeps of a composed row, plus its shuffle key: a tuple, not a dict, because a
+    whole shard's rows sit in one worker's memory while it is written."""
+
+    key: float
+    sentence_id: str
+    source: str
+    kind: str
+    num_images: int
+    tokens: np.ndarray
+
+
+def to_shard_row(row: dict, key: float) -> ShardRow:
+    return ShardRow(key, row["sentence_id"], row["source"], row["kind"], int(row["num_images"]),
+                    np.asarray(row["tokens"], dtype=np.uint16))
+
+
+def shard_table(rows: Sequence[ShardRow]) -> pa.Table:
     """Rows (already in shard order) -> an Arrow table in exactly SHARD_SCHEMA."""
-    tokens = [np.asarray(r["tokens"], dtype=np.uint16) for r in rows]
+    tokens = [r.tokens for r in rows]
     offsets = np.zeros(len(tokens) + 1, dtype=np.int32)
     if tokens:
         np.cumsum([len(t) for t in tokens], out=offsets[1:])
@@ -135,10 +152,10 @@ def shard_table(rows: list[dict]) -> pa.Table:
     token_array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.uint16()))
     return pa.Table.from_arrays(
         [
-            pa.array([r["sentence_id"] for r in rows], pa.string()),
-            pa.array([r["source"] for r in rows], pa.string()),
-            pa.array([r["kind"] for r in rows], pa.string()),
-            pa.array([r["num_images"] for r in rows], pa.int16()),
+            pa.array([r.sentence_id for r in rows], pa.string()),
+            pa.array([r.source for r in rows], pa.string()),
+            pa.array([r.kind for r in rows], pa.string()),
+            pa.array([r.num_images for r in rows], pa.int16()),
             token_array,
         ],
         schema=schema.SHARD_SCHEMA,
@@ -186,14 +203,14 @@ def write_parquet_atomic(path: str, table: pa.Table, row_group_bytes: float) -> 
     return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
 
 
-def shard_stats(rows: list[dict], split: str, index: int, count: int, size_bytes: int) -> dict:
+def shard_stats(rows: Sequence[ShardRow], split: str, index: int, count: int, size_bytes: int) -> dict:
     """Per-shard counts, per source: what the card adds up (and what `count back` checks)."""
     per_source: dict[str, dict[str, int]] = {}
     for r in rows:
-        s = per_source.setdefault(r["source"], {"sentences": 0, "images": 0, "tokens": 0})
+        s = per_source.setdefault(r.source, {"sentences": 0, "images": 0, "tokens": 0})
         s["sentences"] += 1
-        s["images"] += int(r["num_images"])
-        s["tokens"] += len(r["tokens"])
+        s["images"] += r.num_images
+        s["tokens"] += len(r.tokens)
     return {
         "file": shard_name(split, index, count),
         "split": split,
@@ -313,9 +330,9 @@ class _WriteShardFn(beam.DoFn):
     def __init__(self, output: str, row_group_bytes: float) -> None:
         self.output, self.row_group_bytes = output, row_group_bytes
 
-    def process(self, item: tuple[tuple[str, int, int], Iterable[Any]]) -> Iterator[dict]:
+    def process(self, item: tuple[tuple[str, int, int], Iterable[ShardRow | None]]) -> Iterator[dict]:
         (split, index, count), values = item
-        rows = sorted((v for v in values if v is not None), key=lambda r: (r["_key"], r["sentence_id"]))
+        rows = sorted((v for v in values if v is not None), key=lambda r: (r.key, r.sentence_id))
         path = FileSystems.join(self.output, shard_name(split, index, count))
         size = write_parquet_atomic(path, shard_table(rows), self.row_group_bytes)
         stats = shard_stats(rows, split, index, count, size)
@@ -343,10 +360,10 @@ class WriteShards(beam.PTransform):
         plan = rows | "PlanTotals" >> beam.CombineGlobally(_SplitTotals()) | "Plan" >> beam.Map(
             lambda totals: {split: num_shards(t, target) for split, t in totals.items()})
 
-        def key_row(row: dict, plan: dict) -> tuple[tuple[str, int, int], dict]:
+        def key_row(row: dict, plan: dict) -> tuple[tuple[str, int, int], ShardRow]:
             key = shuffle_key(seed, row["sentence_id"])
             count = plan[row["split"]]
-            return (row["split"], shard_of(key, count), count), {**row, "_key": key}
+            return (row["split"], shard_of(key, count), count), to_shard_row(row, key)
 
         plan_path = FileSystems.join(self.output, "stats", PLAN_FILE)
         _ = plan | "SavePlan" >> beam.Map(lambda p: write_json(plan_path, p))
