@@ -97,3 +97,14 @@ def test_load_reports_missing_file_and_bad_yaml(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text(yaml.safe_dump({**_good(tmp_path), "seed": 3}))
     assert M.load(ok).seed == 3 and M.load(ok).text == ok.read_text()
+
+
+def test_uvd_dataset_reports_a_bad_manifest_without_a_traceback(tmp_path, capsys):
+    from uvd.pipelines import dataset
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "sources": {"a": {"stage": "nope", "input": str(tmp_path), "weight": 1}}}))
+    assert dataset.run(["--manifest", str(bad), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "sources.a.stage: unknown source stage 'nope'" in err
+    assert not (tmp_path / "out").exists()

@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from uvd.config import ConfigError
 from uvd.pipelines import card, common, manifest as manifest_lib, tables
 from uvd.pipelines.mix import Mix
 from uvd.pipelines.shards import AssignSplits, ComposeSentences, WriteShards
@@ -105,8 +107,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="validate the manifest and stage options, then exit")
     args, options = common.split_args(parser, argv)
     common.setup_logging()
-    m = manifest_lib.load(args.manifest)
-    modules = manifest_lib.check_stage_options(m)
+    try:
+        m = manifest_lib.load(args.manifest)
+        modules = manifest_lib.check_stage_options(m)
+    except ConfigError as exc:  # a bad manifest: the field and the fix, not a traceback
+        print(f"uvd dataset: {args.manifest}: {exc}", file=sys.stderr)
+        return 2
     if args.check:
         print(f"{args.manifest}: ok ({len(m.entries)} sources, weights by {m.weights_by})")
         return 0
