@@ -193,6 +193,12 @@ def check_stage_options(manifest: Manifest) -> dict[str, Any]:
                               "it cannot be part of a mixture yet")
         config_cls = getattr(module, "Config", None)
         if config_cls is not None:
-            from_dict(config_cls, manifest.stage_config(name), where=f"sources.{name}.options")
+            try:
+                from_dict(config_cls, manifest.stage_config(name), where=f"sources.{name}.options")
+            except ConfigError:
+                raise
+            except Exception as exc:  # e.g. a validate() that reads the input on a filesystem not installed
+                raise ConfigError(f"sources.{name}.options: the {entry.stage} stage could not check its options "
+                                  f"({type(exc).__name__}: {str(exc)[:300]})") from None
         modules[name] = module
     return modules
