@@ -85,6 +85,7 @@ def test_split_is_a_function_of_the_group_and_near_the_fraction():
     assert 0.08 < splits.count("validation") / 5000 < 0.12
     assert shards.split_for("g1", 0.1, 0) == shards.split_for("g1", 0.1, 0)
     assert shards.normalize_split("VAL") == "validation" and shards.normalize_split("") is None
+    assert shards.SHARD_NAME.match(shards.shard_name(shards.normalize_split("Test/Hard 2"), 0, 1))
 
 
 def test_row_group_bounds_cover_every_row_once():

@@ -61,7 +61,7 @@ def shuffle_key(seed: int, sentence_id: str) -> float:
 def normalize_split(split: str | None) -> str | None:
     if split is None or split == "":
         return None
-    split = str(split).strip().lower()
+    split = re.sub(r"[^a-z0-9_]", "_", str(split).strip().lower())  # it becomes part of file names
     return SPLITS_ALIASES.get(split, split)
 
 
