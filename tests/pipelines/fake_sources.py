@@ -68,7 +68,7 @@ fake_module = SimpleNamespace(__name__="tests.pipelines.fake_sources", source_tr
 class FakeTokenize(beam.PTransform):
     """Image rows -> token rows, like uvd.tokenize.stage.TokenizeImages but from the id alone."""
 
-    def __init__(self, checkpoint: str = "", batch_size: int = 1) -> None:
+    def __init__(self, checkpoint: str = "", batch_size: int = 1, **handler_options) -> None:
         super().__init__()
 
     def expand(self, images):

@@ -108,3 +108,19 @@ def test_uvd_dataset_reports_a_bad_manifest_without_a_traceback(tmp_path, capsys
     err = capsys.readouterr().err
     assert "sources.a.stage: unknown source stage 'nope'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_uvdv1_tokenizer_options_reach_the_gpu_step():
+    """The manifest's tokenizer block (accelerator hint, compile) is what the tokenize step gets."""
+    from uvd.pipelines.dataset import real_tokenizer
+
+    spec = M.load(ROOT / "manifests" / "uvdv1.yaml").tokenizer_spec
+    assert spec.accelerator and spec.accelerator.startswith("type:nvidia-")
+    step = real_tokenizer("unused-checkpoint", spec.batch_size, **spec.handler_options())
+    assert step.handler.accelerator == spec.accelerator and step.handler.compile is spec.compile
+
+
+def test_tokenizer_precision_is_checked():
+    with pytest.raises(ConfigError, match="tokenizer.precision: must be auto, fp32 or bf16"):
+        M.parse({"name": "x", "sources": {"a": {"stage": "laion", "input": ".", "weight": 1}},
+                 "tokenizer": {"precision": "fp16"}}, text="", base=ROOT)

@@ -42,10 +42,10 @@ def resolve_checkpoint(checkpoint: str) -> str:
     return str(DEFAULT_CHECKPOINT)
 
 
-def real_tokenizer(checkpoint: str, batch_size: int) -> beam.PTransform:
+def real_tokenizer(checkpoint: str, batch_size: int, **options: Any) -> beam.PTransform:
     from uvd.tokenize.stage import TokenizeImages
 
-    return TokenizeImages(checkpoint, batch_size)
+    return TokenizeImages(checkpoint, batch_size, **options)
 
 
 def _split_tokenize_output(out: Any) -> tuple[beam.PCollection, beam.PCollection | None]:
@@ -70,7 +70,7 @@ def build(p: beam.Pipeline, m: manifest_lib.Manifest, output: str, modules: dict
     merged = common.merge_outputs(outputs, "Sources")
     images = merged.images | "DedupImages" >> tables.DedupImages()
     tokens, token_failures = _split_tokenize_output(
-        images | "Tokenize" >> tokenize(checkpoint, m.tokenizer_spec.batch_size))
+        images | "Tokenize" >> tokenize(checkpoint, m.tokenizer_spec.batch_size, **m.tokenizer_spec.handler_options()))
     rows, compose_failures = (merged.sentences, tokens) | "Compose" >> ComposeSentences()
     rows = rows | "Splits" >> AssignSplits(m.validation_fraction, m.seed)
     mixed = rows | "Mix" >> Mix(
