@@ -44,9 +44,12 @@ bench: $(STAMP)
 tokenizer: $(STAMP)
 	$(PY) -m uvd.tokenize.train_small
 
-## Train the LVM on shards (default: the tiny config on the embedded sample's shards).
-train: $(STAMP)
+## Train the LVM on shards (default: the tiny config on the embedded sample's shards, built first).
+train: $(STAMP) $(if $(filter uvd/model/configs/sample.yaml,$(TRAIN_CONFIG)),out/sample/README.md)
 	$(VENV)/bin/uvd-train --config $(TRAIN_CONFIG)
+
+out/sample/README.md:
+	$(MAKE) dataset MANIFEST=manifests/sample.yaml OUTPUT=out/sample
 
 preview: $(STAMP)
 	$(VENV)/bin/uvd preview --shards $(OUTPUT) --output $(OUTPUT)/preview.png
