@@ -6,11 +6,16 @@ the next stage can start from them on a laptop. Schemas come from uvd.schema.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from uvd.schema import TABLE_SCHEMAS
+
+if TYPE_CHECKING:
+    from uvd.pipelines.common import SourceOutputs
 
 
 def table_prefix(folder: str, table: str) -> str:
@@ -77,3 +82,10 @@ class DedupImages(beam.PTransform):
 def _first_by_provenance(rows):
     """Deterministic pick among duplicates (smallest provenance), whatever the runner's order."""
     return min(rows, key=lambda r: (r.get("provenance") or "", r["source"]))
+
+
+def write_source_tables(out: SourceOutputs, folder: str) -> None:
+    """What a source stage run alone writes: its deduplicated images, sentences and failures."""
+    _ = out.images | "DedupImages" >> DedupImages() | WriteTable(folder, "images")
+    _ = out.sentences | WriteTable(folder, "sentences")
+    _ = out.failures | WriteTable(folder, "failures")

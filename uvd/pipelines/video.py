@@ -526,9 +526,7 @@ def run(argv: list[str] | None = None) -> int:
     log.info("video config: %s", json.dumps(asdict(cfg)))
     with beam.Pipeline(options=options) as p:
         out = p | "Video" >> VideoSource(cfg)
-        out.images | "Dedup" >> tables.DedupImages() | tables.WriteTable(args.output, "images")
-        out.sentences | tables.WriteTable(args.output, "sentences")
-        out.failures | tables.WriteTable(args.output, "failures")
+        tables.write_source_tables(out, args.output)
     return 0
 
 

@@ -225,9 +225,7 @@ def run(argv: list[str] | None = None) -> int:
     log.info("annotations config: %s", json.dumps(asdict(cfg), default=str))
     with beam.Pipeline(options=options) as p:
         out = p | "Annotations" >> AnnotationsSource(cfg)
-        out.images | "Dedup" >> tables.DedupImages() | tables.WriteTable(args.output, "images")
-        out.sentences | tables.WriteTable(args.output, "sentences")
-        out.failures | tables.WriteTable(args.output, "failures")
+        tables.write_source_tables(out, args.output)
     return 0
 
 
