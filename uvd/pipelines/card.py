@@ -18,7 +18,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 import uvd
-from uvd.pipelines import tables
+from uvd.pipelines import common, tables
 from uvd.pipelines.shards import PLAN_FILE, planned_names, read_json, remove_stale_shards, write_json
 
 log = logging.getLogger("uvd")
@@ -28,26 +28,16 @@ RECORD_OUTCOMES = ("records_with_sentences", "records_failures_only", "records_i
 
 
 # --- Beam side: summaries the card is made from ----------------------------------------------------
-class _CountBy(beam.CombineFn):
+class _CountBy(common.SumCounts):
     """Counts of a tuple key built from each row, merged across workers (small: one row per key)."""
 
     def __init__(self, fields: tuple[str, ...]) -> None:
         self.fields = fields
 
-    def create_accumulator(self) -> dict:
-        return {}
-
     def add_input(self, acc: dict, row: dict) -> dict:
         key = tuple(str(row.get(f)) for f in self.fields)
         acc[key] = acc.get(key, 0) + 1
         return acc
-
-    def merge_accumulators(self, accs: Iterable[dict]) -> dict:
-        out: dict = {}
-        for a in accs:
-            for k, v in a.items():
-                out[k] = out.get(k, 0) + v
-        return out
 
     def extract_output(self, acc: dict) -> list[dict]:
         return [dict(zip(self.fields, k), count=v) for k, v in sorted(acc.items())]

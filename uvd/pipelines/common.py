@@ -140,6 +140,23 @@ class _RouteDoFn(beam.DoFn):
             self.fn.teardown()
 
 
+class SumCounts(beam.CombineFn):
+    """Sums {key: number} accumulators across workers; a subclass says what one row adds."""
+
+    def create_accumulator(self) -> dict:
+        return {}
+
+    def merge_accumulators(self, accs: Iterable[dict]) -> dict:
+        out: dict = {}
+        for acc in accs:
+            for key, value in acc.items():
+                out[key] = out.get(key, 0) + value
+        return out
+
+    def extract_output(self, acc: dict) -> Any:
+        return dict(sorted(acc.items()))
+
+
 class SourceOutputs(NamedTuple):
     images: beam.PCollection
     sentences: beam.PCollection

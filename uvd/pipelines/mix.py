@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from uvd.pipelines import common
 from uvd.pipelines.shards import unit_hash, write_json
 
 UNITS = ("sentences", "tokens")
@@ -75,26 +76,13 @@ def amount(row: dict, unit: str) -> int:
     return 1 if unit == "sentences" else len(row["tokens"])
 
 
-class _SumPerEntry(beam.CombineFn):
+class _SumPerEntry(common.SumCounts):
     def __init__(self, unit: str) -> None:
         self.unit = unit
-
-    def create_accumulator(self) -> dict:
-        return {}
 
     def add_input(self, acc: dict, row: dict) -> dict:
         acc[row["entry"]] = acc.get(row["entry"], 0) + amount(row, self.unit)
         return acc
-
-    def merge_accumulators(self, accs: Iterable[dict]) -> dict:
-        out: dict = {}
-        for a in accs:
-            for k, v in a.items():
-                out[k] = out.get(k, 0) + v
-        return out
-
-    def extract_output(self, acc: dict) -> dict:
-        return dict(sorted(acc.items()))
 
 
 class _CountEntries(_SumPerEntry):

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from uvd import schema
+from uvd.pipelines import common
 from uvd.pipelines.common import FAILURES
 
 STAGE = "shards"
@@ -305,25 +306,12 @@ class AssignSplits(beam.PTransform):
             lambda r: r if r.get("split") else {**r, "split": split_for(r["group"], fraction, seed)})
 
 
-class _SplitTotals(beam.CombineFn):
+class _SplitTotals(common.SumCounts):
     """split -> tokens, merged across workers: the singleton the shard plan is made from."""
-
-    def create_accumulator(self) -> dict:
-        return {}
 
     def add_input(self, acc: dict, row: dict) -> dict:
         acc[row["split"]] = acc.get(row["split"], 0) + len(row["tokens"])
         return acc
-
-    def merge_accumulators(self, accs: Iterable[dict]) -> dict:
-        out: dict[str, int] = {}
-        for a in accs:
-            for k, v in a.items():
-                out[k] = out.get(k, 0) + v
-        return out
-
-    def extract_output(self, acc: dict) -> dict:
-        return dict(sorted(acc.items()))
 
 
 class _WriteShardFn(beam.DoFn):
