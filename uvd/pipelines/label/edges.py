@@ -19,9 +19,9 @@ import numpy as np
 
 from uvd.pipelines.annotations.records import annotation
 from uvd.pipelines.label import checks
-from uvd.pipelines.label.handler import ExpertHandler, autocast, to_batch
+from uvd.pipelines.label.handler import ExpertHandler
 from uvd.pipelines.label.hf import Preprocess
-from uvd.pipelines.label.torch_module import load_torch_module
+from uvd.pipelines.label.torch_module import load_torch_module, run_dense_module
 from uvd.transforms.edges import render_edges
 from uvd.transforms.image import apply_geometry, compute_geometry
 
@@ -80,13 +80,7 @@ class LearnedEdgesHandler(ExpertHandler):
         import torch
         import torch.nn.functional as F
 
-        pre = self.preprocess
-        device = next(iter(model.parameters())).device
-        pixels = torch.from_numpy(to_batch(images, pre.size, pre.mean, pre.std, pre.resample)).to(device)
-        with torch.inference_mode(), autocast(str(device), self.precision):
-            pred = model(pixels).float()
-        if pred.ndim != 4 or pred.shape[1] != 1:
-            raise ValueError(f"an edge model must return (B, 1, h, w), got {tuple(pred.shape)}")
+        pred = run_dense_module(model, images, self.preprocess, self.precision, channels=1, what="edge")
         pred = torch.sigmoid(pred) if self.edges_output == "logits" else pred.clamp(0.0, 1.0)
         return [F.interpolate(pred[i][None], size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
                 .cpu().numpy() for i, image in enumerate(images)]

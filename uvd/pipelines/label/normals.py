@@ -22,9 +22,9 @@ import numpy as np
 
 from uvd.pipelines.annotations.records import annotation
 from uvd.pipelines.label import checks
-from uvd.pipelines.label.handler import ExpertHandler, autocast, to_batch
+from uvd.pipelines.label.handler import ExpertHandler
 from uvd.pipelines.label.hf import Preprocess
-from uvd.pipelines.label.torch_module import load_torch_module
+from uvd.pipelines.label.torch_module import load_torch_module, run_dense_module
 
 NORMALS_RANGES = ("signed", "unit")          # model output: n in [-1, 1], or (n + 1) / 2 in [0, 1]
 OMNIDATA_PREPROCESS = Preprocess(size=(384, 384), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), resample="bilinear")
@@ -46,16 +46,9 @@ class NormalsHandler(ExpertHandler):
 
     def predict(self, model: Any, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """-> float32 (H, W, 3) normal vectors per image (resized bilinearly to the image)."""
-        import torch
         import torch.nn.functional as F
 
-        pre = self.preprocess
-        device = next(iter(model.parameters())).device
-        pixels = torch.from_numpy(to_batch(images, pre.size, pre.mean, pre.std, pre.resample)).to(device)
-        with torch.inference_mode(), autocast(str(device), self.precision):
-            pred = model(pixels).float()
-        if pred.ndim != 4 or pred.shape[1] != 3:
-            raise ValueError(f"a normals model must return (B, 3, h, w), got {tuple(pred.shape)}")
+        pred = run_dense_module(model, images, self.preprocess, self.precision, channels=3, what="normals")
         if self.normals_range == "unit":
             pred = pred * 2.0 - 1.0
         out = []

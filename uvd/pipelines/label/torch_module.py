@@ -14,7 +14,21 @@ import importlib
 import os
 from typing import Any
 
-from uvd.pipelines.label.handler import pick_device
+from uvd.pipelines.label.handler import autocast, pick_device, to_batch
+
+
+def run_dense_module(model: Any, images: list, preprocess: Any, precision: str, channels: int, what: str) -> Any:
+    """One batched forward of a plugged-in module: float32 (B, channels, h, w) predictions, checked."""
+    import torch
+
+    device = next(iter(model.parameters())).device
+    pixels = torch.from_numpy(to_batch(images, preprocess.size, preprocess.mean, preprocess.std,
+                                       preprocess.resample)).to(device)
+    with torch.inference_mode(), autocast(str(device), precision):
+        pred = model(pixels).float()
+    if pred.ndim != 4 or pred.shape[1] != channels:
+        raise ValueError(f"a {what} model must return (B, {channels}, h, w), got {tuple(pred.shape)}")
+    return pred
 
 
 def load_torch_module(spec: str, device: str) -> Any:
