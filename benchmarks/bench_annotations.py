@@ -29,8 +29,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from uvd.pipelines.annotations import coco  # noqa: E402
-from uvd.pipelines.annotations.render import record_image_rows, render_record  # noqa: E402
+from uvd.sources.annotations import coco  # noqa: E402
+from uvd.annotated.render import record_image_rows, render_record  # noqa: E402
 from uvd.schema import image_id_for  # noqa: E402
 from uvd.transforms.detection import BOX_PALETTE  # noqa: E402
 from uvd.transforms.image import encode_png  # noqa: E402

@@ -1,6 +1,6 @@
 """Expert pseudo-labels: images/s per expert, batched vs one image per forward pass, in one run.
 
-CPU (always): the small randomly initialised experts of uvd.pipelines.label.tiny, one torch thread
+CPU (always): the small randomly initialised experts of uvd.sources.label.tiny, one torch thread
 (img/s/core), through each handler's run_inference (preprocess, forward, resize back, checks).
 GPU (when CUDA is visible): real-size architectures (DPT-Large, SegFormer-B5 configs, random
 weights since none can be downloaded here) in bf16 autocast, batched vs per-image.
@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 
-from uvd.pipelines.label import tiny
-from uvd.pipelines.label.depth import DepthHandler
-from uvd.pipelines.label.edges import CannyHandler, LearnedEdgesHandler
-from uvd.pipelines.label.handler import ExpertHandler, new_item
-from uvd.pipelines.label.hf import Preprocess
-from uvd.pipelines.label.normals import NormalsHandler
-from uvd.pipelines.label.segmentation import SegmentationHandler
+from uvd.sources.label import tiny
+from uvd.sources.label.depth import DepthHandler
+from uvd.sources.label.edges import CannyHandler, LearnedEdgesHandler
+from uvd.sources.label.handler import ExpertHandler, new_item
+from uvd.sources.label.hf import Preprocess
+from uvd.sources.label.normals import NormalsHandler
+from uvd.sources.label.segmentation import SegmentationHandler
 from uvd.transforms.image import decode_image
 
 IMAGES = os.path.join(os.path.dirname(__file__), "..", "uvd", "sample", "images")

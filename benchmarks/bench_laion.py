@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.http_server import Reply, ScriptedServer  # noqa: E402
-from uvd.pipelines.laion import pipeline as laion  # noqa: E402
+from uvd.sources.laion import pipeline as laion  # noqa: E402
 
 ROWS = 240
 

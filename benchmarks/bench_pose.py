@@ -1,7 +1,7 @@
 """Pose pseudo-labels: person crops/s through MMPose RTMPose-t, batched vs one crop per forward pass.
 
 One torch thread (crops/s/core), random weights (speed does not depend on them), real photos with
-4 boxes each (whole image + 3 sub-boxes), through uvd.pipelines.pose_model.predict_keypoints, which
+4 boxes each (whole image + 3 sub-boxes), through uvd.sources.pose.model.predict_keypoints, which
 the RunInference handler calls: affine crop, normalise, forward, SimCC decode, back to image pixels.
 Needs the uvd[pose] extra (make setup-pose); without it this prints why and exits 0.
 
@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from uvd.pipelines import pose_model
+from uvd.sources.pose import model as pose_model
 from uvd.transforms.image import decode_image
 
 IMAGES = os.path.join(os.path.dirname(__file__), "..", "uvd", "sample", "images")

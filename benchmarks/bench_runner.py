@@ -2,7 +2,7 @@
 
 The job: the embedded sample's rows repeated REPEAT times (absolute file: URLs, so no network),
 through the whole `uvd laion` stage, on DirectRunner (FnApiRunner) in_memory, multi_threading
-(2 workers) and multi_processing (2 workers). The lead picks common.DEFAULT_LOCAL_FLAGS from this.
+(2 workers) and multi_processing (2 workers). The lead picks uvd.core.options.DEFAULT_LOCAL_FLAGS from this.
 
     .venv/bin/python benchmarks/bench_runner.py
 """
@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from uvd.pipelines.laion import pipeline as laion  # noqa: E402
-from uvd.pipelines.laion.downloader import file_url_path  # noqa: E402
+from uvd.sources.laion import pipeline as laion  # noqa: E402
+from uvd.sources.laion.downloader import file_url_path  # noqa: E402
 
 REPEAT = 4
 MODES = [

@@ -6,7 +6,7 @@ Two H.264 videos (640x360, 30 fps, x264 default GOP 250, a real photo panning un
 counter) are made first: 30 s (Kinetics-like) and 90 s (longer web video). For each, both
 sides produce the same 256x256 PNG frames, those of one 16-frame clip per stride 10/20/30 as the
 stage plans them (48 frames):
-- the stage: uvd.pipelines.video plan_video + DecodeClips (decord, one forward pass over the
+- the stage: uvd.sources.video.pipeline plan_video + DecodeClips (decord, one forward pass over the
   wanted frames with seeking, scaled while decoding, one decode thread);
 - the baseline: cv2.VideoCapture decoding every frame in order (grab), converting only the needed
   ones (retrieve), then the same resize + crop + PNG.
@@ -30,11 +30,11 @@ os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "threads;1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import cv2  # noqa: E402  (before decord: see uvd/pipelines/video.py)
+import cv2  # noqa: E402  (before decord: see uvd/sources/video/pipeline.py)
 import numpy as np  # noqa: E402
 
-from uvd.pipelines import common  # noqa: E402
-from uvd.pipelines import video as v  # noqa: E402
+from uvd.core.outputs import IMAGES  # noqa: E402
+from uvd.sources.video import pipeline as v  # noqa: E402
 from uvd.sample.videos.make_videos import pan_zoom, read_counter, write_video  # noqa: E402
 from uvd.transforms.image import decode_png, encode_png, resize_crop  # noqa: E402
 
@@ -55,7 +55,7 @@ def _video(path: Path) -> dict:
 def stage(path: Path, cfg: v.Config) -> list[bytes]:
     decode = v.DecodeClips(cfg)
     return [row["image"] for task in v.plan_video(_video(path), cfg)
-            for tag, row in decode(task) if tag == common.IMAGES]
+            for tag, row in decode(task) if tag == IMAGES]
 
 
 def stage_per_stride(path: Path, cfg: v.Config) -> list[bytes]:

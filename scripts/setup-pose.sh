@@ -20,7 +20,7 @@ start=$(date +%s)
 versions() { "$PY" -c 'import numpy, torch, pyarrow; print(numpy.__version__, torch.__version__, pyarrow.__version__)'; }
 before=$(versions)
 
-check='import uvd.pipelines.pose_model as m; print(m.import_mmpose())'
+check='import uvd.sources.pose.model as m; print(m.import_mmpose())'
 if found=$("$PY" -c "$check" 2>/dev/null); then
   echo "[setup-pose] already installed: $found"
 else

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from uvd.config import ConfigError, from_dict
-from uvd.pipelines.annotations import coco, dense, pairs, synthetic_pairs, video
-from uvd.pipelines.annotations.pipeline import Config, ProcessItem
-from uvd.pipelines.annotations.records import RecordError
-from uvd.pipelines.annotations.render import rasterise_masks, render_record
+from uvd.sources.annotations import coco, dense, pairs, synthetic_pairs, video
+from uvd.sources.annotations.pipeline import Config, ProcessItem
+from uvd.annotated.records import RecordError
+from uvd.annotated.render import rasterise_masks, render_record
 from uvd.transforms.image import apply_geometry, compute_geometry
 from uvd.transforms.segmentation import ADE20K_PALETTE, IGNORE_INDEX, INSTANCE_PALETTE
 
@@ -178,7 +178,7 @@ def test_process_item_turns_bad_input_into_failure_rows():
 
 
 def test_a_malformed_or_missing_coco_json_is_one_failure_item(tmp_path):
-    from uvd.pipelines.annotations.pipeline import list_items
+    from uvd.sources.annotations.pipeline import list_items
 
     (tmp_path / "broken.json").write_text("{not json")
     broken = list(list_items(coco.CocoOptions(annotations="broken.json", images=".", name="b"), str(tmp_path)))

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from uvd.config import ConfigError, from_dict
-from uvd.pipelines.annotations.pipeline import Config, list_items, run, source_transform
+from uvd.sources.annotations.pipeline import Config, list_items, run, source_transform
 
 SAMPLE = str(Path(__file__).resolve().parents[2] / "uvd" / "sample" / "annotations")
 
@@ -70,7 +70,7 @@ def test_pair_sentences_pool_by_dataset_and_task_and_count_leftovers():
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from uvd.pipelines.annotations.pipeline import PairSentences
+    from uvd.sources.annotations.pipeline import PairSentences
 
     def row(dataset, task, i):
         prov = {"role": "annotation", "dataset": dataset, "task": task, "record_id": f"{dataset}/{i}",

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from uvd.pipelines.annotations.records import RecordError, annotation, make_record
-from uvd.pipelines.annotations.render import record_image_rows, render_record
+from uvd.annotated.records import RecordError, annotation, make_record
+from uvd.annotated.render import record_image_rows, render_record
 from uvd.transforms.detection import BOX_PALETTE
 from uvd.transforms.pose import JOINT_COLORS, LIMB_COLORS, LIMBS
 from uvd.transforms.segmentation import ADE20K_PALETTE, IGNORE_INDEX

@@ -1,6 +1,6 @@
 import pytest
 
-from uvd.pipelines.annotations.sentences import (
+from uvd.annotated.sentences import (
     Pair, bucket_of, chunk_pairs, multi_annotation_sentence, pair_sentence, video_sentences,
 )
 

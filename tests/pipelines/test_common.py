@@ -5,7 +5,8 @@ from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from uvd.pipelines.common import FAILURES, IMAGES, SENTENCES, RunSource, merge_outputs, pipeline_options
+from uvd.core.options import pipeline_options
+from uvd.core.outputs import FAILURES, IMAGES, RunSource, SENTENCES, merge_outputs
 from uvd.schema import failure_row
 
 

@@ -13,9 +13,11 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tests.pipelines.fake_sources import FakeTokenize, fake_module
-from uvd.pipelines import card, dataset, preview
-from uvd.pipelines import manifest as M
-from uvd.pipelines.shards import read_json
+from uvd.assembly import card
+from uvd.assembly import dataset
+from uvd.assembly import preview
+from uvd.assembly import manifest as M
+from uvd.assembly.shards import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 STALE = "train-00003-of-00009.parquet"

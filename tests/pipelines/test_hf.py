@@ -16,9 +16,9 @@ from PIL import Image
 
 import uvd
 from uvd.config import ConfigError
-from uvd.pipelines import common
-from uvd.pipelines.hf import mappings, reader
-from uvd.pipelines.hf import pipeline as hf
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
+from uvd.sources.hf import mappings, reader
+from uvd.sources.hf import pipeline as hf
 from uvd.transforms.image import decode_png
 
 PHOTOS = sorted((Path(uvd.__file__).parent / "sample" / "images").glob("*.jpg"))
@@ -210,7 +210,7 @@ def test_hub_id_resolves_to_the_cached_snapshot_and_its_row_groups(built, tmp_pa
     items, process = _items(cfg.input, cfg)
     assert sorted(i["record_id"] for i in items) == [f"cppe/{s}/{n}" for s in ("test", "train")
                                                      for n in (101, 102, 103, 104)]
-    assert sum(tag == common.IMAGES for i in items for tag, _ in process(i)) == 12
+    assert sum(tag == IMAGES for i in items for tag, _ in process(i)) == 12
     with pytest.raises(ConfigError, match=r"input: hub dataset 'acme/other' .*not available.*huggingface-cli download"):
         reader.list_shards("acme/other", cache_dir=str(cache))
 
@@ -230,7 +230,8 @@ def test_hub_urls_name_hub_ids():
 
 
 def test_manifest_entries_are_checked_against_the_dataset(built, tmp_path):
-    from uvd.pipelines import manifest
+    from uvd.assembly import manifest
+    from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
 
     def entry(options: dict) -> manifest.Manifest:
         source = {"stage": "hf", "input": built["detection"]["disk"], "weight": 1.0, "options": options}
@@ -242,7 +243,7 @@ def test_manifest_entries_are_checked_against_the_dataset(built, tmp_path):
 
 
 def hf_module():
-    import uvd.pipelines.hf as module
+    import uvd.sources.hf as module
 
     return module
 
@@ -260,7 +261,7 @@ def test_a_corrupt_shard_is_one_failure_and_the_others_still_read(built, tmp_pat
     assert len(items) == 12 + 1 and [f["failure"] for f in failures] == ["unreadable_shard"]
     assert failures[0]["record_id"] == "toy/data-00001-of-00002.arrow"
     [(tag, row)] = list(process(failures[0]))
-    assert tag == common.FAILURES and row["reason"] == "unreadable_shard" and "data-00001" in row["detail"]
+    assert tag == FAILURES and row["reason"] == "unreadable_shard" and "data-00001" in row["detail"]
 
 
 def test_a_corrupt_parquet_file_is_listed_and_fails_on_its_worker(built, tmp_path):
@@ -386,8 +387,8 @@ def test_classification_rows_become_class_images_or_named_failures(built):
     cfg = hf.Config(input=built["classification"]["disk"], columns={"image": "img", "id": "uid"}, name="toy")
     items, process = _items(cfg.input, cfg)
     out = [row for item in items for row in process(item)]
-    images = [r for tag, r in out if tag == common.IMAGES]
-    failures = {r["record_id"]: r for tag, r in out if tag == common.FAILURES}
+    images = [r for tag, r in out if tag == IMAGES]
+    failures = {r["record_id"]: r for tag, r in out if tag == FAILURES}
     assert len(images) == 22 and len(out) == 24                       # one output per row
     classes = [json.loads(r["provenance"])["class"] for r in images]
     assert classes.count("toy/a") == 17 and classes.count("toy/b") == 5
@@ -401,12 +402,12 @@ def test_segmentation_rows_become_pairs_and_bad_maps_name_their_column(built):
     cfg = hf.Config(input=built["segmentation"]["parquet"], mapping="segmentation", name="ade")
     items, process = _items(cfg.input, cfg)
     out = [list(process(item)) for item in items]
-    good = [rows for rows in out if rows[0][0] == common.IMAGES]
+    good = [rows for rows in out if rows[0][0] == IMAGES]
     assert len(good) == 4 and all(len(rows) == 2 for rows in good)             # image + rendered map
     prov = json.loads(good[0][1][1]["provenance"])
     assert prov["task"] == "segmentation" and prov["pair"] == [good[0][0][1]["image_id"], good[0][1][1]["image_id"]]
     assert prov["split"] == "train"
-    fails = [rows[0][1] for rows in out if rows[0][0] == common.FAILURES]
+    fails = [rows[0][1] for rows in out if rows[0][0] == FAILURES]
     assert sorted(f["reason"] for f in fails) == ["annotation_size_mismatch", "missing_value"]
     assert all("column 'annotation'" in f["detail"] for f in fails)
 
@@ -416,7 +417,7 @@ def test_a_row_missing_a_column_is_a_failure_naming_it(built):
     items, process = _items(cfg.input, cfg)
     item = {**items[0], "row": {k: v for k, v in items[0]["row"].items() if k != "depth_map"}}
     [(tag, row)] = list(process(item))
-    assert tag == common.FAILURES and row["reason"] == "missing_column" and "depth_map" in row["detail"]
+    assert tag == FAILURES and row["reason"] == "missing_column" and "depth_map" in row["detail"]
 
 
 def test_depth_renders_near_bright_and_invalid_black(built):
@@ -467,11 +468,11 @@ def test_extra_annotations_make_multi_annotation_records(tmp_path):
     cfg = hf.Config(input=path, mapping="depth", annotations=extras, name="nyu")
     items, process = _items(path, cfg)
     first = list(process(items[0]))
-    tasks = sorted(json.loads(r["provenance"]).get("task", "-") for tag, r in first if tag == common.IMAGES)
+    tasks = sorted(json.loads(r["provenance"]).get("task", "-") for tag, r in first if tag == IMAGES)
     assert tasks == ["-", "depth", "normals", "segmentation"]
-    [multi] = [r for tag, r in first if tag == common.SENTENCES]
+    [multi] = [r for tag, r in first if tag == SENTENCES]
     assert multi["source"] == "ann/multi" and 2 <= len(multi["image_ids"]) <= 4
-    normals = next(r for tag, r in first if tag == common.IMAGES and json.loads(r["provenance"]).get("task") == "normals")
+    normals = next(r for tag, r in first if tag == IMAGES and json.loads(r["provenance"]).get("task") == "normals")
     assert np.abs(decode_png(normals["image"])[128, 128].astype(int) - [128, 128, 255]).max() <= 1
     [(tag, failure)] = list(process(items[1]))
     assert failure["reason"] == "annotation_size_mismatch" and "column 'seg'" in failure["detail"]

@@ -20,7 +20,7 @@ from apache_beam.testing.util import assert_that
 
 from tests.pipelines.test_hf import (classification_dataset, depth_dataset, detection_dataset,
                                      segmentation_dataset, write)
-from uvd.pipelines import hf
+from uvd.sources import hf
 from uvd.transforms.image import decode_png
 
 pytestmark = pytest.mark.slow

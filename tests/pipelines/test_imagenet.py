@@ -12,11 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from uvd.config import ConfigError
-from uvd.pipelines import common
-from uvd.pipelines import imagenet as m
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
+from uvd.sources.imagenet import pipeline as m
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
 from uvd.transforms.image import decode_png
 
-SAMPLE = Path(m.__file__).resolve().parents[1] / "sample" / "imagenet"
+SAMPLE = Path(m.__file__).resolve().parents[2] / "sample" / "imagenet"
 
 
 def _cfg(**kw) -> m.Config:
@@ -66,7 +67,7 @@ def test_decode_image_rows_and_failures(tmp_path):
     bad.write_bytes(good.read_bytes()[:200])
     decode = m.DecodeImage(_cfg())
     ((tag, row),) = list(decode({"path": str(good), "class": "cat", "split": None}))
-    assert tag == common.IMAGES and decode_png(row["image"]).shape == (256, 256, 3)
+    assert tag == IMAGES and decode_png(row["image"]).shape == (256, 256, 3)
     assert json.loads(row["provenance"]) == {"path": str(good), "class": "cat", "split": None}
     reasons = [row["reason"] for rec in ({"path": str(bad), "class": "x", "split": None},
                                          {"path": str(tmp_path / "gone.JPEG"), "class": "x", "split": None},
@@ -79,8 +80,8 @@ def test_decode_image_rows_and_failures(tmp_path):
 def test_class_sentences_rows_are_pure_and_skips_name_each_image():
     members = [(f"/d/cat/{i}.JPEG", f"id{i:02d}") for i in range(20)] + [("/d/cat/dup.JPEG", "id00")]
     rows = list(m.ClassSentences(_cfg(remainder="skip"))((("train", "cat"), members)))
-    sentences = [r for t, r in rows if t == common.SENTENCES]
-    skipped = [r for t, r in rows if t == common.FAILURES]
+    sentences = [r for t, r in rows if t == SENTENCES]
+    skipped = [r for t, r in rows if t == FAILURES]
     assert len(sentences) == 1 and sentences[0]["group"] == "cat" and sentences[0]["split"] == "train"
     assert len(set(sentences[0]["image_ids"])) == 16          # duplicate pixels counted once
     assert len(skipped) == 4 and {r["reason"] for r in skipped} == {"class_remainder"}

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uvd.pipelines.label import checks, tiny
-from uvd.pipelines.label.depth import DepthHandler
-from uvd.pipelines.label.edges import CannyHandler, LearnedEdgesHandler
-from uvd.pipelines.label.handler import Degenerate, ExpertHandler, nearest_resize, new_item
-from uvd.pipelines.label.hf import Preprocess, read_preprocess
-from uvd.pipelines.label.normals import NormalsHandler
-from uvd.pipelines.label.segmentation import SegmentationHandler
+from uvd.sources.label import checks, tiny
+from uvd.sources.label.depth import DepthHandler
+from uvd.sources.label.edges import CannyHandler, LearnedEdgesHandler
+from uvd.sources.label.handler import Degenerate, ExpertHandler, nearest_resize, new_item
+from uvd.sources.label.hf import Preprocess, read_preprocess
+from uvd.sources.label.normals import NormalsHandler
+from uvd.sources.label.segmentation import SegmentationHandler
 from uvd.transforms.image import decode_image
 
 IMAGES = Path(__file__).resolve().parents[2] / "uvd" / "sample" / "images"
@@ -93,7 +93,7 @@ def test_mask2former_class_scores_weight_query_masks_by_class_probabilities():
     import torch
     from types import SimpleNamespace
 
-    from uvd.pipelines.label.segmentation import class_scores
+    from uvd.sources.label.segmentation import class_scores
 
     classes = torch.full((1, 2, 11), -10.0)          # 2 queries, 10 classes + "no object"
     classes[0, 0, 5] = classes[0, 1, 7] = 10.0

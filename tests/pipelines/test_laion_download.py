@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.http_server import Reply, http_server  # noqa: F401 - the fixture
-from uvd.pipelines.laion.downloader import (
+from uvd.sources.laion.downloader import (
     DownloadConfig,
     DownloadError,
     Downloader,

@@ -15,12 +15,12 @@ from PIL import Image
 
 from tests.http_server import Reply, http_server  # noqa: F401 - the fixture
 from uvd.config import ConfigError, from_dict
-from uvd.pipelines.common import FAILURES, IMAGES, SENTENCES
-from uvd.pipelines.laion import pipeline as laion
-from uvd.pipelines.laion.downloader import DownloadConfig
-from uvd.pipelines.laion.filters import FilterConfig, metadata_rejection, size_rejection
-from uvd.pipelines.laion.reader import column_map, metadata_columns, normalize_row
-from uvd.pipelines.laion.record import LaionRecord, RenderConfig
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
+from uvd.sources.laion import pipeline as laion
+from uvd.sources.laion.downloader import DownloadConfig
+from uvd.sources.laion.filters import FilterConfig, metadata_rejection, size_rejection
+from uvd.sources.laion.reader import column_map, metadata_columns, normalize_row
+from uvd.sources.laion.record import LaionRecord, RenderConfig
 from uvd.transforms.image import decode_png
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from uvd.config import ConfigError
-from uvd.pipelines import manifest as M
+from uvd.assembly import manifest as M
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +100,7 @@ def test_load_reports_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_uvd_dataset_reports_a_bad_manifest_without_a_traceback(tmp_path, capsys):
-    from uvd.pipelines import dataset
+    from uvd.assembly import dataset
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "x", "sources": {"a": {"stage": "nope", "input": str(tmp_path), "weight": 1}}}))
@@ -112,7 +112,7 @@ def test_uvd_dataset_reports_a_bad_manifest_without_a_traceback(tmp_path, capsys
 
 def test_uvdv1_tokenizer_options_reach_the_gpu_step():
     """The manifest's tokenizer block (accelerator hint, compile) is what the tokenize step gets."""
-    from uvd.pipelines.dataset import real_tokenizer
+    from uvd.assembly.dataset import real_tokenizer
 
     spec = M.load(ROOT / "manifests" / "uvdv1.yaml").tokenizer_spec
     assert spec.accelerator and spec.accelerator.startswith("type:nvidia-")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from uvd.pipelines import mix
+from uvd.assembly import mix
 
 
 def test_total_defaults_to_the_largest_mixture_without_repeats():

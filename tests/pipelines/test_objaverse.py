@@ -17,8 +17,8 @@ from apache_beam.io.localfilesystem import LocalFileSystem
 
 from uvd import schema
 from uvd.config import ConfigError, from_dict
-from uvd.pipelines import objaverse as ov
-from uvd.pipelines.common import FAILURES, IMAGES, SENTENCES
+from uvd.sources.objaverse import pipeline as ov
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
 from uvd.transforms.image import decode_png
 
 SAMPLES = Path(__file__).resolve().parents[2] / "uvd" / "sample" / "meshes"
@@ -226,7 +226,7 @@ def test_source_transform_on_the_sample_directory():
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from uvd.pipelines.common import pipeline_options
+    from uvd.core.options import pipeline_options
 
     options = pipeline_options(["--direct_running_mode=in_memory", "--direct_num_workers=1"])
     with TestPipeline(options=options) as p:

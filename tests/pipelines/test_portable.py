@@ -9,8 +9,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from tests.pipelines.fake_sources import FakeTokenize, fake_module
 from tests.pipelines.test_dataset import _manifest
-from uvd.pipelines import dataset
-from uvd.pipelines.common import pipeline_options
+from uvd.assembly import dataset
+from uvd.core.options import pipeline_options
 
 
 def _shard_bytes(out: str) -> dict[str, bytes]:
@@ -27,7 +27,7 @@ def _build(tmp_path, name: str, options: PipelineOptions) -> dict[str, bytes]:
 
 def test_portable_runner_equals_local_runner_byte_for_byte(tmp_path):
     local = _build(tmp_path, "local", PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"]))
-    # The same options path users take (uvd.pipelines.common): embedded job server, LOOPBACK workers.
+    # The same options path users take (uvd.core.options): embedded job server, LOOPBACK workers.
     portable = _build(tmp_path, "portable", pipeline_options(
         ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"]))
     assert any(name.startswith("train-") for name in local)

@@ -17,7 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from uvd.pipelines import pose_model, pose_people
+from uvd.sources.pose import model as pose_model
+from uvd.sources.pose import people as pose_people
 
 IMAGES = Path(__file__).resolve().parents[2] / "uvd" / "sample" / "images"
 PEOPLE = ("astronaut.jpg", "cameraman.jpg", "grace_hopper.jpg", "luispedro.jpg")
@@ -119,10 +120,10 @@ def test_missing_extra_gives_the_install_hint_not_a_trace(monkeypatch, capsys):
 
     for name in ("mmpose", "mmcv", "mmengine"):
         monkeypatch.setitem(sys.modules, name, None)      # `import mmpose` now fails as if not installed
-    monkeypatch.delitem(sys.modules, "uvd.pipelines.pose", raising=False)
+    monkeypatch.delitem(sys.modules, "uvd.sources.pose.pipeline", raising=False)
     with pytest.raises(pose_model.MissingExtraError, match=r"install uvd\[pose\]: make setup-pose"):
-        import uvd.pipelines.pose  # noqa: F401
-    monkeypatch.delitem(sys.modules, "uvd.pipelines.pose", raising=False)
+        import uvd.sources.pose.pipeline  # noqa: F401
+    monkeypatch.delitem(sys.modules, "uvd.sources.pose.pipeline", raising=False)
     assert cli.main(["pose", "--input", "x", "--output", "y"]) == 2
     err = capsys.readouterr().err
     assert "install uvd[pose]: make setup-pose" in err and "Traceback" not in err
@@ -179,7 +180,7 @@ def test_checkpoint_round_trip_into_the_stock_mmpose_config(random_rtmpose, tmp_
 def test_keep_people_skips_images_without_a_confident_person(random_rtmpose):
     from apache_beam.ml.inference.base import PredictionResult
 
-    from uvd.pipelines import pose
+    from uvd.sources.pose import pipeline as pose
 
     image = _photo("luispedro.jpg")
     boxes = pose_people.whole_image_box(*image.shape[:2])
@@ -201,9 +202,9 @@ def _table(folder: Path, name: str) -> list[dict]:
 @pytest.mark.pose
 @pytest.mark.slow
 def test_stage_through_beam_on_real_photos(tmp_path):
-    from uvd.pipelines import pose
-    from uvd.pipelines.annotations.records import annotation, make_record
-    from uvd.pipelines.annotations.render import render_record
+    from uvd.sources.pose import pipeline as pose
+    from uvd.annotated.records import annotation, make_record
+    from uvd.annotated.render import render_record
     from uvd.transforms.image import decode_png
 
     photos = tmp_path / "photos"

@@ -9,7 +9,7 @@ from apache_beam.options.pipeline_options import (
 
 import apache_beam as beam
 from uvd.config import ConfigError
-from uvd.pipelines.common import pipeline_options
+from uvd.core.options import pipeline_options
 
 REPO = Path(__file__).resolve().parents[2]
 DATAFLOW = ["--runner=DataflowRunner", "--project=p", "--region=us-central1", "--temp_location=gs://b/tmp"]

@@ -15,8 +15,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from tests.pipelines.fake_sources import fake_tokens
 from uvd import schema
-from uvd.pipelines import shards
-from uvd.pipelines.common import FAILURES
+from uvd.assembly import shards
+from uvd.core.outputs import FAILURES
 
 
 def _sentences(n: int) -> list[dict]:

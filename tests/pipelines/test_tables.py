@@ -9,7 +9,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from uvd import schema
-from uvd.pipelines.tables import DedupImages, ReadTable, WriteTable
+from uvd.core.tables import DedupImages, ReadTable, WriteTable
 
 
 def test_tokens_table_roundtrip_uint16(tmp_path):

@@ -11,12 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from uvd.config import ConfigError
-from uvd.pipelines import common
-from uvd.pipelines import video as v
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
+from uvd.sources.video import pipeline as v
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
 from uvd.sample.videos.make_videos import SAMPLES, draw_counter, read_counter, write_video
 from uvd.transforms.image import decode_png
 
-SAMPLE_DIR = Path(v.__file__).resolve().parents[1] / "sample" / "videos"
+SAMPLE_DIR = Path(v.__file__).resolve().parents[2] / "sample" / "videos"
 
 
 def _frames(n: int, w: int, h: int):
@@ -49,21 +50,21 @@ def _run_plan(video: dict, cfg: v.Config) -> list[tuple[str, dict]]:
 
 
 def _counters_by_sentence(pairs):
-    images = {row["image_id"]: row for tag, row in pairs if tag == common.IMAGES}
+    images = {row["image_id"]: row for tag, row in pairs if tag == IMAGES}
     return [[read_counter(decode_png(images[i]["image"])) for i in row["image_ids"]]
-            for tag, row in pairs if tag == common.SENTENCES]
+            for tag, row in pairs if tag == SENTENCES]
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 def test_each_stride_gives_16_frames_in_order_at_that_stride(videos, decoder):
     cfg = v.Config(input=str(videos), clips_per_video=2, decoder=decoder)
     pairs = _run_plan(_video(videos / "long.mp4"), cfg)
-    sentences = [row for tag, row in pairs if tag == common.SENTENCES]
+    sentences = [row for tag, row in pairs if tag == SENTENCES]
     assert {s["kind"] for s in sentences} == {"sequence"} and {s["group"] for s in sentences} == {"long"}
     # 480 frames: stride 10 (a clip spans 151) fits both clips, strides 20 (301) and 30 (451) one.
     strides = sorted(int(np.diff(c)[0]) for c in _counters_by_sentence(pairs))
     assert strides == [10, 10, 20, 30]
-    failures = [row for tag, row in pairs if tag == common.FAILURES]
+    failures = [row for tag, row in pairs if tag == FAILURES]
     assert [(f["record_id"], f["status"], f["reason"]) for f in failures] == [
         ("long/stride=20/clip=1", "skipped", "too_short_for_stride"),
         ("long/stride=30/clip=1", "skipped", "too_short_for_stride")]
@@ -87,7 +88,7 @@ def test_reduced_size_decode_matches_full_decode_then_resize(videos):
     video = _video(videos / "sub" / "wide.mkv")
     small = dict(_run_plan(video, v.Config(input="x", strides=[10])))
     full = dict(_run_plan(video, v.Config(input="x", strides=[10], decode_at_reduced_size=False)))
-    a, b = decode_png(small[common.IMAGES]["image"]), decode_png(full[common.IMAGES]["image"])
+    a, b = decode_png(small[IMAGES]["image"]), decode_png(full[IMAGES]["image"])
     assert a.shape == b.shape == (256, 256, 3)
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 6
 
@@ -95,7 +96,7 @@ def test_reduced_size_decode_matches_full_decode_then_resize(videos):
 def test_same_seed_same_sentences_other_seed_other_frames(videos):
     video = _video(videos / "long.mp4")
     ids = [r["sentence_id"] for _ in range(2) for t, r in _run_plan(video, v.Config(input="x", seed=1, strides=[10]))
-           if t == common.SENTENCES]
+           if t == SENTENCES]
     assert len(ids) == 2 and ids[0] == ids[1]
     frames = lambda seed: [t["clips"] for t in v.plan_video(video, v.Config(input="x", seed=seed))]
     assert frames(1) == frames(1) and frames(1) != frames(2)
@@ -116,10 +117,10 @@ def test_kinetics_window_bounds_the_frames(videos, decoder):
 def test_too_short_and_corrupt_videos_become_rows(videos, decoder):
     cfg = v.Config(input="x", decoder=decoder)
     short = _run_plan(_video(videos / "short.mp4"), cfg)
-    assert [(t, r["status"], r["reason"]) for t, r in short] == [(common.FAILURES, "skipped", "too_short_for_stride")] * 3
+    assert [(t, r["status"], r["reason"]) for t, r in short] == [(FAILURES, "skipped", "too_short_for_stride")] * 3
     corrupt = _run_plan(_video(videos / "corrupt.mp4"), cfg)
     assert [(t, r["status"], r["reason"], r["record_id"]) for t, r in corrupt] == [
-        (common.FAILURES, "failed", "unreadable_video", "corrupt")]
+        (FAILURES, "failed", "unreadable_video", "corrupt")]
     missing = _run_plan(_video(videos / "nope.mp4"), cfg)
     assert [r["reason"] for _, r in missing] == ["unreadable_video"]
 
@@ -141,8 +142,8 @@ def test_a_clip_that_fails_to_decode_fails_alone(videos, monkeypatch):
 
     monkeypatch.setattr(v, "open_reader", lambda *a, **k: Flaky(real_open(*a, **k)))
     pairs = list(v.DecodeClips(cfg)(task))
-    assert [t for t, _ in pairs].count(common.SENTENCES) == 1
-    (failure,) = [r for t, r in pairs if t == common.FAILURES]
+    assert [t for t, _ in pairs].count(SENTENCES) == 1
+    (failure,) = [r for t, r in pairs if t == FAILURES]
     assert failure["reason"] == "decode_error" and failure["record_id"] == "long/stride=10/clip=0"
 
 
@@ -242,7 +243,7 @@ def test_png_encoding_survives_decord_imported_first():
     code = (
         "import decord\n"  # the hazardous order, as a user script might do
         "import numpy as np\n"
-        "from uvd.pipelines import video\n"
+        "from uvd.sources.video import pipeline as video\n"
         "from uvd.transforms.image import decode_png, encode_png\n"
         "rng = np.random.default_rng(0)\n"
         "img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)\n"

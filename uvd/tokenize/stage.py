@@ -22,7 +22,9 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from uvd.pipelines import common, tables
+from uvd.core import tables
+from uvd.core.options import setup_logging, split_args
+from uvd.core.outputs import FAILURES
 from uvd.schema import FAILURES_SCHEMA, IMAGE_SIZE, failure_row
 from uvd.tokenize import DEFAULT_CHECKPOINT
 from uvd.tokenize.handler import VQGANModelHandler
@@ -52,7 +54,7 @@ def key_row(row: dict) -> Iterator[Any]:
     image_id = row.get("image_id")
     if not image_id or not row.get("image"):
         what = "image_id" if not image_id else "image"
-        yield beam.pvalue.TaggedOutput(common.FAILURES, failure_row(
+        yield beam.pvalue.TaggedOutput(FAILURES, failure_row(
             str(image_id or "?"), str(row.get("source") or "unknown"), STAGE, f"missing_{what}"))
         return
     yield image_id, row
@@ -76,7 +78,7 @@ class DecodePng(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 - any undecodable input becomes a failure row
             self.bad.inc()
             reason = "wrong_size" if str(exc).startswith("wrong_size") else "bad_image"
-            yield beam.pvalue.TaggedOutput(common.FAILURES, failure_row(
+            yield beam.pvalue.TaggedOutput(FAILURES, failure_row(
                 image_id, str(row.get("source") or "unknown"), STAGE, reason, f"{type(exc).__name__}: {exc}"))
 
 
@@ -97,18 +99,18 @@ class TokenizeImages(beam.PTransform):
             max_batch_size=batch_size, accelerator=accelerator, large_model=large_model, compile=compile)
 
     def expand(self, images: beam.PCollection) -> TokenizeOutputs:
-        keyed = images | "KeyById" >> beam.FlatMap(key_row).with_outputs(common.FAILURES, main="ok")
+        keyed = images | "KeyById" >> beam.FlatMap(key_row).with_outputs(FAILURES, main="ok")
         decoded = (
             keyed.ok
             | "OnePerId" >> beam.CombinePerKey(pick_one)
-            | "DecodePng" >> beam.ParDo(DecodePng()).with_outputs(common.FAILURES, main="ok")
+            | "DecodePng" >> beam.ParDo(DecodePng()).with_outputs(FAILURES, main="ok")
         )
         tokens = (
             decoded.ok
             | "VQGAN" >> RunInference(KeyedModelHandler(self.handler))
             | "ToTokenRow" >> beam.Map(to_token_row)
         )
-        failures = (keyed[common.FAILURES], decoded[common.FAILURES]) | "Failures" >> beam.Flatten()
+        failures = (keyed[FAILURES], decoded[FAILURES]) | "Failures" >> beam.Flatten()
         return TokenizeOutputs(tokens, failures)
 
 
@@ -130,8 +132,8 @@ def run(argv: list[str] | None = None) -> int:
                         help="torch.compile the encoder (GPU: ~3x; batches padded to --batch_size)")
     parser.add_argument("--large_model", action="store_true",
                         help="one model per machine shared by its worker processes (big checkpoints)")
-    args, options = common.split_args(parser, argv)
-    common.setup_logging()
+    args, options = split_args(parser, argv)
+    setup_logging()
     with beam.Pipeline(options=options) as p:
         out = (
             p

@@ -5,7 +5,7 @@ Where clips start is drawn from a generator seeded by (seed, video id, stride), 
 the same frames and a different video or stride picks independently. Clips of one (video, stride)
 never overlap: no frame pair is shown twice at the same stride.
 
-Nothing here decodes video; uvd/pipelines/video.py asks decord for exactly the frames planned here
+Nothing here decodes video; uvd/sources/video/pipeline.py asks decord for exactly the frames planned here
 (at `reduced_size` when the video is larger) and squares them with uvd.transforms.image.resize_crop.
 """
 

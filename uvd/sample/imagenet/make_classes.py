@@ -4,7 +4,7 @@
 
 A stand-in for ImageNet's `train/<wnid>/*.JPEG` layout, small enough to commit: every image of a
 class is a different crop (position, size, aspect) of one photo, so a sentence is visibly "one
-class". Class sizes exercise the rules of uvd/pipelines/imagenet.py: 18 images (one full sentence
+class". Class sizes exercise the rules of uvd/sources/imagenet/pipeline.py: 18 images (one full sentence
 plus 2 left over, filled), 16 (exactly one sentence) and 6 (too small: skipped rows).
 """
 

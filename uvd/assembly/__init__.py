@@ -1,0 +1,1 @@
+"""Assembly: manifest -> sources -> tokens -> compose, splits, mix, shards, card (`uvd dataset`)."""

@@ -1,0 +1,436 @@
+"""Sentences + tokens -> shuffled, split Parquet shards in the shard contract (uvd.schema).
+
+Flow (each step a labelled Beam transform; the work sits in plain functions below):
+
+    sentences, tokens --ComposeSentences--> composed rows (+ failures: a sentence missing a token)
+      --AssignSplits--> split from the sentence, else from a hash of its `group` (no group in two splits)
+      --WriteShards--> plan (a singleton side input: rows/tokens per split -> shard count)
+                       -> shard = floor(u * N), u = seeded hash of sentence_id in [0, 1)
+                       -> group per shard, sort by that hash, write atomically, per-shard stats
+
+Concatenating the shards of a split in index order gives the rows ordered by the seeded hash: a
+global shuffle that no worker ever gathers, and the same bytes on any runner and worker count.
+`uvd shards` runs this on the sentences/tokens tables of earlier stages and writes the card too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from uvd import schema
+from uvd.core.metrics import SumCounts
+from uvd.core.options import setup_logging, split_args
+from uvd.core.outputs import FAILURES
+
+STAGE = "shards"
+SPLITS_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
+# zstd on dictionary-encoded uint16 codes lands near 1.5 bytes/token; used only to size shards.
+EST_BYTES_PER_TOKEN = 1.5
+DEFAULT_TARGET_SHARD_MB = 256.0
+DEFAULT_ROW_GROUP_MB = 4.0
+ZSTD_LEVEL = 3
+PLAN_FILE = "shard_plan.json"   # split -> number of shards of the latest run
+SHARD_NAME = re.compile(r"^(?P<split>[a-z][a-z0-9_]*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+
+
+# --- pure functions (no Beam) ----------------------------------------------------------------------
+def unit_hash(*parts: Any) -> float:
+    """A seeded uniform number in [0, 1) from its parts: the same on every machine and runner."""
+    h = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        h.update(str(part).encode())
+        h.update(b"\x1f")
+    return int.from_bytes(h.digest(), "big") / 2.0**64
+
+
+def shuffle_key(seed: int, sentence_id: str) -> float:
+    return unit_hash(seed, "shuffle", sentence_id)
+
+
+def normalize_split(split: str | None) -> str | None:
+    if split is None or split == "":
+        return None
+    split = re.sub(r"[^a-z0-9_]", "_", str(split).strip().lower())  # it becomes part of file names
+    return SPLITS_ALIASES.get(split, split)
+
+
+def split_for(group: str, validation_fraction: float, seed: int) -> str:
+    """train/validation from the group alone, so every sentence of a group lands in one split.
+
+    The group is not namespaced by source: the same image id used as a group by two sources goes
+    to the same split in both, so no image leaks across.
+    """
+    return "validation" if unit_hash(seed, "split", group) < validation_fraction else "train"
+
+
+def compose_sentence(sentence: dict, parts: Iterable[tuple[int, Any]]) -> Iterator[tuple[str, dict]]:
+    """One sentence row + its (position, tokens or None) parts -> a composed row or a failure."""
+    sid = sentence["sentence_id"]
+    n = len(sentence["image_ids"])
+    by_pos: dict[int, Any] = {}
+    for pos, tokens in parts:
+        by_pos[pos] = tokens
+    missing = [sentence["image_ids"][i] for i in range(n) if by_pos.get(i) is None]
+    if missing:
+        yield FAILURES, schema.failure_row(
+            sid, sentence["source"], STAGE, "missing_tokens",
+            f"{len(missing)} of {n} images have no tokens, e.g. {missing[0]}")
+        return
+    arrays = []
+    for i in range(n):
+        arr = np.asarray(by_pos[i])
+        if arr.shape != (schema.TOKENS_PER_IMAGE,) or arr.min() < 0 or arr.max() >= schema.CODEBOOK_SIZE:
+            yield FAILURES, schema.failure_row(
+                sid, sentence["source"], STAGE, "bad_tokens",
+                f"image {sentence['image_ids'][i]}: shape {arr.shape}, range {arr.min()}..{arr.max()}")
+            return
+        arrays.append(arr.astype(np.uint16))
+    yield "rows", {
+        "sentence_id": sid,
+        "source": sentence["source"],
+        "kind": sentence["kind"],
+        "num_images": n,
+        "tokens": np.concatenate(arrays),
+        "group": sentence["group"],
+        "split": normalize_split(sentence.get("split")),
+        "entry": sentence.get("entry") or sentence["source"],
+    }
+
+
+def num_shards(tokens: int, target_shard_bytes: float) -> int:
+    return max(1, math.ceil(tokens * EST_BYTES_PER_TOKEN / target_shard_bytes))
+
+
+def shard_of(key: float, count: int) -> int:
+    """Shard i holds keys in [i/N, (i+1)/N): concatenated shards keep the global hash order."""
+    return min(int(key * count), count - 1)
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def planned_names(plan: dict[str, int]) -> list[str]:
+    return [shard_name(split, i, n) for split, n in sorted(plan.items()) for i in range(n)]
+
+
+class ShardRow(NamedTuple):
+    """What a shard keeps of a composed row, plus its shuffle key: a tuple, not a dict, because a
+    whole shard's rows sit in one worker's memory while it is written."""
+
+    key: float
+    sentence_id: str
+    source: str
+    kind: str
+    num_images: int
+    tokens: np.ndarray
+
+
+def to_shard_row(row: dict, key: float) -> ShardRow:
+    return ShardRow(key, row["sentence_id"], row["source"], row["kind"], int(row["num_images"]),
+                    np.asarray(row["tokens"], dtype=np.uint16))
+
+
+def shard_table(rows: Sequence[ShardRow]) -> pa.Table:
+    """Rows (already in shard order) -> an Arrow table in exactly SHARD_SCHEMA."""
+    tokens = [r.tokens for r in rows]
+    offsets = np.zeros(len(tokens) + 1, dtype=np.int32)
+    if tokens:
+        np.cumsum([len(t) for t in tokens], out=offsets[1:])
+    flat = np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.uint16)
+    token_array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.uint16()))
+    return pa.Table.from_arrays(
+        [
+            pa.array([r.sentence_id for r in rows], pa.string()),
+            pa.array([r.source for r in rows], pa.string()),
+            pa.array([r.kind for r in rows], pa.string()),
+            pa.array([r.num_images for r in rows], pa.int16()),
+            token_array,
+        ],
+        schema=schema.SHARD_SCHEMA,
+    )
+
+
+def row_group_bounds(token_counts: list[int], row_group_bytes: float) -> list[tuple[int, int]]:
+    """Cut rows into consecutive groups of about row_group_bytes on disk (deterministic)."""
+    bounds, start, acc = [], 0, 0.0
+    for i, n in enumerate(token_counts):
+        acc += n * EST_BYTES_PER_TOKEN
+        if acc >= row_group_bytes:
+            bounds.append((start, i + 1))
+            start, acc = i + 1, 0.0
+    if start < len(token_counts) or not bounds:
+        bounds.append((start, len(token_counts)))
+    return bounds
+
+
+def write_parquet_atomic(path: str, table: pa.Table, row_group_bytes: float) -> int:
+    """Write `table` to `path` through a temporary name, then rename: readers never see a partial
+    shard, and a failure leaves nothing behind. Works on any Beam filesystem (local, gs://, s3://)."""
+    directory, name = path.rsplit("/", 1) if "/" in path else (".", path)
+    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
+    counts = np.diff(table.column("tokens").combine_chunks().offsets.to_numpy()).tolist() if table.num_rows else []
+    try:
+        with FileSystems.create(tmp) as stream:
+            writer = pq.ParquetWriter(
+                stream, schema.SHARD_SCHEMA, compression="zstd", compression_level=ZSTD_LEVEL,
+                # codes: BYTE_STREAM_SPLIT + zstd entropy-codes the skewed high byte (1.46 vs 1.60
+                # B/token with dictionary bit-packing on Zipf codes; benchmarks/bench_shards.py)
+                use_dictionary=["source", "kind"], write_statistics=["num_images"],
+                column_encoding={"tokens.list.element": "BYTE_STREAM_SPLIT"},
+            )
+            for start, end in row_group_bounds(counts, row_group_bytes):
+                writer.write_table(table.slice(start, end - start), row_group_size=max(1, end - start))
+            writer.close()
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+        FileSystems.rename([tmp], [path])
+    except BaseException:
+        if FileSystems.exists(tmp):
+            FileSystems.delete([tmp])
+        raise
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
+def shard_stats(rows: Sequence[ShardRow], split: str, index: int, count: int, size_bytes: int) -> dict:
+    """Per-shard counts, per source: what the card adds up (and what `count back` checks)."""
+    per_source: dict[str, dict[str, int]] = {}
+    for r in rows:
+        s = per_source.setdefault(r.source, {"sentences": 0, "images": 0, "tokens": 0})
+        s["sentences"] += 1
+        s["images"] += r.num_images
+        s["tokens"] += len(r.tokens)
+    return {
+        "file": shard_name(split, index, count),
+        "split": split,
+        "index": index,
+        "count": count,
+        "rows": len(rows),
+        "images": sum(s["images"] for s in per_source.values()),
+        "tokens": sum(s["tokens"] for s in per_source.values()),
+        "bytes": size_bytes,
+        "sources": dict(sorted(per_source.items())),
+    }
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Small JSON file through Beam filesystems (stats, summaries), written atomically."""
+    data = json.dumps(obj, indent=1, sort_keys=True).encode()
+    directory, name = path.rsplit("/", 1)
+    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def read_json(path: str) -> Any:
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode())
+
+
+# --- Beam transforms -------------------------------------------------------------------------------
+def _explode(sentence: dict) -> Iterator[tuple[str, tuple[str, int]]]:
+    for pos, image_id in enumerate(sentence["image_ids"]):
+        yield image_id, (sentence["sentence_id"], pos)
+
+
+def _attach_tokens(item: tuple[str, dict]) -> Iterator[tuple[str, tuple[int, Any]]]:
+    _, joined = item
+    tokens = next(iter(joined["tokens"]), None)
+    for sid, pos in joined["uses"]:
+        yield sid, (pos, tokens)
+
+
+def _compose(item: tuple[str, dict]) -> Iterator[beam.pvalue.TaggedOutput]:
+    sid, joined = item
+    sentences = sorted(joined["sentence"], key=lambda s: json.dumps(s, sort_keys=True, default=str))
+    if not sentences:  # tokens reached a sentence id with no row: cannot happen by construction
+        return
+    for extra in sentences[1:]:
+        yield beam.pvalue.TaggedOutput(FAILURES, schema.failure_row(
+            sid, extra["source"], STAGE, "duplicate_sentence_id", "kept the first of several rows", "skipped"))
+    sentence = sentences[0]
+    for tag, row in compose_sentence(sentence, joined["parts"]):
+        yield beam.pvalue.TaggedOutput(tag, row)
+
+
+class ComposeSentences(beam.PTransform):
+    """(sentences, tokens) -> composed rows + failures, joined by image_id then by sentence_id.
+
+    Two CoGroupByKeys keep every key's work bounded (an image's users, a sentence's <= 16 images).
+    """
+
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]):
+        sentences, tokens = inputs
+        sentences = sentences | "NormalizeIds" >> beam.Map(lambda s: {**s, "image_ids": list(s["image_ids"])})
+        uses = sentences | "ExplodeImages" >> beam.FlatMap(_explode)
+        keyed_tokens = tokens | "KeyTokens" >> beam.Map(lambda t: (t["image_id"], t["tokens"]))
+        parts = (
+            {"uses": uses, "tokens": keyed_tokens}
+            | "JoinImages" >> beam.CoGroupByKey()
+            | "AttachTokens" >> beam.FlatMap(_attach_tokens)
+        )
+        keyed_sentences = sentences | "KeySentences" >> beam.Map(lambda s: (s["sentence_id"], s))
+        out = (
+            {"sentence": keyed_sentences, "parts": parts}
+            | "JoinSentences" >> beam.CoGroupByKey()
+            | "Compose" >> beam.FlatMap(_compose).with_outputs("rows", FAILURES)
+        )
+        return out["rows"], out[FAILURES]
+
+
+class AssignSplits(beam.PTransform):
+    """Keep a source-fixed split; else train/validation by a seeded hash of the group."""
+
+    def __init__(self, validation_fraction: float, seed: int) -> None:
+        super().__init__()
+        self.fraction, self.seed = validation_fraction, seed
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        fraction, seed = self.fraction, self.seed
+        return rows | "Split" >> beam.Map(
+            lambda r: r if r.get("split") else {**r, "split": split_for(r["group"], fraction, seed)})
+
+
+class _SplitTotals(SumCounts):
+    """split -> tokens, merged across workers: the singleton the shard plan is made from."""
+
+    def add_input(self, acc: dict, row: dict) -> dict:
+        acc[row["split"]] = acc.get(row["split"], 0) + len(row["tokens"])
+        return acc
+
+
+class _WriteShardFn(beam.DoFn):
+    def __init__(self, output: str, row_group_bytes: float) -> None:
+        self.output, self.row_group_bytes = output, row_group_bytes
+
+    def process(self, item: tuple[tuple[str, int, int], Iterable[ShardRow | None]]) -> Iterator[dict]:
+        (split, index, count), values = item
+        rows = sorted((v for v in values if v is not None), key=lambda r: (r.key, r.sentence_id))
+        path = FileSystems.join(self.output, shard_name(split, index, count))
+        size = write_parquet_atomic(path, shard_table(rows), self.row_group_bytes)
+        stats = shard_stats(rows, split, index, count, size)
+        write_json(FileSystems.join(self.output, "stats", stats["file"] + ".json"), stats)
+        beam.metrics.Metrics.counter(f"uvd.{STAGE}", "sentences_written").inc(len(rows))
+        yield stats
+
+
+class WriteShards(beam.PTransform):
+    """Composed rows with a split -> `<output>/<split>-iiiii-of-nnnnn.parquet` + per-shard stats.
+
+    The number of shards per split comes from a singleton side input (tokens per split and a target
+    shard size); every planned shard is written, empty or not, so the names always add up.
+    """
+
+    def __init__(self, output: str, seed: int = 0, target_shard_mb: float = DEFAULT_TARGET_SHARD_MB,
+                 row_group_mb: float = DEFAULT_ROW_GROUP_MB) -> None:
+        super().__init__()
+        self.output, self.seed = output, seed
+        self.target_bytes = target_shard_mb * 2**20
+        self.row_group_bytes = row_group_mb * 2**20
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        seed, target = self.seed, self.target_bytes
+        plan = rows | "PlanTotals" >> beam.CombineGlobally(_SplitTotals()) | "Plan" >> beam.Map(
+            lambda totals: {split: num_shards(t, target) for split, t in totals.items()})
+
+        def key_row(row: dict, plan: dict) -> tuple[tuple[str, int, int], ShardRow]:
+            key = shuffle_key(seed, row["sentence_id"])
+            count = plan[row["split"]]
+            return (row["split"], shard_of(key, count), count), to_shard_row(row, key)
+
+        plan_path = FileSystems.join(self.output, "stats", PLAN_FILE)
+        _ = plan | "SavePlan" >> beam.Map(lambda p: write_json(plan_path, p))
+        placeholders = plan | "AllShards" >> beam.FlatMap(
+            lambda p: [((split, i, n), None) for split, n in p.items() for i in range(n)])
+        keyed = rows | "KeyByShard" >> beam.Map(key_row, plan=beam.pvalue.AsSingleton(plan))
+        return (
+            (keyed, placeholders)
+            | "WithEmptyShards" >> beam.Flatten()
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.ParDo(_WriteShardFn(self.output, self.row_group_bytes))
+        )
+
+
+def remove_stale_shards(output: str, written: Iterable[str]) -> list[str]:
+    """Delete shard files of an earlier run (other shard counts) so the folder holds one dataset."""
+    keep = set(written)
+    stale = []
+    for meta in FileSystems.match([FileSystems.join(output, "*-of-*.parquet")])[0].metadata_list:
+        name = meta.path.rsplit("/", 1)[-1]
+        if SHARD_NAME.match(name) and name not in keep:
+            stale.append(meta.path)
+    for stats in FileSystems.match([FileSystems.join(output, "stats", "*-of-*.parquet.json")])[0].metadata_list:
+        if stats.path.rsplit("/", 1)[-1][: -len(".json")] not in keep:
+            stale.append(stats.path)
+    if stale:
+        FileSystems.delete(stale)
+    return stale
+
+
+# --- the `uvd shards` stage ------------------------------------------------------------------------
+def _has_table(folder: str, table: str) -> bool:
+    from uvd.core.tables import table_pattern
+
+    return bool(FileSystems.match([table_pattern(folder, table)])[0].metadata_list)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """sentences + tokens tables (from earlier stages) -> shards, failures table and dataset card."""
+    from uvd.assembly import card
+    from uvd.core import tables
+    from uvd.core.metrics import SumCounts
+    from uvd.core.options import setup_logging, split_args
+
+    parser = argparse.ArgumentParser(prog="uvd shards", description=__doc__.splitlines()[0])
+    parser.add_argument("--input", action="append", default=[], required=True,
+                        help="folder with sentences/, tokens/ and failures/ tables (uvd <source> and uvd tokenize "
+                             "--output); repeat for several sources")
+    parser.add_argument("--output", required=True, help="folder for shards, README.md card, failures/ and stats/")
+    parser.add_argument("--seed", type=int, default=0, help="shuffle and split hashes")
+    parser.add_argument("--validation_fraction", type=float, default=0.01, help="of groups without a source split")
+    parser.add_argument("--target_shard_mb", type=float, default=DEFAULT_TARGET_SHARD_MB)
+    parser.add_argument("--row_group_mb", type=float, default=DEFAULT_ROW_GROUP_MB)
+    args, options = split_args(parser, argv)
+    setup_logging()
+    for table in ("sentences", "tokens"):
+        if not any(_has_table(f, table) for f in args.input):
+            parser.error(f"--input: no {table} table (<folder>/{table}/part*.parquet) in {args.input}")
+    p = beam.Pipeline(options=options)
+
+    def read(table: str) -> beam.PCollection:
+        parts = [p | f"Read_{table}_{i}" >> tables.ReadTable(f, table)
+                 for i, f in enumerate(args.input) if _has_table(f, table)]
+        return parts | f"All_{table}" >> beam.Flatten(pipeline=p)
+
+    sentences, tokens, failures = read("sentences"), read("tokens"), read("failures")
+    rows, compose_failures = (sentences, tokens) | "Compose" >> ComposeSentences()
+    rows = rows | "Splits" >> AssignSplits(args.validation_fraction, args.seed)
+    _ = rows | "Shards" >> WriteShards(args.output, args.seed, args.target_shard_mb, args.row_group_mb)
+    all_failures = (failures, compose_failures) | "AllFailures" >> beam.Flatten()
+    _ = all_failures | "Failures" >> card.WriteFailures(args.output)
+    _ = sentences | "Available" >> card.SummarizeAvailable(args.output)
+    result = p.run()
+    result.wait_until_finish()
+    config = {"stage": "shards", "inputs": ", ".join(args.input), "seed": args.seed,
+              "validation_fraction": args.validation_fraction}
+    summary = card.finish(args.output, config=config, manifest_text=None, tokenizer_checkpoint=None,
+                          metrics=card.record_metrics(result))
+    for split, t in summary["totals"]["by_split"].items():
+        print(f"[uvd shards] {split}: {t['sentences']:,} sentences, {t['tokens']:,} tokens in {t['shards']} shards")
+    return 0

@@ -1,0 +1,87 @@
+"""File access shared by the adapters: any Beam filesystem (local, gs://, s3://), label-exact decoding.
+
+Photos decode through uvd.transforms.image (EXIF orientation, RGB, bomb guard). Annotation files
+decode with their stored values intact: a palette PNG gives its indices (not the colours), a
+16-bit PNG stays uint16, a .npy gives its array.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from PIL import Image
+
+from uvd.annotated.records import RecordError
+from uvd.transforms.image import Decoded, ImageError, decode_image
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def join(root: str, path: str) -> str:
+    """`path` under `root` unless it is already absolute or a URL."""
+    if not root or "://" in path or os.path.isabs(path):
+        return path
+    return FileSystems.join(root, path)
+
+
+def exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def read_bytes(path: str) -> bytes:
+    try:
+        with FileSystems.open(path) as f:
+            return f.read()
+    except (OSError, IOError) as exc:  # Beam wraps missing files in BeamIOError (an IOError)
+        raise RecordError("missing_file", f"{path}: {exc}"[:300]) from None
+
+
+def read_image(path: str, min_size: int | None = None) -> Decoded:
+    """A photo -> Decoded (upright RGB); failures become RecordError with the image's reason key."""
+    try:
+        return decode_image(read_bytes(path), min_size=min_size)
+    except ImageError as exc:
+        raise RecordError(exc.reason, f"{path}: {exc.detail}") from None
+
+
+def read_array(path: str) -> np.ndarray:
+    """An annotation file -> its stored values: .npy array, or PNG/TIFF pixels without conversion."""
+    data = read_bytes(path)
+    if path.lower().endswith(".npy"):
+        try:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError as exc:
+            raise RecordError("bad_annotation_file", f"{path}: {exc}") from None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA"):
+                im = im.convert(im.mode[:-1])
+            return np.asarray(im)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise RecordError("bad_annotation_file", f"{path}: {exc}"[:300]) from None
+
+
+def list_files(folder: str, exts: Iterable[str] | None = None) -> list[str]:
+    """Files directly or recursively under `folder` (sorted), optionally by extension."""
+    pattern = FileSystems.join(folder, "**")
+    found = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+    if exts is not None:
+        wanted = tuple(e.lower() for e in exts)
+        found = [p for p in found if p.lower().endswith(wanted)]
+    return sorted(found)
+
+
+def relative(path: str, folder: str) -> str:
+    """`path` relative to `folder`, '/'-separated (stable across filesystems)."""
+    rel = path[len(folder):] if path.startswith(folder) else os.path.basename(path)
+    return rel.lstrip("/\\").replace("\\", "/")
+
+
+def stem(path: str, folder: str) -> str:
+    """Relative path without extension: what pairs an image with its annotation files."""
+    return os.path.splitext(relative(path, folder))[0]

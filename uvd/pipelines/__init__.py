@@ -1,1 +1,0 @@
-"""Beam pipelines: one module (or folder) per source stage, plus tokenize, shards and dataset."""

@@ -1,0 +1,1 @@
+"""Source stages: one package per source, each with the same face (`Config`, `source_transform`, `run`)."""

@@ -1,0 +1,1 @@
+"""The imagenet source stage."""

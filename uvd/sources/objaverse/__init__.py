@@ -1,0 +1,1 @@
+"""The objaverse source stage."""

@@ -1,0 +1,361 @@
+"""GLB/GLTF/OBJ meshes -> 24-view orbit renders -> images + 16-view "sequence" sentences.
+
+Flow (each step labelled in the Beam graph):
+    ListMeshes   a directory or glob of mesh files, or a .txt list of paths and/or Objaverse uids
+    Reshuffle    spread objects over workers (a listing arrives as one bundle)
+    Render       per object (uvd.transforms.render): load + check the mesh, normalise it to the
+                 unit sphere, 24 cameras at 15 degree azimuth steps on one seeded radius and
+                 elevation, render headless (OSMesa or EGL, one GL context per worker, made in
+                 setup()), then image rows and one sentence per 16-view window (RunSource:
+                 counters and dead letter; a broken mesh is a failure row with its reason)
+
+Why 16-view windows and not one 24-view sentence: a sentence holds at most
+schema.MAX_IMAGES_PER_SENTENCE = 16 images (16 x 256 tokens = the 4096-token context), so the
+24-view orbit cannot be one sentence. The orbit is a circle, so windows wrap around it: a window
+is 16 consecutive views (240 degrees of the turn), and with the default stride 8 the three windows
+start at azimuths 0, 120 and 240 and every view sits in exactly two of them (no view favoured, no
+view dropped). `stride: 24` gives one sentence per object (the paper's 42k train / 8k test count);
+`wrap: false` keeps windows inside views 0..23 (starts 0, 8 with the defaults).
+
+Objaverse uids resolve in the `objaverse` package's local cache, without the package and without
+network: `<objaverse_cache>/hf-objaverse-v1/glbs/<000-xxx>/<uid>.glb` (the layout its
+load_objects() downloads into; `objaverse_cache` defaults to ~/.objaverse as the package's
+BASE_PATH). A remote cache (gs://...) needs the package's `hf-objaverse-v1/object-paths.json.gz`
+beside `glbs/`. A uid not found is a failure row `not_found`. A list of full mesh paths (local or
+gs://) needs no cache at all.
+
+The train/test split is fixed here, by uid (`group`), from a hash: test_fraction 0.16 matches the
+paper's 8k held-out of 50k objects. It does not depend on `seed`, so re-rendering with another
+seed never moves an object across splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import glob
+import gzip
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from uvd import schema
+from uvd.config import from_dict, require
+from uvd.core import tables
+from uvd.core.options import setup_logging, split_args
+from uvd.core.outputs import FAILURES, IMAGES, RunSource, SENTENCES, SourceOutputs
+from uvd.transforms import render as rt
+from uvd.transforms.image import encode_png
+
+SOURCE = "objaverse"
+STAGE = "objaverse"
+LIST_EXTENSIONS = (".txt", ".lst")
+UID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+PLATFORMS = ("egl", "osmesa")
+OBJAVERSE_VERSIONED_DIR = "hf-objaverse-v1"
+FILTER_REASONS = ("too_many_faces", "file_too_large")  # valid objects refused by a config limit
+OBJECT_PATHS = "object-paths.json.gz"         # uid -> "glbs/000-xxx/<uid>.glb", as the package keeps it
+
+log = logging.getLogger("uvd.objaverse")
+
+
+@dataclass
+class Config:
+    """Options of the Objaverse source (manifest `sources.<name>.options`, or `uvd objaverse` flags)."""
+
+    input: str                                  # dir, glob, or a .txt list of mesh paths / uids
+    objaverse_cache: str = "~/.objaverse"       # where uids resolve (see module docstring)
+    seed: int = 0                               # radius and elevation per object come from (seed, uid)
+    num_views: int = rt.NUM_VIEWS
+    azimuth_step_deg: float = rt.AZIMUTH_STEP_DEG
+    radius_min: float = rt.RADIUS_RANGE[0]
+    radius_max: float = rt.RADIUS_RANGE[1]
+    elevation_min_deg: float = rt.ELEVATION_RANGE_DEG[0]
+    elevation_max_deg: float = rt.ELEVATION_RANGE_DEG[1]
+    window: int = schema.MAX_IMAGES_PER_SENTENCE  # views per sentence
+    stride: int = 8                             # views between window starts
+    wrap: bool = True                           # windows wrap around the orbit (it is a circle)
+    test_fraction: float = 0.16                 # objects held out as split "test", by uid hash
+    yfov_deg: float = 85.0                      # fits the unit sphere from radius 1.5 (83.6 deg)
+    background: list[int] = field(default_factory=lambda: [255, 255, 255])
+    platform: str = "egl"                       # PYOPENGL_PLATFORM unless already set: egl or osmesa
+    supersample: int = 1                        # render at k x 256 and average down (anti-aliasing)
+    max_metallic: float = 0.0                   # metalness cap: no environment map, metals go black
+    max_faces: int = 2_000_000                  # larger objects are `filtered` (0 = no limit)
+    max_file_mb: float = 512.0                  # larger files are `filtered` before reading (0 = no limit)
+
+    def validate(self) -> None:
+        require(bool(self.input), "input", "give a directory, a glob, or a .txt list of mesh paths/uids")
+        require(self.num_views >= 1, "num_views", f"must be >= 1, got {self.num_views}")
+        require(self.azimuth_step_deg > 0, "azimuth_step_deg", f"must be > 0, got {self.azimuth_step_deg}")
+        require(0 < self.radius_min <= self.radius_max, "radius_min",
+                f"need 0 < radius_min <= radius_max, got {self.radius_min}, {self.radius_max}")
+        require(rt.fits_in_view(self.radius_min, self.yfov_deg), "yfov_deg",
+                f"the unit sphere seen from radius_min {self.radius_min} needs a wider field of view than "
+                f"{self.yfov_deg} deg (and radius_min must be > 1): raise yfov_deg or radius_min")
+        require(-90 < self.elevation_min_deg <= self.elevation_max_deg < 90, "elevation_min_deg",
+                f"need -90 < min <= max < 90, got {self.elevation_min_deg}, {self.elevation_max_deg}")
+        require(1 <= self.window <= min(schema.MAX_IMAGES_PER_SENTENCE, self.num_views), "window",
+                f"must be 1..min({schema.MAX_IMAGES_PER_SENTENCE}, num_views={self.num_views}), got {self.window}")
+        require(self.stride >= 1, "stride", f"must be >= 1, got {self.stride}")
+        require(0.0 <= self.test_fraction <= 1.0, "test_fraction", f"must be in [0, 1], got {self.test_fraction}")
+        require(len(self.background) == 3 and all(0 <= c <= 255 for c in self.background), "background",
+                f"an RGB triple of 0..255, got {self.background!r}")
+        require(self.platform in PLATFORMS, "platform", f"one of {PLATFORMS}, got {self.platform!r}")
+        require(self.supersample in (1, 2, 3, 4), "supersample", f"1..4, got {self.supersample}")
+        require(0.0 <= self.max_metallic <= 1.0, "max_metallic", f"must be in [0, 1], got {self.max_metallic}")
+        require(self.max_faces >= 0, "max_faces", "must be >= 0 (0 = no limit)")
+        require(self.max_file_mb >= 0, "max_file_mb", "must be >= 0 (0 = no limit)")
+
+
+# --- pure helpers ----------------------------------------------------------------------------------
+def view_windows(num_views: int, window: int, stride: int, wrap: bool = True) -> list[list[int]]:
+    """Index lists of the sentences cut from one orbit (see the module docstring for why)."""
+    if wrap:
+        return [[(start + i) % num_views for i in range(window)] for start in range(0, num_views, stride)]
+    return [list(range(start, start + window)) for start in range(0, num_views - window + 1, stride)]
+
+
+def split_for(uid: str, test_fraction: float) -> str:
+    """'test' for a fixed `test_fraction` of uids, else 'train': a pure function of the uid."""
+    digest = hashlib.blake2b(f"objaverse-split:{uid}".encode(), digest_size=8).digest()
+    return "test" if int.from_bytes(digest, "big") / 2.0**64 < test_fraction else "train"
+
+
+def mesh_type(path: str) -> str:
+    return posixpath.splitext(path)[1].lower().lstrip(".")
+
+
+def uid_for_path(path: str) -> str:
+    """Objaverse files are `<uid>.glb`: the file stem is the object's uid (and its group)."""
+    return posixpath.splitext(posixpath.basename(path))[0]
+
+
+def is_uid(entry: str) -> bool:
+    return bool(UID_PATTERN.match(entry))
+
+
+def resolve_uid(uid: str, cache: str) -> str | None:
+    """Path of uid's GLB in the objaverse package's cache layout, or None if it is not there.
+
+    A local (or mounted) cache is searched directly: glbs/*/<uid>.glb is ~160 stat calls. A remote
+    cache (gs://, s3://...) is looked up in its object-paths.json.gz, the package's own uid -> path
+    index, read once per worker: listing a bucket per uid would not scale.
+    """
+    if "://" in cache:
+        relative = _remote_index(cache.rstrip("/")).get(uid)
+        return FileSystems.join(cache.rstrip("/"), OBJAVERSE_VERSIONED_DIR, relative) if relative else None
+    root = os.path.expanduser(cache)
+    for base in (os.path.join(root, OBJAVERSE_VERSIONED_DIR), root):
+        hits = sorted(glob.glob(os.path.join(glob.escape(base), "glbs", "*", f"{uid}.glb")))
+        if hits:
+            return hits[0]
+    return None
+
+
+@functools.lru_cache(maxsize=2)
+def _remote_index(cache: str) -> dict[str, str]:
+    path = FileSystems.join(cache, OBJAVERSE_VERSIONED_DIR, OBJECT_PATHS)
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return json.loads(gzip.decompress(f.read()))
+
+
+def list_entries(text: str, base: str = "") -> Iterator[str]:
+    """Lines of a list file: one mesh path or uid each; blank lines and `#` comments skipped.
+    Relative paths are relative to `base` (the list file's folder)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if base and not is_uid(line) and "://" not in line and not line.startswith("/"):
+            line = FileSystems.join(base, line)
+        yield line
+
+
+def pattern_for(input_: str) -> str:
+    """Glob pattern of the input: a directory means every file below it (meshes kept by extension)."""
+    if re.search(r"[*?\[]", input_) or input_.lower().endswith(rt.MESH_EXTENSIONS):
+        return input_
+    return FileSystems.join(input_.rstrip("/"), "**")
+
+
+def is_mesh_path(path: str) -> bool:
+    return path.lower().endswith(rt.MESH_EXTENSIONS)
+
+
+# --- one object ------------------------------------------------------------------------------------
+class RenderObject:
+    """An input entry (mesh path or uid) -> (tag, row) pairs for RunSource.
+
+    The GL context is created in setup(), once per worker; called without setup() (tests, a
+    notebook) it is created on first use.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.renderer: rt.MeshRenderer | None = None
+
+    def setup(self) -> None:
+        if self.renderer is None:
+            cfg = self.cfg
+            self.renderer = rt.MeshRenderer(platform=cfg.platform, yfov_deg=cfg.yfov_deg,
+                                            background=tuple(cfg.background), supersample=cfg.supersample,
+                                            max_metallic=cfg.max_metallic)
+
+    def teardown(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None
+
+    def views(self, uid: str) -> list[rt.View]:
+        cfg = self.cfg
+        return rt.orbit_views(uid, cfg.seed, cfg.num_views, cfg.azimuth_step_deg,
+                              (cfg.radius_min, cfg.radius_max), (cfg.elevation_min_deg, cfg.elevation_max_deg))
+
+    def _load_source(self, path: str) -> tuple[str | bytes, str | None]:
+        """A local path as is (trimesh finds .mtl/.bin/textures beside it); remote files as bytes
+        (self-contained GLB/OBJ; a remote .gltf with external buffers fails as `unreadable`).
+        Files over max_file_mb are refused before they are read."""
+        local = path.removeprefix("file://") if "://" not in path or path.startswith("file://") else None
+        try:
+            size = os.path.getsize(local) if local else FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        except Exception as exc:  # noqa: BLE001 - any filesystem error means the file is not there
+            raise rt.MeshError("not_found", f"{type(exc).__name__}: {exc}") from exc
+        if self.cfg.max_file_mb and size > self.cfg.max_file_mb * 2**20:
+            raise rt.MeshError("file_too_large", f"{size / 2**20:.1f} MB > max_file_mb {self.cfg.max_file_mb}")
+        if local:
+            return local, None
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            return f.read(), mesh_type(path)
+
+    def __call__(self, entry: str) -> Iterator[tuple[str, dict]]:
+        cfg = self.cfg
+        if is_uid(entry):
+            uid, path = entry, resolve_uid(entry, cfg.objaverse_cache)
+            if path is None:
+                yield FAILURES, schema.failure_row(
+                    entry, SOURCE, STAGE, "not_found", f"uid not in {cfg.objaverse_cache}")
+                return
+        else:
+            uid, path = uid_for_path(entry), entry
+        if mesh_type(path) not in [e.lstrip(".") for e in rt.MESH_EXTENSIONS]:
+            yield FAILURES, schema.failure_row(entry, SOURCE, STAGE, "unsupported_format", path)
+            return
+        self.setup()
+        views = self.views(uid)
+        try:
+            source, file_type = self._load_source(path)
+            images = rt.render_views(source, self.renderer, views, file_type=file_type, max_faces=cfg.max_faces)
+        except rt.MeshError as exc:
+            status = "filtered" if exc.reason in FILTER_REASONS else "failed"
+            yield FAILURES, schema.failure_row(entry, SOURCE, STAGE, exc.reason, exc.detail, status=status)
+            return
+        image_ids = []
+        for view, pixels in zip(views, images):
+            image_id = schema.image_id_for(pixels)
+            image_ids.append(image_id)
+            provenance = {"uid": uid, "path": path, "seed": cfg.seed, **view.as_dict()}
+            yield IMAGES, {"image_id": image_id, "image": encode_png(pixels), "source": SOURCE,
+                                  "provenance": json.dumps(provenance, sort_keys=True)}
+        split = split_for(uid, cfg.test_fraction)
+        orbit = (cfg.seed, cfg.num_views, cfg.azimuth_step_deg, cfg.radius_min, cfg.radius_max,
+                 cfg.elevation_min_deg, cfg.elevation_max_deg)
+        for window in view_windows(cfg.num_views, cfg.window, cfg.stride, cfg.wrap):
+            sentence_id = schema.sentence_id_for(SOURCE, uid, orbit, tuple(window))
+            yield SENTENCES, schema.sentence_row(
+                sentence_id, SOURCE, "sequence", [image_ids[i] for i in window], group=uid, split=split)
+
+
+# --- the stage -------------------------------------------------------------------------------------
+class ListMeshes(beam.PTransform):
+    """PBegin -> entries (mesh paths or uids), one per object."""
+
+    def __init__(self, input_: str) -> None:
+        super().__init__()
+        self.input = input_
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        if self.input.lower().endswith(LIST_EXTENSIONS):
+            return (pbegin
+                    | "MatchList" >> fileio.MatchFiles(self.input)
+                    | "ReadList" >> beam.FlatMap(
+                        lambda m: list_entries(_read_text(m.path), posixpath.dirname(m.path))))
+        return (pbegin
+                | "MatchMeshes" >> fileio.MatchFiles(pattern_for(self.input))
+                | "MeshFilesOnly" >> beam.Filter(lambda m: is_mesh_path(m.path))
+                | "Paths" >> beam.Map(lambda m: m.path))
+
+
+def _read_text(path: str) -> str:
+    with FileSystems.open(path) as f:
+        return f.read().decode("utf-8")
+
+
+class ObjaverseSource(beam.PTransform):
+    """PBegin -> SourceOutputs(images, sentences, failures) of the Objaverse source."""
+
+    def __init__(self, cfg: Config, label: str | None = None) -> None:
+        super().__init__(label)
+        self.cfg = cfg
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
+        return (pbegin
+                | "ListMeshes" >> ListMeshes(self.cfg.input)
+                | "Reshuffle" >> beam.Reshuffle()
+                | "Render" >> RunSource(RenderObject(self.cfg), source=SOURCE, stage=STAGE))
+
+
+def source_transform(config: dict) -> beam.PTransform:
+    """The Objaverse source for `uvd dataset`: options checked here, before any work."""
+    return ObjaverseSource(from_dict(Config, config, where="sources.objaverse.options"))
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _rgb(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
+def run(argv: list[str] | None = None) -> int:
+    """`uvd objaverse --input DIR_GLOB_OR_LIST --output OUT [options] [beam flags]`."""
+    defaults = Config(input="")
+    parser = argparse.ArgumentParser(prog="uvd objaverse", description=__doc__.split("\n")[0])
+    parser.add_argument("--input", required=True, help="directory, glob, or .txt list of mesh paths/uids")
+    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
+    parsers = {int: int, float: float, str: str, bool: _parse_bool}
+    for f in dataclasses.fields(Config):
+        if f.name == "input":
+            continue
+        default = getattr(defaults, f.name)
+        kind = _rgb if f.name == "background" else parsers[type(default)]
+        parser.add_argument(f"--{f.name}", type=kind, default=default,
+                            help=f"default {','.join(map(str, default)) if isinstance(default, list) else default}")
+    args, options = split_args(parser, argv)
+    cfg = from_dict(Config, {k: v for k, v in vars(args).items() if k != "output"}, where="objaverse")
+    setup_logging()
+    log.info("objaverse config: %s", json.dumps(asdict(cfg)))
+    with beam.Pipeline(options=options) as p:
+        out = p | "Objaverse" >> ObjaverseSource(cfg)
+        tables.write_source_tables(out, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())
