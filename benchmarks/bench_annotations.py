@@ -29,9 +29,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from uvd.sources.annotations import coco  # noqa: E402
 from uvd.annotated.render import record_image_rows, render_record  # noqa: E402
 from uvd.schema import image_id_for  # noqa: E402
+from uvd.sources.annotations import coco  # noqa: E402
 from uvd.transforms.detection import BOX_PALETTE  # noqa: E402
 from uvd.transforms.image import encode_png  # noqa: E402
 from uvd.transforms.segmentation import ADE20K_PALETTE  # noqa: E402
@@ -52,7 +52,7 @@ def make_dataset(folder: Path) -> list[dict]:
         im.save(folder / path.name, quality=90)
         w, h = im.size
         images.append({"id": i, "file_name": path.name, "height": h, "width": w})
-        for k in range(OBJECTS):
+        for _ in range(OBJECTS):
             bw, bh = rng.uniform(0.1, 0.5) * w, rng.uniform(0.1, 0.5) * h
             x, y = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
             angles = np.sort(rng.uniform(0, 2 * np.pi, 10))

@@ -26,9 +26,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from uvd.schema import image_id_for  # noqa: E402
 from uvd.sources.hf import mappings, reader  # noqa: E402
 from uvd.sources.hf import pipeline as hf  # noqa: E402
-from uvd.schema import image_id_for  # noqa: E402
 from uvd.transforms.image import encode_png, resize_crop  # noqa: E402
 
 SECONDS = 8.0

@@ -31,8 +31,10 @@ import pyarrow.parquet as pq  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from uvd import schema  # noqa: E402
-from uvd.assembly import mix  # noqa: E402
-from uvd.assembly import shards  # noqa: E402
+from uvd.assembly import (
+    mix,  # noqa: E402
+    shards,  # noqa: E402
+)
 
 N_ROWS = 6000
 

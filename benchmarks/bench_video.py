@@ -34,8 +34,8 @@ import cv2  # noqa: E402  (before decord: see uvd/sources/video/pipeline.py)
 import numpy as np  # noqa: E402
 
 from uvd.core.outputs import IMAGES  # noqa: E402
-from uvd.sources.video import pipeline as v  # noqa: E402
 from uvd.sample.videos.make_videos import pan_zoom, read_counter, write_video  # noqa: E402
+from uvd.sources.video import pipeline as v  # noqa: E402
 from uvd.transforms.image import decode_png, encode_png, resize_crop  # noqa: E402
 
 WIDTH, HEIGHT, FPS, REPEATS = 640, 360, 30, 2

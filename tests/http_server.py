@@ -91,7 +91,7 @@ class ScriptedServer:
             self.routes[path] = list(replies) or [Reply()]
         return self.url(path)
 
-    def start(self) -> "ScriptedServer":
+    def start(self) -> ScriptedServer:
         self.thread.start()
         return self
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from uvd.config import ConfigError
+
 # name -> (module with run(argv), one-line help). The order is the order of the data flow.
 STAGES: dict[str, tuple[str, str]] = {
     "laion": ("uvd.sources.laion.pipeline", "LAION metadata Parquet -> downloaded 256px images, {image} sentences"),
@@ -52,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"uvd {name}: {exc}", file=sys.stderr)
         return 2
-    result = module.run(rest)
+    try:
+        result = module.run(rest)
+    except ConfigError as exc:  # a mistake in flags or config: the field and the fix, no traceback
+        print(f"uvd {name}: error: {exc}", file=sys.stderr)
+        return 2
     return result if isinstance(result, int) else 0
 
 

@@ -117,6 +117,17 @@ def sentence_id_for(source: str, *parts: Any) -> str:
     return h.hexdigest()
 
 
+class RecordError(ValueError):
+    """An input that becomes a failure row, not a crash (errors as values): `reason` is the row's short
+    key, `status` its FAILURE_STATUSES entry ("failed" bad input, "skipped" valid but nothing to use)."""
+
+    def __init__(self, reason: str, detail: str = "", status: str = "failed") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+
+
 def failure_row(
     record_id: str, source: str, stage: str, reason: str, detail: str = "", status: str = "failed"
 ) -> dict:

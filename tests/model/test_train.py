@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from uvd.config import ConfigError
 from uvd.model import checkpoint
-from uvd.model.train import TrainConfig, lr_at, load_config, main, train
+from uvd.model.train import TrainConfig, load_config, lr_at, main, train
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import apache_beam as beam
 import numpy as np
 
 from uvd import schema
-from uvd.core.outputs import FAILURES, IMAGES, RunSource, SENTENCES
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource
 
 
 def fake_tokens(image_id: str) -> np.ndarray:

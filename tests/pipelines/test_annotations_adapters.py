@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from uvd.annotated.records import RecordError
+from uvd.annotated.render import rasterise_masks, render_record
 from uvd.config import ConfigError, from_dict
 from uvd.sources.annotations import coco, dense, pairs, synthetic_pairs, video
 from uvd.sources.annotations.pipeline import Config, ProcessItem
-from uvd.annotated.records import RecordError
-from uvd.annotated.render import rasterise_masks, render_record
 from uvd.transforms.image import apply_geometry, compute_geometry
 from uvd.transforms.segmentation import ADE20K_PALETTE, IGNORE_INDEX, INSTANCE_PALETTE
 

@@ -70,7 +70,7 @@ def test_pair_sentences_pool_by_dataset_and_task_and_count_leftovers():
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from uvd.sources.annotations.pipeline import PairSentences
+    from uvd.annotated.pooling import PairSentences
 
     def row(dataset, task, i):
         prov = {"role": "annotation", "dataset": dataset, "task": task, "record_id": f"{dataset}/{i}",

@@ -1,7 +1,12 @@
 import pytest
 
 from uvd.annotated.sentences import (
-    Pair, bucket_of, chunk_pairs, multi_annotation_sentence, pair_sentence, video_sentences,
+    Pair,
+    bucket_of,
+    chunk_pairs,
+    multi_annotation_sentence,
+    pair_sentence,
+    video_sentences,
 )
 
 

@@ -6,7 +6,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from uvd.core.options import pipeline_options
-from uvd.core.outputs import FAILURES, IMAGES, RunSource, SENTENCES, merge_outputs
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, merge_outputs
 from uvd.schema import failure_row
 
 

@@ -13,9 +13,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tests.pipelines.fake_sources import FakeTokenize, fake_module
-from uvd.assembly import card
-from uvd.assembly import dataset
-from uvd.assembly import preview
+from uvd.assembly import card, dataset, preview
 from uvd.assembly import manifest as M
 from uvd.assembly.shards import read_json
 

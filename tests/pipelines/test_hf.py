@@ -231,7 +231,6 @@ def test_hub_urls_name_hub_ids():
 
 def test_manifest_entries_are_checked_against_the_dataset(built, tmp_path):
     from uvd.assembly import manifest
-    from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
 
     def entry(options: dict) -> manifest.Manifest:
         source = {"stage": "hf", "input": built["detection"]["disk"], "weight": 1.0, "options": options}

@@ -18,8 +18,13 @@ from apache_beam.metrics import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that
 
-from tests.pipelines.test_hf import (classification_dataset, depth_dataset, detection_dataset,
-                                     segmentation_dataset, write)
+from tests.pipelines.test_hf import (
+    classification_dataset,
+    depth_dataset,
+    detection_dataset,
+    segmentation_dataset,
+    write,
+)
 from uvd.sources import hf
 from uvd.transforms.image import decode_png
 
@@ -108,8 +113,9 @@ def test_detection_through_source_transform_counts_its_rows(tmp_path):
 
 
 def test_video_paths_through_the_video_stage(tmp_path):
-    import datasets
     import shutil
+
+    import datasets
 
     videos = Path(hf.__file__).resolve().parents[2] / "sample" / "videos"
     ds = datasets.Dataset.from_dict({

@@ -14,7 +14,6 @@ import pytest
 from uvd.config import ConfigError
 from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
 from uvd.sources.imagenet import pipeline as m
-from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
 from uvd.transforms.image import decode_png
 
 SAMPLE = Path(m.__file__).resolve().parents[2] / "sample" / "imagenet"

@@ -90,8 +90,9 @@ def test_mask2former_checkpoints_load_as_universal_segmenters(tmp_path, photos):
 
 
 def test_mask2former_class_scores_weight_query_masks_by_class_probabilities():
-    import torch
     from types import SimpleNamespace
+
+    import torch
 
     from uvd.sources.label.segmentation import class_scores
 

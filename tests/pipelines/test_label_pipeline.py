@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from uvd.config import ConfigError
-from uvd.sources.label import LabelSource, run, source_transform, tiny
 from uvd.schema import IMAGES_SCHEMA
+from uvd.sources.label import LabelSource, run, source_transform, tiny
 from uvd.transforms.image import encode_png
 from uvd.transforms.segmentation import ADE20K_PALETTE
 

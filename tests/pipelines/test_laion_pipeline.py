@@ -16,6 +16,7 @@ from PIL import Image
 from tests.http_server import Reply, http_server  # noqa: F401 - the fixture
 from uvd.config import ConfigError, from_dict
 from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
+from uvd.core.stage import parse_stage_args
 from uvd.sources.laion import pipeline as laion
 from uvd.sources.laion.downloader import DownloadConfig
 from uvd.sources.laion.filters import FilterConfig, metadata_rejection, size_rejection
@@ -82,7 +83,7 @@ def test_config_rejects_bad_values_naming_the_field():
 
 
 def test_cli_flags_become_a_typed_config():
-    cfg, args, options = laion.parse_args([
+    cfg, args, options = parse_stage_args(laion.STAGE_SPEC, [
         "--input", "m.parquet", "--output", "o", "--max_punsafe", "none", "--min_side", "64",
         "--allowed_schemes", "http,https", "--honour_opt_out", "false", "--runner", "DirectRunner"])
     assert (cfg.input, args.output, cfg.max_punsafe, cfg.min_side) == ("m.parquet", "o", None, 64)
@@ -90,7 +91,7 @@ def test_cli_flags_become_a_typed_config():
     assert cfg.max_pwatermark == 0.8  # untouched defaults stay the dataclass's
     assert options.get_all_options()["runner"] == "DirectRunner"
     with pytest.raises(ConfigError, match="mode"):
-        laion.parse_args(["--output", "o", "--mode", "stretch"])
+        parse_stage_args(laion.STAGE_SPEC, ["--output", "o", "--mode", "stretch"])
 
 
 # --- one record, no Beam ---------------------------------------------------------------------

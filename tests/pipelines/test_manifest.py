@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from uvd.config import ConfigError
 from uvd.assembly import manifest as M
+from uvd.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

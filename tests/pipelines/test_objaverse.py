@@ -17,8 +17,8 @@ from apache_beam.io.localfilesystem import LocalFileSystem
 
 from uvd import schema
 from uvd.config import ConfigError, from_dict
-from uvd.sources.objaverse import pipeline as ov
 from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
+from uvd.sources.objaverse import pipeline as ov
 from uvd.transforms.image import decode_png
 
 SAMPLES = Path(__file__).resolve().parents[2] / "uvd" / "sample" / "meshes"

@@ -202,9 +202,9 @@ def _table(folder: Path, name: str) -> list[dict]:
 @pytest.mark.pose
 @pytest.mark.slow
 def test_stage_through_beam_on_real_photos(tmp_path):
-    from uvd.sources.pose import pipeline as pose
     from uvd.annotated.records import annotation, make_record
     from uvd.annotated.render import render_record
+    from uvd.sources.pose import pipeline as pose
     from uvd.transforms.image import decode_png
 
     photos = tmp_path / "photos"

@@ -2,12 +2,16 @@
 
 from pathlib import Path
 
+import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import (
-    GoogleCloudOptions, PortableOptions, SetupOptions, StandardOptions, WorkerOptions,
+    GoogleCloudOptions,
+    PortableOptions,
+    SetupOptions,
+    StandardOptions,
+    WorkerOptions,
 )
 
-import apache_beam as beam
 from uvd.config import ConfigError
 from uvd.core.options import pipeline_options
 

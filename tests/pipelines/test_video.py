@@ -12,9 +12,8 @@ import pytest
 
 from uvd.config import ConfigError
 from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
-from uvd.sources.video import pipeline as v
-from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
 from uvd.sample.videos.make_videos import SAMPLES, draw_counter, read_counter, write_video
+from uvd.sources.video import pipeline as v
 from uvd.transforms.image import decode_png
 
 SAMPLE_DIR = Path(v.__file__).resolve().parents[2] / "sample" / "videos"

@@ -10,10 +10,10 @@ pytestmark = pytest.mark.gpu
 
 def test_cuda_bf16_encode_agrees_with_fp32_and_decodes():
     import torch
+    from PIL import Image
 
     import uvd.tokenize as tok
     from uvd.tokenize.train_small import SAMPLE_IMAGES, fit_256
-    from PIL import Image
 
     images = np.stack([fit_256(Image.open(p)) for p in sorted(SAMPLE_IMAGES.glob("*.jpg"))[:8]])
     cpu = tok.load_vqgan(tok.DEFAULT_CHECKPOINT)

@@ -6,8 +6,17 @@ import numpy as np
 import torch
 
 from tests.tokenize.make_reference_fixture import TINY
-from uvd.tokenize.train_small import (PHOTO_SCALES, CropSampler, EmaCodebook, code_stats, is_held_out, load_photos,
-                                      procedural_image, psnr, seed_codebook)
+from uvd.tokenize.train_small import (
+    PHOTO_SCALES,
+    CropSampler,
+    EmaCodebook,
+    code_stats,
+    is_held_out,
+    load_photos,
+    procedural_image,
+    psnr,
+    seed_codebook,
+)
 from uvd.tokenize.vqgan import VQGANConfig, VQGANModel
 
 

@@ -1,4 +1,3 @@
-import numpy as np
 
 from uvd.transforms.detection import BOX_PALETTE, default_thickness, render_boxes
 

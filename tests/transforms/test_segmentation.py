@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 
 from uvd.transforms.segmentation import (
-    ADE20K_PALETTE, IGNORE_INDEX, INSTANCE_PALETTE, ade20k_png_to_labels, render_instance_ids, render_segmentation,
+    ADE20K_PALETTE,
+    IGNORE_INDEX,
+    INSTANCE_PALETTE,
+    ade20k_png_to_labels,
+    render_instance_ids,
+    render_segmentation,
 )
 
 

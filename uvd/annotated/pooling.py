@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from uvd.core.outputs import FAILURES, SENTENCES
 from uvd.annotated import sentences
+from uvd.core.outputs import FAILURES, SENTENCES
 from uvd.schema import failure_row
 
 STAGE = "annotations"

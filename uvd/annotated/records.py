@@ -41,6 +41,8 @@ from typing import Any, TypedDict
 
 import numpy as np
 
+from uvd.schema import RecordError
+
 ANNOTATION_TYPES = ("depth", "normals", "segmentation", "instances", "masks", "edges", "boxes", "keypoints",
                     "image", "synthetic")
 SYNTHETIC_FNS = ("gray", "black_boxes", "noise", "low_light")
@@ -63,17 +65,6 @@ class AnnotationRecord(TypedDict, total=False):
     width: int
     annotations: dict[str, Annotation]
     provenance: dict
-
-
-class RecordError(ValueError):
-    """A record that cannot be rendered; `reason` is the failure row's short key, `status` its
-    uvd.schema.FAILURE_STATUSES entry ("failed" bad input, "skipped" valid but nothing to render)."""
-
-    def __init__(self, reason: str, detail: str = "", status: str = "failed") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-        self.status = status
 
 
 def annotation(type_: str, data: Any = None, **extra: Any) -> Annotation:

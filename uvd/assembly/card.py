@@ -18,9 +18,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 import uvd
+from uvd.assembly.shards import PLAN_FILE, planned_names, read_json, remove_stale_shards, write_json
 from uvd.core import tables
 from uvd.core.metrics import SumCounts
-from uvd.assembly.shards import PLAN_FILE, planned_names, read_json, remove_stale_shards, write_json
 
 log = logging.getLogger("uvd")
 # What RunSource counts per input record (uvd/core/stage.py). "images only" is normal for a

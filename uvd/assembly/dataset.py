@@ -21,14 +21,14 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from uvd.config import ConfigError
 from uvd.assembly import card
 from uvd.assembly import manifest as manifest_lib
+from uvd.assembly.mix import Mix
+from uvd.assembly.shards import AssignSplits, ComposeSentences, WriteShards
+from uvd.config import ConfigError
 from uvd.core import tables
 from uvd.core.options import setup_logging, split_args
 from uvd.core.outputs import SourceOutputs, merge_outputs
-from uvd.assembly.mix import Mix
-from uvd.assembly.shards import AssignSplits, ComposeSentences, WriteShards
 
 log = logging.getLogger("uvd")
 TokenizeFactory = Callable[[str, int], beam.PTransform]

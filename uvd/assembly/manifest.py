@@ -207,7 +207,7 @@ def check_stage_options(manifest: Manifest) -> dict[str, Any]:
                 from_dict(config_cls, manifest.stage_config(name), where=f"sources.{name}.options")
             except ConfigError:
                 raise
-            except Exception as exc:  # e.g. a validate() that reads the input on a filesystem not installed
+            except Exception as exc:  # noqa: BLE001 - e.g. a validate() that reads the input on a filesystem not installed
                 raise ConfigError(f"sources.{name}.options: the {entry.stage} stage could not check its options "
                                   f"({type(exc).__name__}: {str(exc)[:300]})") from None
         modules[name] = module

@@ -15,7 +15,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
-from uvd.annotated.records import RecordError
+from uvd.schema import RecordError
 from uvd.transforms.image import Decoded, ImageError, decode_image
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -36,7 +36,7 @@ def read_bytes(path: str) -> bytes:
     try:
         with FileSystems.open(path) as f:
             return f.read()
-    except (OSError, IOError) as exc:  # Beam wraps missing files in BeamIOError (an IOError)
+    except OSError as exc:  # Beam wraps missing files in BeamIOError (an IOError)
         raise RecordError("missing_file", f"{path}: {exc}"[:300]) from None
 
 

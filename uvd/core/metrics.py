@@ -9,6 +9,7 @@ from typing import Any
 
 import apache_beam as beam
 
+
 class Progress:
     """A throttled progress line on stderr (one per worker process), for people running locally."""
 
@@ -51,3 +52,19 @@ class SumCounts(beam.CombineFn):
         return dict(sorted(acc.items()))
 
 
+def stage_summary(result: Any, stage: str) -> str:
+    """One closing line from a stage's Beam counters: inputs -> sentences + failures by reason."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counts: dict[tuple[str, str], int] = {}
+    for c in result.metrics().query(MetricsFilter())["counters"]:
+        ns = c.key.metric.namespace
+        if ns == f"uvd.{stage}" or ns.startswith(f"uvd.{stage}."):
+            key = (ns, c.key.metric.name)
+            counts[key] = counts.get(key, 0) + (c.committed if c.committed is not None else c.attempted or 0)
+    main = {name: n for (ns, name), n in counts.items() if ns == f"uvd.{stage}"}
+    reasons = sorted(((n, f"{ns.rsplit('.', 1)[1]}/{name}") for (ns, name), n in counts.items()
+                      if ns != f"uvd.{stage}"), reverse=True)
+    detail = ", ".join(f"{name} {n}" for n, name in reasons)
+    return (f"{main.get('inputs', 0)} inputs -> {main.get('sentences', 0)} sentences, "
+            f"{main.get('failures', 0)} failures" + (f" ({detail})" if detail else ""))

@@ -9,6 +9,8 @@ and is never dropped silently.
 
 from __future__ import annotations
 
+import os
+import re
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -17,7 +19,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from uvd.core.metrics import Progress
-from uvd.schema import failure_row
+from uvd.schema import RecordError, failure_row
 
 IMAGES = "images"
 SENTENCES = "sentences"
@@ -46,7 +48,7 @@ class _RouteDoFn(beam.DoFn):
         try:
             rows = list(self.fn(element))
         except Exception as exc:  # noqa: BLE001 - the dead letter is the point
-            detail = f"{type(exc).__name__}: {exc} | {traceback.format_exc(limit=3)[-300:]}"
+            detail = error_detail(exc)
             rows = [(FAILURES, failure_row(self.record_id(element), self.source, self.stage,
                                            f"exception_{type(exc).__name__}", detail))]
         # What became of this input record (the dataset card reconciles inputs against these).
@@ -103,3 +105,53 @@ def merge_outputs(outputs: list[SourceOutputs], label: str = "Merge") -> SourceO
         tuple(getattr(o, name) for o in outputs) | f"{label}{name.title()}" >> beam.Flatten(pipeline=pipeline)
         for name in SourceOutputs._fields
     ])
+
+
+class DeadLetterDoFn(beam.DoFn):
+    """A decode or planning step between RunSource steps: `convert(element)` yields main outputs; a
+    RecordError becomes a failure row with its reason and status, any other exception an
+    `exception_<Type>` row, both on the FAILURES tag (`beam.ParDo(fn).with_outputs(FAILURES, main=...)`).
+
+    Counters, so the card reconciles these steps like RunSource ones: `uvd.<stage>_<step>/inputs`,
+    `records_passed_on` or `records_failures_only`, and `uvd.<stage>.<status>/<reason>` per failure.
+    """
+
+    def __init__(self, source: str, stage: str, step: str) -> None:
+        self.source, self.stage, self.step = source, stage, step
+
+    def convert(self, element: Any) -> Iterable[Any]:
+        raise NotImplementedError
+
+    def record_id(self, element: Any) -> str:
+        return str(element.get("record_id", "?")) if isinstance(element, dict) else str(element)
+
+    def source_of(self, element: Any) -> str:
+        return self.source
+
+    def failure(self, element: Any, reason: str, detail: str, status: str = "failed") -> Any:
+        """A failure row on the FAILURES tag (also for subclasses that find a problem without raising)."""
+        Metrics.counter(f"uvd.{self.stage}.{status}", reason).inc()
+        return beam.pvalue.TaggedOutput(FAILURES, failure_row(self.record_id(element), self.source_of(element),
+                                                              self.stage, reason, detail, status=status))
+
+    def process(self, element: Any) -> Iterable[Any]:
+        namespace = f"uvd.{self.stage}_{self.step}"
+        Metrics.counter(namespace, "inputs").inc()
+        try:
+            outputs = list(self.convert(element))
+        except RecordError as exc:
+            outputs = [self.failure(element, exc.reason, exc.detail, exc.status)]
+        except Exception as exc:  # noqa: BLE001 - the dead letter is the point
+            outputs = [self.failure(element, f"exception_{type(exc).__name__}", error_detail(exc))]
+        passed = any(not isinstance(o, beam.pvalue.TaggedOutput) for o in outputs)  # main outputs carry on
+        Metrics.counter(namespace, "records_passed_on" if passed else "records_failures_only").inc()
+        yield from outputs
+
+
+def error_detail(exc: BaseException) -> str:
+    """An exception as a failure detail: type, message and the innermost frames, no memory addresses
+    (`<object at 0x7f..>` differs between runs and would make the failures table non-reproducible)."""
+    frames = traceback.extract_tb(exc.__traceback__)[-2:]
+    where = " <- ".join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames))
+    text = f"{type(exc).__name__}: {exc}" + (f" | at {where}" if where else "")
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import glob as globlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -232,7 +232,7 @@ class ShardStream:
 class _Dataset(IterableDataset):
     """Torch IterableDataset around ShardStreams: one per DataLoader worker; yields whole batches."""
 
-    def __init__(self, loader: "ShardLoader"):
+    def __init__(self, loader: ShardLoader):
         self.loader = loader
 
     def __iter__(self):

@@ -24,8 +24,8 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from uvd.core import tables
 from uvd.core.options import setup_logging, split_args
-from uvd.core.outputs import FAILURES
-from uvd.schema import FAILURES_SCHEMA, IMAGE_SIZE, failure_row
+from uvd.core.outputs import FAILURES, DeadLetterDoFn
+from uvd.schema import FAILURES_SCHEMA, IMAGE_SIZE, RecordError, failure_row
 from uvd.tokenize import DEFAULT_CHECKPOINT
 from uvd.tokenize.handler import VQGANModelHandler
 
@@ -65,21 +65,30 @@ def pick_one(rows: Any) -> dict:
     return min(rows, key=lambda r: (r.get("provenance") or "", r.get("source") or ""))
 
 
-class DecodePng(beam.DoFn):
+class DecodePng(DeadLetterDoFn):
     """(image_id, row) -> (image_id, pixels), or a failure row that says why not."""
 
-    def setup(self) -> None:
-        self.bad = Metrics.counter("uvd.tokenize", "bad_images")
+    def __init__(self) -> None:
+        super().__init__("unknown", STAGE, "decode")
 
-    def process(self, item: tuple[str, dict]) -> Iterator[Any]:
+    def record_id(self, item: tuple[str, dict]) -> str:
+        return item[0]
+
+    def source_of(self, item: tuple[str, dict]) -> str:
+        return str(item[1].get("source") or "unknown")
+
+    def failure(self, item: tuple[str, dict], reason: str, detail: str, status: str = "failed") -> Any:
+        Metrics.counter("uvd.tokenize", "bad_images").inc()
+        return super().failure(item, reason, detail, status)
+
+    def convert(self, item: tuple[str, dict]) -> Iterator[Any]:
         image_id, row = item
         try:
-            yield image_id, png_to_pixels(row["image"])
+            pixels = png_to_pixels(row["image"])
         except Exception as exc:  # noqa: BLE001 - any undecodable input becomes a failure row
-            self.bad.inc()
             reason = "wrong_size" if str(exc).startswith("wrong_size") else "bad_image"
-            yield beam.pvalue.TaggedOutput(FAILURES, failure_row(
-                image_id, str(row.get("source") or "unknown"), STAGE, reason, f"{type(exc).__name__}: {exc}"))
+            raise RecordError(reason, f"{type(exc).__name__}: {exc}") from None
+        yield image_id, pixels
 
 
 def to_token_row(item: tuple[str, np.ndarray]) -> dict:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from uvd.annotated.records import AnnotationRecord, RecordError, annotation, make_record
 from uvd.config import require
 from uvd.core import files
-from uvd.annotated.records import AnnotationRecord, RecordError, annotation, make_record
 
 TASKS = ("detection", "segmentation", "instances", "pose")
 BOX_TOLERANCE_PX = 1.0   # COCO boxes are floats; allow rounding at the border

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from uvd.annotated.records import AnnotationRecord, RecordError, annotation, make_record
 from uvd.config import ConfigError, require
 from uvd.core import files
-from uvd.annotated.records import AnnotationRecord, RecordError, annotation, make_record
 from uvd.transforms.depth import depth_png_to_meters
 from uvd.transforms.normals import normals_png_to_vectors
 from uvd.transforms.segmentation import ade20k_png_to_labels

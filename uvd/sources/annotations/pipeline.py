@@ -15,25 +15,24 @@ are relative to `input`. With no `adapters`, `<input>/adapters.yaml` lists them 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 import yaml
 
-from uvd.config import ConfigError, from_dict, require
-from uvd.core import tables
-from uvd.core.options import setup_logging, split_args
-from uvd.core.outputs import FAILURES, IMAGES, RunSource, SENTENCES, SourceOutputs
-from uvd.sources.annotations import coco, dense, pairs, synthetic_pairs, video
-from uvd.core import files
 from uvd.annotated import sentences
-from uvd.annotated.pooling import PairSentences
-from uvd.annotated.records import RecordError, is_input_type
-from uvd.annotated.render import image_row, record_image_rows, render_record
+from uvd.annotated.emit import emit_record, with_pair_sentences
+from uvd.annotated.options import AnnotatedOptions
+from uvd.annotated.records import RecordError
+from uvd.annotated.render import image_row
+from uvd.config import ConfigError, from_dict, require
+from uvd.core import files
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs
+from uvd.core.stage import SourceStage, run_source_stage
 from uvd.schema import failure_row
+from uvd.sources.annotations import coco, dense, pairs, synthetic_pairs, video
 
 STAGE = "annotations"
 log = logging.getLogger("uvd")
@@ -49,27 +48,12 @@ ADAPTERS = {
 
 
 @dataclass
-class Config:
+class Config(AnnotatedOptions):
     input: str                                   # folder the adapters' paths are relative to
     adapters: list = field(default_factory=list)  # [{type: coco|dense|pairs|synthetic|video, ...}]
-    image_size: int = 256
-    resize: str = "crop"                         # crop (shorter side + centre crop) | squash
-    seed: int = 0
-    pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE
-    min_pairs: int = 2                           # a last, smaller pool chunk below this -> skipped rows
-    pair_buckets: int = 1                        # pools per (dataset, task, split): raise for big data
-    multi_annotation: bool = True                # images with >= multi_min_annotations -> m-of-(1+k)
-    multi_min_annotations: int = 2
 
     def validate(self) -> None:
-        require(self.image_size > 0, "image_size", f"must be > 0, got {self.image_size}")
-        require(self.resize in ("crop", "squash"), "resize", f"must be crop or squash, got {self.resize!r}")
-        require(1 <= self.pairs_per_sentence <= sentences.PAIRS_PER_SENTENCE, "pairs_per_sentence",
-                f"must be 1..{sentences.PAIRS_PER_SENTENCE}, got {self.pairs_per_sentence}")
-        require(1 <= self.min_pairs <= self.pairs_per_sentence, "min_pairs",
-                f"must be 1..pairs_per_sentence, got {self.min_pairs}")
-        require(self.pair_buckets >= 1, "pair_buckets", f"must be >= 1, got {self.pair_buckets}")
-        require(self.multi_min_annotations >= 1, "multi_min_annotations", "must be >= 1")
+        self.validate_annotated()
         self.adapter_options()
 
     def adapter_options(self) -> list:
@@ -155,25 +139,6 @@ class ProcessItem:
             yield SENTENCES, row
 
 
-def emit_record(record, cfg: Config) -> Iterator[tuple[str, dict]]:
-    """A checked annotation record -> (tag, row): its image rows and, with >= multi_min_annotations
-    outputs, a multi-annotation sentence. Pair sentences come later from `PairSentences` over the
-    image rows. Pose and expert pseudo-labels call this from their own RunSource functions.
-    """
-    rendered = render_record(record, cfg.image_size, cfg.resize, cfg.seed)
-    bucket = sentences.bucket_of(record["group"], cfg.pair_buckets)
-    rows, image_id, ann_ids = record_image_rows(record, rendered, bucket)
-    for row in rows:
-        yield IMAGES, row
-    outputs = {t: i for t, i in ann_ids.items() if not is_input_type(record["annotations"][t])}
-    if cfg.multi_annotation and len(outputs) >= cfg.multi_min_annotations:
-        row = sentences.multi_annotation_sentence(
-            image_id, outputs, record["record_id"], sentences.pool_group(record["dataset"], bucket),
-            record.get("split"), cfg.seed)
-        if row is not None:
-            yield SENTENCES, row
-
-
 class AnnotationsSource(beam.PTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) for every configured adapter."""
 
@@ -191,46 +156,30 @@ class AnnotationsSource(beam.PTransform):
         )
         out = items | "Render" >> RunSource(
             ProcessItem(cfg), source="annotations", stage=STAGE, record_id=lambda it: it.get("record_id", "?"))
-        pair_sentences, pair_failures = out.images | "PairSentences" >> PairSentences(
-            cfg.seed, cfg.pairs_per_sentence, cfg.min_pairs)
-        all_sentences = (out.sentences, pair_sentences) | "Sentences" >> beam.Flatten()
-        all_failures = (out.failures, pair_failures) | "Failures" >> beam.Flatten()
-        return SourceOutputs(out.images, all_sentences, all_failures)
+        return with_pair_sentences(out, cfg)
 
 
-def source_transform(config: dict) -> beam.PTransform:
-    """The annotations source for `uvd dataset`: options checked here, before any work."""
-    return AnnotationsSource(from_dict(Config, config, where="sources.annotations.options"))
+
+
+def _adapters_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML with `adapters:` (default: <input>/adapters.yaml)")
+
+
+def _adapters_from_file(args: argparse.Namespace) -> dict:
+    if not args.config:
+        return {}
+    with open(args.config) as f:
+        return {"adapters": (yaml.safe_load(f) or {}).get("adapters", [])}
+
+
+STAGE_SPEC = SourceStage("annotations", Config, AnnotationsSource, __doc__,
+                         add_flags=_adapters_flag, extra_values=_adapters_from_file)
+source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
 
 
 def run(argv: list[str] | None = None) -> int:
     """`uvd annotations --input DIR [--config adapters.yaml] --output OUT [options] [beam flags]`."""
-    defaults = Config(input="")
-    parser = argparse.ArgumentParser(prog="uvd annotations", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", required=True, help="folder the adapters' paths are relative to")
-    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
-    parser.add_argument("--config", help="YAML with `adapters:` (default: <input>/adapters.yaml)")
-    helps = {"image_size": "output side in pixels", "seed": "seeds synthetic inputs, pair chunks and m picks",
-             "pairs_per_sentence": "(input, output) pairs per sentence (8 -> 16 images)",
-             "min_pairs": "a pool's last chunk below this becomes 'skipped' rows",
-             "pair_buckets": "pools per (dataset, task, split); raise (e.g. 1024) for millions of records"}
-    for name, help_ in helps.items():
-        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name), help=help_)
-    parser.add_argument("--resize", default=defaults.resize, choices=("crop", "squash"),
-                        help="shorter side + centre crop, or squash (the official LVM code squashes)")
-    parser.add_argument("--no_multi_annotation", action="store_true", help="no m-of-(1+k) sentences")
-    args, options = split_args(parser, argv)
-    values = {k: v for k, v in vars(args).items() if k not in ("output", "config", "no_multi_annotation")}
-    if args.config:
-        with open(args.config) as f:
-            values["adapters"] = (yaml.safe_load(f) or {}).get("adapters", [])
-    cfg = from_dict(Config, {**values, "multi_annotation": not args.no_multi_annotation}, where="annotations")
-    setup_logging()
-    log.info("annotations config: %s", json.dumps(asdict(cfg), default=str))
-    with beam.Pipeline(options=options) as p:
-        out = p | "Annotations" >> AnnotationsSource(cfg)
-        tables.write_source_tables(out, args.output)
-    return 0
+    return run_source_stage(STAGE_SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from uvd.annotated.records import AnnotationRecord, annotation, make_record
 from uvd.config import require
 from uvd.core import files
-from uvd.annotated.records import AnnotationRecord, annotation, make_record
 
 # task -> record annotation
 TASKS = {

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uvd.config import require
-from uvd.core import files
 from uvd.annotated.records import RecordError
 from uvd.annotated.sentences import FRAMES_PER_WINDOW
+from uvd.config import require
+from uvd.core import files
 from uvd.transforms.image import apply_geometry, compute_geometry
 from uvd.transforms.segmentation import render_instance_ids
 

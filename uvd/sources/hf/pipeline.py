@@ -40,29 +40,26 @@ Manifest entries (`input` plus this module's Config fields as `options`):
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import posixpath
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from uvd import schema
-from uvd.config import ConfigError, from_dict, require
-from uvd.sources.imagenet import pipeline as imagenet
-from uvd.core import tables
-from uvd.sources.video import pipeline as video
-from uvd.core.options import setup_logging, split_args
-from uvd.core.outputs import FAILURES, IMAGES, RunSource, SourceOutputs
-from uvd.annotated import sentences
-from uvd.sources.annotations.pipeline import emit_record
-from uvd.annotated.pooling import PairSentences
+from uvd.annotated.emit import emit_record, with_pair_sentences
+from uvd.annotated.options import AnnotatedOptions
 from uvd.annotated.records import RecordError, annotation, make_record
+from uvd.config import from_dict, require
+from uvd.core.outputs import FAILURES, IMAGES, DeadLetterDoFn, RunSource, SourceOutputs
+from uvd.core.stage import SourceStage, run_source_stage
 from uvd.sources.hf import mappings, reader
+from uvd.sources.imagenet import pipeline as imagenet
+from uvd.sources.video import pipeline as video
 from uvd.transforms import image as img
 
 STAGE = "hf"
@@ -74,7 +71,7 @@ TASKS = {"segmentation": ("segmentation", "segmentation"), "depth": ("depth", "d
 
 
 @dataclass
-class Config:
+class Config(AnnotatedOptions):
     """Options of the Hugging Face source (manifest options or `uvd hf` flags)."""
 
     input: str                           # save_to_disk folder, .parquet/.arrow file/glob/folder, or hub id
@@ -87,16 +84,13 @@ class Config:
     config_name: str | None = None       # stream: dataset configuration (load_dataset name=)
     revision: str | None = None          # hub: branch, tag or commit of the dataset repo
     cache_dir: str | None = None         # hub: the hub cache (default: HF_HUB_CACHE, ~/.cache/huggingface/hub)
-    offline: bool = True                 # hub: only the local cache; false downloads the snapshot first
+    offline: bool = field(default=True, metadata={"negate": "online"})  # hub: only the local cache (--online: download)
     # image geometry
-    image_size: int = schema.IMAGE_SIZE
-    resize: str = "crop"                 # crop (shorter side + centre crop) | squash
     max_pixels: int = img.DEFAULT_MAX_PIXELS
-    seed: int = 0
     # mapping values
-    reduce_zero_label: bool = True       # segmentation: ADE20K ids (0 = ignore, 1..150 -> 0..149)
+    reduce_zero_label: bool = field(default=True, metadata={"negate": "keep_zero_label"})  # ADE20K: 0 = ignore
     depth_scale: float = 1000.0          # depth: integer maps are in 1/depth_scale metres (mm)
-    depth_inverse: bool = True           # depth: false when the column holds disparity
+    depth_inverse: bool = field(default=True, metadata={"negate": "disparity"})  # false: the column holds disparity
     bbox_format: str = "xywh"            # detection: xywh (COCO) | xyxy
     # classification sentences (imagenet.Config)
     images_per_sentence: int = 16
@@ -105,29 +99,18 @@ class Config:
     small_class: str = "skip"
     min_images: int = 2
     # video clips (video.Config)
-    strides: list = field(default_factory=lambda: [10, 20, 30])
+    strides: list[int] = field(default_factory=lambda: [10, 20, 30])
     clips_per_video: int = 1
-    # annotated sentences (annotations.Config)
-    pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE
-    min_pairs: int = 2
-    pair_buckets: int = 1
-    multi_annotation: bool = True        # records with >= multi_min_annotations tasks -> m-of-(1+k) sentence
-    multi_min_annotations: int = 2
 
     def validate(self) -> None:
         require(bool(self.input), "input", "give a save_to_disk folder, Parquet/Arrow files or a hub id")
         require(self.mapping in mappings.MAPPINGS, "mapping",
                 f"must be one of {sorted(mappings.MAPPINGS)}, got {self.mapping!r}")
         require(self.format in reader.FORMATS, "format", f"must be one of {reader.FORMATS}, got {self.format!r}")
-        require(self.resize in img.MODES, "resize", f"one of {img.MODES}, got {self.resize!r}")
-        require(self.image_size >= 16, "image_size", f"must be >= 16, got {self.image_size}")
+        self.validate_annotated()
         require(self.depth_scale > 0, "depth_scale", f"must be > 0, got {self.depth_scale}")
         require(self.bbox_format in mappings.BBOX_FORMATS, "bbox_format",
                 f"must be one of {mappings.BBOX_FORMATS}, got {self.bbox_format!r}")
-        require(1 <= self.pairs_per_sentence <= sentences.PAIRS_PER_SENTENCE, "pairs_per_sentence",
-                f"must be 1..{sentences.PAIRS_PER_SENTENCE}, got {self.pairs_per_sentence}")
-        require(1 <= self.min_pairs <= self.pairs_per_sentence, "min_pairs", "must be 1..pairs_per_sentence")
-        require(self.pair_buckets >= 1, "pair_buckets", f"must be >= 1, got {self.pair_buckets}")
         self.class_config()                                   # imagenet's own checks
         self.video_config()
         self.resolve()                                        # the dataset is there and fits the mapping
@@ -275,16 +258,16 @@ class ProcessRow:
             raise mappings.RowError(exc.reason, at, exc.detail, exc.status) from None
 
 
-class RowsToVideos(beam.DoFn):
+class RowsToVideos(DeadLetterDoFn):
     """Items -> the video stage's video dicts; rows without a usable path -> failure rows (FAILURES tag)."""
 
     def __init__(self, cfg: Config, roles: dict[str, str]) -> None:
-        self.source = f"hf/{cfg.dataset_name}"
+        super().__init__(f"hf/{cfg.dataset_name}", STAGE, "videos")
         self.column = roles["video"]
         local = "://" not in cfg.input and os.path.isdir(cfg.input)
         self.base = os.path.abspath(cfg.input) if local else None
 
-    def process(self, item: dict) -> Iterator:
+    def convert(self, item: dict) -> Iterator:
         try:
             if "failure" in item:
                 raise mappings.RowError(item["failure"], "*", item.get("detail", ""))
@@ -294,11 +277,7 @@ class RowsToVideos(beam.DoFn):
                 raise mappings.RowError("missing_column", self.column, f"this row has no {exc.args[0]!r}") from None
             path = mappings.video_path(cell, self.column, self.base)
         except mappings.RowError as exc:
-            Metrics.counter(f"uvd.{STAGE}.{exc.status}", exc.reason).inc()
-            detail = exc.detail if exc.column == "*" else exc.message
-            yield beam.pvalue.TaggedOutput(FAILURES, schema.failure_row(
-                item["record_id"], self.source, STAGE, exc.reason, detail, status=exc.status))
-            return
+            raise RecordError(exc.reason, exc.detail if exc.column == "*" else exc.message, exc.status) from None
         Metrics.counter(f"uvd.{STAGE}", "videos").inc()
         yield {"path": path, "video_id": item["record_id"], "start": None, "end": None, "split": item["split"]}
 
@@ -336,13 +315,9 @@ class HFSource(beam.PTransform):
                        | "ClassSentences" >> RunSource(
                            imagenet.ClassSentences(cfg.class_config()), source=imagenet.SOURCE,
                            stage=imagenet.GROUP_STAGE, record_id=imagenet.group_record_id))
-            all_sentences, more_failures = grouped.sentences, grouped.failures
-        else:
-            pair_sentences, more_failures = out.images | "PairSentences" >> PairSentences(
-                cfg.seed, cfg.pairs_per_sentence, cfg.min_pairs)
-            all_sentences = (out.sentences, pair_sentences) | "Sentences" >> beam.Flatten()
-        failures = (out.failures, more_failures) | "Failures" >> beam.Flatten()
-        return SourceOutputs(out.images, all_sentences, failures)
+            failures = (out.failures, grouped.failures) | "Failures" >> beam.Flatten()
+            return SourceOutputs(out.images, grouped.sentences, failures)
+        return with_pair_sentences(out, cfg)
 
 
     def videos(self, rows: beam.PCollection) -> SourceOutputs:
@@ -359,56 +334,14 @@ class HFSource(beam.PTransform):
         return SourceOutputs(out.images, out.sentences, failures)
 
 
-def source_transform(config: dict) -> beam.PTransform:
-    """The Hugging Face source for `uvd dataset`: options and columns checked here, before any work."""
-    return HFSource(from_dict(Config, config, where="sources.hf.options"))
 
-
-def _columns_flag(values: list[str]) -> dict:
-    out = {}
-    for value in values:
-        role, sep, column = value.partition("=")
-        if not sep:
-            raise ConfigError(f"--columns: expected ROLE=COLUMN, got {value!r}")
-        out[role.strip()] = column.strip()
-    return out
+STAGE_SPEC = SourceStage("hf", Config, HFSource, __doc__)
+source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
 
 
 def run(argv: list[str] | None = None) -> int:
     """`uvd hf --input DATASET --output OUT [--mapping ...] [--columns role=column ...] [beam flags]`."""
-    defaults = Config(input="")
-    parser = argparse.ArgumentParser(prog="uvd hf", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", required=True, help="save_to_disk folder, .parquet/.arrow file, glob or "
-                        "folder, or a hub id owner/name (from the local hub cache unless --online)")
-    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
-    parser.add_argument("--mapping", default=defaults.mapping, choices=sorted(mappings.MAPPINGS))
-    parser.add_argument("--columns", nargs="*", default=[], metavar="ROLE=COLUMN",
-                        help="override a role's column, e.g. label=fine_label boxes=objects.bbox")
-    parser.add_argument("--format", default=defaults.format, choices=reader.FORMATS)
-    for name in ("name", "split", "config_name", "revision", "cache_dir", "resize", "bbox_format", "remainder",
-                 "small_class"):
-        parser.add_argument(f"--{name}", default=getattr(defaults, name))
-    for name in ("image_size", "seed", "images_per_sentence", "passes", "min_images", "pairs_per_sentence",
-                 "min_pairs", "pair_buckets", "max_pixels"):
-        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
-    parser.add_argument("--depth_scale", type=float, default=defaults.depth_scale)
-    parser.add_argument("--strides", type=int, nargs="+", default=defaults.strides, help="video: frame strides")
-    parser.add_argument("--clips_per_video", type=int, default=defaults.clips_per_video)
-    parser.add_argument("--keep_zero_label", action="store_true", help="segmentation ids as stored (255 = ignore)")
-    parser.add_argument("--disparity", action="store_true", help="the depth column holds disparity, not depth")
-    parser.add_argument("--online", action="store_true", help="hub: download the dataset snapshot if not cached")
-    args, options = split_args(parser, argv)
-    values = {k: v for k, v in vars(args).items()
-              if k not in ("output", "columns", "keep_zero_label", "disparity", "online")}
-    values.update(columns=_columns_flag(args.columns), reduce_zero_label=not args.keep_zero_label,
-                  depth_inverse=not args.disparity, offline=not args.online)
-    cfg = from_dict(Config, values, where="hf")
-    setup_logging()
-    log.info("hf config: %s", json.dumps(asdict(cfg), default=str))
-    with beam.Pipeline(options=options) as p:
-        out = p | "HF" >> HFSource(cfg)
-        tables.write_source_tables(out, args.output)
-    return 0
+    return run_source_stage(STAGE_SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,12 @@ Rules (config, defaults first):
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import posixpath
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
@@ -38,10 +37,9 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
 from uvd import schema
-from uvd.config import from_dict, require
-from uvd.core import tables
-from uvd.core.options import setup_logging, split_args
-from uvd.core.outputs import FAILURES, IMAGES, RunSource, SENTENCES, SourceOutputs
+from uvd.config import require
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs
+from uvd.core.stage import SourceStage, run_source_stage
 from uvd.transforms import image as img
 
 SOURCE = "imagenet_class"
@@ -249,30 +247,17 @@ class ImageNetSource(beam.PTransform):
         return SourceOutputs(decoded.images, grouped.sentences, failures)
 
 
-def source_transform(config: dict) -> beam.PTransform:
-    """The ImageNet same-class source for `uvd dataset`: options checked here, before any work."""
-    return ImageNetSource(from_dict(Config, config, where="sources.imagenet.options"))
+
+
+STAGE_SPEC = SourceStage("imagenet", Config, ImageNetSource, __doc__)
+
+
+source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
 
 
 def run(argv: list[str] | None = None) -> int:
     """`uvd imagenet --input ROOT_OR_CSV --output OUT [options] [beam flags]`."""
-    defaults = Config(input="")
-    parser = argparse.ArgumentParser(prog="uvd imagenet", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", required=True, help="root of class folders, or a .csv of path, class[, split]")
-    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
-    for name in ("images_per_sentence", "passes", "min_images", "seed", "image_size", "max_pixels"):
-        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
-    parser.add_argument("--remainder", default=defaults.remainder, choices=("fill", "skip"))
-    parser.add_argument("--small_class", default=defaults.small_class, choices=("skip", "short"))
-    parser.add_argument("--resize", default=defaults.resize, choices=img.MODES)
-    args, options = split_args(parser, argv)
-    cfg = from_dict(Config, {k: v for k, v in vars(args).items() if k != "output"}, where="imagenet")
-    setup_logging()
-    log.info("imagenet config: %s", json.dumps(asdict(cfg)))
-    with beam.Pipeline(options=options) as p:
-        out = p | "ImageNet" >> ImageNetSource(cfg)
-        tables.write_source_tables(out, args.output)
-    return 0
+    return run_source_stage(STAGE_SPEC, argv)
 
 
 if __name__ == "__main__":

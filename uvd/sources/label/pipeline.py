@@ -20,28 +20,25 @@ hint. Models load by hub id or local folder (save_pretrained); see the expert mo
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import posixpath
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
 
 from uvd import schema
-from uvd.config import from_dict, require
-from uvd.core import tables
-from uvd.core.options import setup_logging, split_args
-from uvd.core.outputs import FAILURES, RunSource, SourceOutputs
-from uvd.annotated import sentences
-from uvd.sources.annotations.pipeline import emit_record
-from uvd.annotated.pooling import PairSentences
+from uvd.annotated.emit import emit_record, with_pair_sentences
+from uvd.annotated.options import AnnotatedOptions
 from uvd.annotated.records import RecordError, make_record
+from uvd.config import ConfigError, require
+from uvd.core import tables
+from uvd.core.outputs import FAILURES, DeadLetterDoFn, RunSource, SourceOutputs
+from uvd.core.stage import SourceStage, run_source_stage
 from uvd.sources.label.depth import DEFAULT_DEPTH_MODEL, DepthHandler
 from uvd.sources.label.edges import EDGE_OUTPUTS, CannyHandler, LearnedEdgesHandler
 from uvd.sources.label.handler import PRECISIONS, ExpertHandler, new_item
@@ -58,9 +55,10 @@ log = logging.getLogger("uvd")
 
 
 @dataclass
-class Config:
-    input: str                                   # image folder (searched recursively) or a folder with images/
-    experts: list | str = field(default_factory=lambda: ["depth", "segmentation", "edges"])
+class Config(AnnotatedOptions):
+    input: str = field(metadata={"flag_default": None})  # image folder (recursive) or a folder with images/
+    experts: list | str = field(default_factory=lambda: ["depth", "segmentation", "edges"],
+                                metadata={"flag": "expert"})  # comma-separated: depth,segmentation,edges,normals
     input_format: str = "auto"                   # auto: a table when <input>/images/part*.parquet exists
     dataset: str = "pseudo"                      # names the pair pools (ann/<dataset>/<bucket>) and image rows
     depth_model: str = DEFAULT_DEPTH_MODEL       # hub id or folder (AutoModelForDepthEstimation)
@@ -81,14 +79,6 @@ class Config:
     max_class_fraction: float = 0.99
     min_edge_fraction: float = 0.002
     min_normal_spread: float = 1e-2
-    image_size: int = schema.IMAGE_SIZE          # rendering and sentences, as `uvd annotations`
-    resize: str = "crop"
-    seed: int = 0
-    pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE
-    min_pairs: int = 2
-    pair_buckets: int = 1
-    multi_annotation: bool = True
-    multi_min_annotations: int = 2
 
     def validate(self) -> None:
         require(bool(self.input), "input", "give an image folder or a folder holding an images table")
@@ -109,15 +99,10 @@ class Config:
         require(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}, got {self.precision!r}")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.decode_min_size >= 64, "decode_min_size", f"must be >= 64, got {self.decode_min_size}")
-        require(self.resize in img.MODES, "resize", f"one of {img.MODES}, got {self.resize!r}")
-        require(self.image_size >= 16, "image_size", f"must be >= 16, got {self.image_size}")
+        self.validate_annotated()
         require(0.0 <= self.min_valid_depth <= 1.0, "min_valid_depth", "must be in [0, 1]")
         require(0.0 < self.max_class_fraction <= 1.0, "max_class_fraction", "must be in (0, 1]")
         require(0.0 <= self.min_edge_fraction < 1.0, "min_edge_fraction", "must be in [0, 1)")
-        require(1 <= self.pairs_per_sentence <= sentences.PAIRS_PER_SENTENCE, "pairs_per_sentence",
-                f"must be 1..{sentences.PAIRS_PER_SENTENCE}")
-        require(1 <= self.min_pairs <= self.pairs_per_sentence, "min_pairs", "must be 1..pairs_per_sentence")
-        require(self.pair_buckets >= 1, "pair_buckets", "must be >= 1")
 
 
 def model_spec_problem(spec: str) -> str | None:
@@ -166,24 +151,19 @@ def _source(cfg: Config) -> str:
     return f"ann/{cfg.dataset}"
 
 
-class DecodeInput(beam.DoFn):
+class DecodeInput(DeadLetterDoFn):
     """A listed file {"path"} or an images-table row -> a label item, or a failure row."""
 
     def __init__(self, cfg: Config) -> None:
+        super().__init__(_source(cfg), STAGE, "decode")
         self.cfg = cfg
 
-    def setup(self) -> None:
-        self.decoded = Metrics.counter(f"uvd.{STAGE}", "decoded")
+    def record_id(self, element: dict) -> str:
+        return (relative_id(element["path"], self.cfg.input) if element.get("path")
+                else element.get("image_id") or "?")
 
-    def _failure(self, record_id: str, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
-        Metrics.counter(f"uvd.{STAGE}.failed", reason).inc()
-        return beam.pvalue.TaggedOutput(FAILURES, schema.failure_row(
-            record_id, _source(self.cfg), STAGE, reason, detail))
-
-    def process(self, element: dict) -> Iterator:
+    def convert(self, element: dict) -> Iterator:
         cfg = self.cfg
-        record_id = (relative_id(element["path"], cfg.input) if element.get("path")
-                     else element.get("image_id") or "?")
         try:
             if "path" in element:
                 with FileSystems.open(element["path"]) as f:
@@ -194,16 +174,10 @@ class DecodeInput(beam.DoFn):
                 provenance = {"image_id": element.get("image_id"), "source": element.get("source")}
             decoded = img.decode_image(data, min_size=cfg.decode_min_size, max_pixels=cfg.max_pixels)
         except img.ImageError as exc:
-            yield self._failure(record_id, exc.reason, exc.detail)
-            return
+            raise RecordError(exc.reason, exc.detail) from None
         except OSError as exc:
-            yield self._failure(record_id, "unreadable_file", f"{type(exc).__name__}: {exc}")
-            return
-        except Exception as exc:  # noqa: BLE001 - bad input never crashes the job
-            yield self._failure(record_id, f"exception_{type(exc).__name__}", str(exc)[:300])
-            return
-        self.decoded.inc()
-        yield new_item(record_id, decoded.pixels, provenance)
+            raise RecordError("unreadable_file", f"{type(exc).__name__}: {exc}") from None
+        yield new_item(self.record_id(element), decoded.pixels, provenance)
 
 
 class EmitItem:
@@ -257,11 +231,7 @@ class LabelSource(beam.PTransform):
             items = items | f"Expert_{expert}" >> RunInference(make_handler(expert, cfg))
         out = items | "Emit" >> RunSource(EmitItem(cfg), source=_source(cfg), stage=STAGE,
                                                  record_id=lambda it: it.get("record_id", "?"))
-        pair_sentences, pair_failures = out.images | "PairSentences" >> PairSentences(
-            cfg.seed, cfg.pairs_per_sentence, cfg.min_pairs)
-        all_sentences = (out.sentences, pair_sentences) | "Sentences" >> beam.Flatten()
-        all_failures = (decoded[FAILURES], out.failures, pair_failures) | "Failures" >> beam.Flatten()
-        return SourceOutputs(out.images, all_sentences, all_failures)
+        return with_pair_sentences(out, cfg, decoded[FAILURES])
 
 
 def label_one(data: bytes, cfg: Config, record_id: str = "image") -> dict:
@@ -298,56 +268,32 @@ def preview_one(path: str, cfg: Config, out_png: str) -> int:
     return 0
 
 
-def source_transform(config: dict) -> beam.PTransform:
-    """The label source for `uvd dataset`: options checked here, before any work."""
-    return LabelSource(from_dict(Config, config, where="sources.label.options"))
+
+
+def _image_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", help="debug one image without Beam: write it and its labels side by side "
+                                        "to --output (a PNG path)")
+
+
+def _input_or_image(args: argparse.Namespace) -> dict:
+    if not args.input and not args.image:
+        raise ConfigError("input: give --input (a folder) or --image (one file)")
+    return {"input": args.input or args.image}
+
+
+def _one_image(args: argparse.Namespace, cfg: Config) -> int | None:
+    return preview_one(args.image, cfg, args.output) if args.image else None
+
+
+STAGE_SPEC = SourceStage("label", Config, LabelSource, __doc__, add_flags=_image_flag,
+                         extra_values=_input_or_image, alone=_one_image)
+source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
 
 
 def run(argv: list[str] | None = None) -> int:
     """`uvd label --expert depth[,segmentation,...] --input DIR --output OUT [options] [beam flags]`."""
-    defaults = Config(input="")
-    parser = argparse.ArgumentParser(prog="uvd label", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", help="image folder (recursive), or a folder with an images table")
-    parser.add_argument("--output", required=True,
-                        help="folder for the images/sentences/failures tables (with --image: the PNG to write)")
-    parser.add_argument("--image", help="debug one image without Beam: write it and its labels side by side")
-    parser.add_argument("--expert", action="append", default=None,
-                        help=f"one of {', '.join(EXPERTS)}; repeat or comma-separate for several "
-                             f"(default: {','.join(defaults.experts)})")
-    text = {"input_format": "auto | folder | table", "dataset": "pool name: image rows get source ann/<dataset>",
-            "depth_model": "hub id or folder of a transformers depth model",
-            "segmentation_model": "hub id or folder of a transformers semantic segmenter (ADE20K-150 ids)",
-            "normals_model": "TorchScript file or module:factory returning (B, 3, h, w) normals",
-            "normals_range": "signed (n in [-1, 1]) or unit ((n + 1) / 2)",
-            "edges_model": "TorchScript file or module:factory (B, 1, h, w); empty = Canny (100, 200)",
-            "edges_output": "prob or logits", "device": "auto (cuda if present), cpu, cuda:1...",
-            "precision": "auto: bf16 autocast on CUDA, fp32 on CPU", "resize": "crop or squash",
-            "accelerator": "resource hint for the expert steps only, e.g. 'type:nvidia-l4;count:1;install-nvidia-driver'"}
-    for name, help_ in text.items():
-        parser.add_argument(f"--{name}", default=getattr(defaults, name), help=help_)
-    for name in ("batch_size", "decode_min_size", "image_size", "seed", "pairs_per_sentence", "min_pairs",
-                 "pair_buckets"):
-        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
-    for name in ("min_valid_depth", "min_depth_range", "max_class_fraction", "min_edge_fraction",
-                 "min_normal_spread"):
-        parser.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
-    parser.add_argument("--no_multi_annotation", action="store_true", help="no m-of-(1+k) sentences")
-    parser.add_argument("--large_model", action="store_true",
-                        help="load each model once per machine, shared across its worker processes (big GPUs)")
-    args, options = split_args(parser, argv)
-    if not args.input and not args.image:
-        parser.error("give --input (a folder) or --image (one file)")
-    values = {k: v for k, v in vars(args).items() if k not in ("output", "expert", "no_multi_annotation", "image")}
-    values["input"] = args.input or args.image
-    if args.expert:
-        values["experts"] = [e.strip() for arg in args.expert for e in arg.split(",") if e.strip()]
-    cfg = from_dict(Config, {**values, "multi_annotation": not args.no_multi_annotation}, where="label")
-    setup_logging()
-    if args.image:
-        return preview_one(args.image, cfg, args.output)
-    log.info("label config: %s", json.dumps(asdict(cfg), default=str))
-    with beam.Pipeline(options=options) as p:
-        out = p | "Label" >> LabelSource(cfg)
-        tables.write_source_tables(out, args.output)
-    return 0
+    return run_source_stage(STAGE_SPEC, argv)
 
+
+if __name__ == "__main__":
+    raise SystemExit(run())

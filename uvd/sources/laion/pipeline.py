@@ -15,21 +15,17 @@ filtered_punsafe), counted as Beam metrics uvd.laion/*.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-import types
-import typing
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import apache_beam as beam
 
-from uvd.config import from_dict, require
-from uvd.core import tables
-from uvd.core.options import setup_logging, split_args
+from uvd.config import require
 from uvd.core.outputs import FAILURES, IMAGES, RunSource, SourceOutputs
+from uvd.core.stage import SourceStage, run_source_stage
 from uvd.sources.laion.downloader import DEFAULT_USER_AGENT, DownloadConfig, Downloader
 from uvd.sources.laion.filters import FilterConfig
 from uvd.sources.laion.reader import ReadLaionMetadata
@@ -53,7 +49,7 @@ SCHEMES = ("http", "https", "file")
 class Config:
     """Options of the LAION stage (manifest `options`, or `uvd laion --flag`)."""
 
-    input: str                                  # Parquet file or glob (local, gs://, s3://...)
+    input: str = field(metadata={"flag_default": SAMPLE_INPUT})  # Parquet file or glob (default: the sample)
     # rendering
     size: int = 256
     mode: str = "crop"                          # crop (shorter side + centre crop) | squash
@@ -181,81 +177,17 @@ class LaionSource(beam.PTransform):
             record_id=lambda item: record_id(item.row))
 
 
-def source_transform(config: dict) -> beam.PTransform:
-    """The manifest hook: `options + input` -> a PTransform applied to the pipeline root."""
-    return LaionSource(from_dict(Config, config, where="sources.laion.options"))
 
 
-def summary(result: beam.runners.runner.PipelineResult) -> str:
-    """One line from the stage's Beam counters: inputs -> sentences + failures by reason."""
-    from apache_beam.metrics.metric import MetricsFilter
-
-    counts: dict[tuple[str, str], int] = {}
-    for c in result.metrics().query(MetricsFilter())["counters"]:
-        ns = c.key.metric.namespace
-        if ns == f"uvd.{STAGE}" or ns.startswith(f"uvd.{STAGE}."):
-            key = (ns, c.key.metric.name)
-            counts[key] = counts.get(key, 0) + (c.committed if c.committed is not None else c.attempted or 0)
-    main = {name: n for (ns, name), n in counts.items() if ns == f"uvd.{STAGE}"}
-    reasons = sorted(((n, f"{ns.rsplit('.', 1)[1]}/{name}") for (ns, name), n in counts.items()
-                      if ns != f"uvd.{STAGE}"), reverse=True)
-    detail = ", ".join(f"{name} {n}" for n, name in reasons)
-    return (f"{main.get('inputs', 0)} rows -> {main.get('sentences', 0)} sentences, "
-            f"{main.get('failures', 0)} failures" + (f" ({detail})" if detail else ""))
+def _url_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=None,
+                        help="debug one URL without Beam: print its outcome, write <output>/<image_id>.png")
 
 
-HELP = {
-    "size": "output side in pixels",
-    "mode": "crop: shorter side + centre crop; squash: whole image, aspect not kept (official LVM demo)",
-    "interpolation": f"one of {sorted(INTERPOLATIONS)}; none: area when shrinking, bicubic when enlarging",
-    "max_pixels": "reject images whose header claims more pixels (decompression bombs)",
-    "min_side": "filter images whose shorter side is smaller (metadata, then real size)",
-    "max_aspect_ratio": "filter images whose long/short side ratio is larger",
-    "max_punsafe": "filter rows with LAION punsafe above this; none: no rule",
-    "max_pwatermark": "filter rows with LAION pwatermark above this; none: no rule",
-    "download_threads": "concurrent downloads per worker",
-    "retries": "extra attempts on 5xx, 429 and connection errors",
-    "backoff_s": "first retry delay; doubles each attempt (Retry-After honoured, capped)",
-    "max_bytes": "largest body accepted (streamed, cut when exceeded)",
-    "allowed_schemes": "comma separated subset of http,https,file",
-    "honour_opt_out": "skip images served with X-Robots-Tag noai/noimageai (true/false)",
-    "base_dir": "folder that relative file: URLs are resolved against; default: the input's folder",
-}
-
-
-# --- `uvd laion` -----------------------------------------------------------------------------------
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One --flag per Config field, typed from its annotation; defaults stay the dataclass's."""
-    hints = typing.get_type_hints(Config)
-    for f in dataclasses.fields(Config):
-        if f.name == "input":
-            continue
-        hint = hints[f.name]
-        optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
-        base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
-        if typing.get_origin(base) is list or base is list:
-            conv = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
-        elif base is bool:
-            conv = lambda s: s.strip().lower() in ("1", "true", "yes", "on")  # noqa: E731
-        elif optional:
-            conv = (lambda b: lambda s: None if s.lower() in ("none", "null", "") else b(s))(base)
-        else:
-            conv = base
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        parser.add_argument(f"--{f.name}", type=conv, default=argparse.SUPPRESS,
-                            help=f"{HELP.get(f.name, '')} (default {default})".strip())
-
-
-def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace, beam.options.pipeline_options.PipelineOptions]:
-    """`uvd laion` flags -> (validated Config, the stage's own args, Beam options for the rest)."""
-    parser = argparse.ArgumentParser(prog="uvd laion", description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default=SAMPLE_INPUT, help="LAION metadata Parquet file or glob (default: the embedded sample)")
-    parser.add_argument("--output", required=True, help="folder for the images/, sentences/ and failures/ tables")
-    parser.add_argument("--url", default=None, help="debug one URL without Beam: print its outcome, write <output>/<image_id>.png")
-    _add_config_flags(parser)
-    args, options = split_args(parser, argv)
-    values = {k: v for k, v in vars(args).items() if k not in ("output", "url")}
-    return from_dict(Config, values, where="uvd laion"), args, options
+def _one_url(args: argparse.Namespace, config: Config) -> int | None:
+    if not args.url:
+        return None
+    return 0 if "image_id" in debug_url(config, args.url, args.output) else 1
 
 
 def debug_url(config: Config, url: str, output: str) -> dict:
@@ -277,19 +209,14 @@ def debug_url(config: Config, url: str, output: str) -> dict:
     return outcome
 
 
+STAGE_SPEC = SourceStage("laion", Config, LaionSource, __doc__, add_flags=_url_flag, alone=_one_url)
+source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
+
+
 def run(argv: list[str] | None = None) -> int:
-    config, args, options = parse_args(argv)
-    output = args.output
-    if args.url:
-        return 0 if "image_id" in debug_url(config, args.url, output) else 1
-    setup_logging()
-    p = beam.Pipeline(options=options)
-    out = p | "Laion" >> LaionSource(config)
-    tables.write_source_tables(out, output)
-    result = p.run()
-    result.wait_until_finish()
-    print(f"[uvd laion] {summary(result)}; tables under {output}", file=sys.stderr)
-    return 0
+    """`uvd laion --input METADATA.parquet --output OUT [options] [beam flags]`, or `--url URL` alone."""
+    return run_source_stage(STAGE_SPEC, argv)
+
 
 if __name__ == "__main__":
-    sys.exit(run())
+    raise SystemExit(run())

@@ -31,8 +31,6 @@ seed never moves an object across splits.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import functools
 import glob
 import gzip
@@ -43,7 +41,7 @@ import os
 import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -51,10 +49,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from uvd import schema
-from uvd.config import from_dict, require
-from uvd.core import tables
-from uvd.core.options import setup_logging, split_args
-from uvd.core.outputs import FAILURES, IMAGES, RunSource, SENTENCES, SourceOutputs
+from uvd.config import require
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs
+from uvd.core.stage import SourceStage, run_source_stage
 from uvd.transforms import render as rt
 from uvd.transforms.image import encode_png
 
@@ -316,45 +313,17 @@ class ObjaverseSource(beam.PTransform):
                 | "Render" >> RunSource(RenderObject(self.cfg), source=SOURCE, stage=STAGE))
 
 
-def source_transform(config: dict) -> beam.PTransform:
-    """The Objaverse source for `uvd dataset`: options checked here, before any work."""
-    return ObjaverseSource(from_dict(Config, config, where="sources.objaverse.options"))
 
 
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+STAGE_SPEC = SourceStage("objaverse", Config, ObjaverseSource, __doc__)
 
 
-def _rgb(text: str) -> list[int]:
-    return [int(x) for x in text.split(",")]
+source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
 
 
 def run(argv: list[str] | None = None) -> int:
     """`uvd objaverse --input DIR_GLOB_OR_LIST --output OUT [options] [beam flags]`."""
-    defaults = Config(input="")
-    parser = argparse.ArgumentParser(prog="uvd objaverse", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", required=True, help="directory, glob, or .txt list of mesh paths/uids")
-    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
-    parsers = {int: int, float: float, str: str, bool: _parse_bool}
-    for f in dataclasses.fields(Config):
-        if f.name == "input":
-            continue
-        default = getattr(defaults, f.name)
-        kind = _rgb if f.name == "background" else parsers[type(default)]
-        parser.add_argument(f"--{f.name}", type=kind, default=default,
-                            help=f"default {','.join(map(str, default)) if isinstance(default, list) else default}")
-    args, options = split_args(parser, argv)
-    cfg = from_dict(Config, {k: v for k, v in vars(args).items() if k != "output"}, where="objaverse")
-    setup_logging()
-    log.info("objaverse config: %s", json.dumps(asdict(cfg)))
-    with beam.Pipeline(options=options) as p:
-        out = p | "Objaverse" >> ObjaverseSource(cfg)
-        tables.write_source_tables(out, args.output)
-    return 0
+    return run_source_stage(STAGE_SPEC, argv)
 
 
 if __name__ == "__main__":

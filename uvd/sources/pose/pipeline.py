@@ -13,30 +13,24 @@ MissingExtraError with that hint.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import traceback
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 
-from uvd.config import from_dict, require
-from uvd.sources.pose import people as pose_people
-from uvd.core import tables
-from uvd.core.options import setup_logging, split_args
-from uvd.core.outputs import FAILURES, IMAGES, RunSource, SourceOutputs
-from uvd.core import files
-from uvd.annotated import sentences
-from uvd.sources.annotations.pipeline import PairSentences
+from uvd.annotated.emit import emit_record, with_pair_sentences
+from uvd.annotated.options import AnnotatedOptions
 from uvd.annotated.records import RecordError, annotation, make_record
-from uvd.annotated.render import record_image_rows, render_record
-from uvd.sources.pose.model import DEFAULT_CONFIG, MMPoseModelHandler, import_mmpose
+from uvd.config import require
+from uvd.core import files
+from uvd.core.outputs import FAILURES, DeadLetterDoFn, RunSource, SourceOutputs
+from uvd.core.stage import SourceStage, run_source_stage
 from uvd.schema import failure_row
+from uvd.sources.pose import people as pose_people
+from uvd.sources.pose.model import DEFAULT_CONFIG, MMPoseModelHandler, import_mmpose
 
 import_mmpose()  # fail here, with the install hint, rather than on a worker
 
@@ -46,7 +40,7 @@ log = logging.getLogger("uvd")
 
 
 @dataclass
-class Config:
+class Config(AnnotatedOptions):
     input: str                          # folder of images, or the folder `coco`/`images` are relative to
     coco: str | None = None             # COCO JSON (relative to input): its person boxes, else whole image
     images: str = ""                    # folder the COCO file_name values are relative to (under input)
@@ -64,12 +58,6 @@ class Config:
     max_people: int = 20                # largest COCO person boxes kept per image
     batch_size: int = 8                 # images per RunInference batch
     max_crops: int = 64                 # person crops per forward pass
-    image_size: int = 256
-    resize: str = "crop"                # crop (shorter side + centre crop) | squash
-    seed: int = 0
-    pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE
-    min_pairs: int = 2
-    pair_buckets: int = 1
 
     def validate(self) -> None:
         require(bool(self.input), "input", "give the folder of images (or of the COCO JSON)")
@@ -78,12 +66,9 @@ class Config:
             require(np.isfinite(value) and value >= 0, name, f"must be a number >= 0, got {value}")
         require(0 <= self.min_keypoints <= pose_people.NUM_KEYPOINTS, "min_keypoints",
                 f"must be 0..{pose_people.NUM_KEYPOINTS}, got {self.min_keypoints}")
-        for name in ("max_people", "batch_size", "max_crops", "image_size", "pair_buckets"):
+        for name in ("max_people", "batch_size", "max_crops"):
             require(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
-        require(self.resize in ("crop", "squash"), "resize", f"must be crop or squash, got {self.resize!r}")
-        require(1 <= self.pairs_per_sentence <= sentences.PAIRS_PER_SENTENCE, "pairs_per_sentence",
-                f"must be 1..{sentences.PAIRS_PER_SENTENCE}, got {self.pairs_per_sentence}")
-        require(1 <= self.min_pairs <= self.pairs_per_sentence, "min_pairs", "must be 1..pairs_per_sentence")
+        self.validate_annotated()
 
 
 def list_items(cfg: Config) -> Iterator[dict]:
@@ -100,37 +85,22 @@ def _source(cfg: Config) -> str:
     return f"ann/{cfg.name}"
 
 
-class _Decode(beam.DoFn):
+class _Decode(DeadLetterDoFn):
     """item -> inference example {record_id, image, boxes...}, or a failure row (tag FAILURES)."""
 
     def __init__(self, cfg: Config) -> None:
+        super().__init__(_source(cfg), STAGE, "decode")
         self.cfg = cfg
 
-    def setup(self) -> None:
-        self.ready = Metrics.counter(f"uvd.{STAGE}", "decoded")
-
-    def process(self, item: dict) -> Iterator:
-        try:
-            decoded = files.read_image(item["file"])
-            h, w = decoded.pixels.shape[:2]
-            boxes = (pose_people.whole_image_box(h, w) if item["boxes"] is None
-                     else np.asarray(item["boxes"], np.float32).reshape(-1, 4))
-            if not len(boxes):
-                raise RecordError("no_person", f"{item['file']}: no person box of >= {self.cfg.min_box_size} px",
-                                  status="skipped")
-        except RecordError as exc:
-            yield self._failure(item, exc.reason, exc.detail, exc.status)
-            return
-        except Exception as exc:  # noqa: BLE001 - the dead letter is the point
-            yield self._failure(item, f"exception_{type(exc).__name__}", f"{exc} | {traceback.format_exc(limit=2)[-200:]}")
-            return
-        self.ready.inc()
+    def convert(self, item: dict) -> Iterator:
+        decoded = files.read_image(item["file"])
+        h, w = decoded.pixels.shape[:2]
+        boxes = (pose_people.whole_image_box(h, w) if item["boxes"] is None
+                 else np.asarray(item["boxes"], np.float32).reshape(-1, 4))
+        if not len(boxes):
+            raise RecordError("no_person", f"{item['file']}: no person box of >= {self.cfg.min_box_size} px",
+                              status="skipped")
         yield {**item, "image": decoded.pixels, "boxes": boxes}
-
-    def _failure(self, item: dict, reason: str, detail: str, status: str = "failed") -> beam.pvalue.TaggedOutput:
-        Metrics.counter(f"uvd.{STAGE}.{status}", reason).inc()
-        return beam.pvalue.TaggedOutput(FAILURES, failure_row(item["record_id"], _source(self.cfg), STAGE,
-                                                                     reason, detail, status=status))
 
 
 class KeepPeople:
@@ -155,10 +125,7 @@ class KeepPeople:
         record = make_record(ex["record_id"], cfg.name, ex["image"],
                              {TASK: annotation("keypoints", people, score_threshold=cfg.keypoint_threshold)},
                              group=ex["record_id"], split=ex.get("split"), provenance=provenance)
-        rendered = render_record(record, cfg.image_size, cfg.resize, cfg.seed)
-        rows, _, _ = record_image_rows(record, rendered, sentences.bucket_of(record["group"], cfg.pair_buckets))
-        for row in rows:
-            yield IMAGES, row
+        yield from emit_record(record, cfg)
 
 
 def _inference_failures(failed: tuple, cfg: Config) -> Iterator[dict]:
@@ -190,44 +157,20 @@ class PoseSource(beam.PTransform):
         failed_inference = dead.failed_inferences | "InferenceFailures" >> beam.FlatMap(_inference_failures, cfg)
         out = predictions | "KeepPeople" >> RunSource(
             KeepPeople(cfg), source=_source(cfg), stage=STAGE, record_id=lambda r: r.example["record_id"])
-        pair_sentences, pair_failures = out.images | "PairSentences" >> PairSentences(
-            cfg.seed, cfg.pairs_per_sentence, cfg.min_pairs)
-        failures = ((decoded[FAILURES], failed_inference, out.failures, pair_failures)
-                    | "Failures" >> beam.Flatten())
-        return SourceOutputs(out.images, pair_sentences, failures)
+        return with_pair_sentences(out, cfg, decoded[FAILURES], failed_inference)
 
 
-def source_transform(config: dict) -> beam.PTransform:
-    """The pose source for `uvd dataset`: options checked here, before any work."""
-    return PoseSource(from_dict(Config, config, where="sources.pose.options"))
+
+
+STAGE_SPEC = SourceStage("pose", Config, PoseSource, __doc__)
+
+
+source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
 
 
 def run(argv: list[str] | None = None) -> int:
     """`uvd pose --input DIR --output OUT [--coco instances.json] [--checkpoint CKPT] [options]`."""
-    defaults = Config(input="")
-    parser = argparse.ArgumentParser(prog="uvd pose", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", required=True, help="folder of images (or the folder --coco is relative to)")
-    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
-    for name in ("coco", "split"):
-        parser.add_argument(f"--{name}", default=None)
-    for name in ("images", "name", "config", "checkpoint", "device"):
-        parser.add_argument(f"--{name}", default=getattr(defaults, name))
-    for name in ("keypoint_threshold", "person_threshold", "min_box_size"):
-        parser.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
-    for name in ("min_keypoints", "max_people", "batch_size", "max_crops", "image_size", "seed",
-                 "pairs_per_sentence", "min_pairs", "pair_buckets"):
-        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
-    parser.add_argument("--resize", default=defaults.resize, choices=("crop", "squash"))
-    parser.add_argument("--flip_test", action="store_true")
-    parser.add_argument("--trust_checkpoint", action="store_true")
-    args, options = split_args(parser, argv)
-    cfg = from_dict(Config, {k: v for k, v in vars(args).items() if k != "output"}, where="pose")
-    setup_logging()
-    log.info("pose config: %s", json.dumps(asdict(cfg), default=str))
-    with beam.Pipeline(options=options) as p:
-        out = p | "Pose" >> PoseSource(cfg)
-        tables.write_source_tables(out, args.output)
-    return 0
+    return run_source_stage(STAGE_SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ the clips still open, however long the video, and a frame that fails fails only 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -32,7 +31,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 # cv2 (via uvd.transforms.image) must load before decord: decord's wheel bundles zlib 1.2.3, and if
 # it loads first, OpenCV's libpng binds to it and writes corrupt PNGs ("bad parameters to zlib").
@@ -45,10 +44,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from uvd import schema
-from uvd.config import from_dict, require
-from uvd.core import tables
-from uvd.core.options import setup_logging, split_args
-from uvd.core.outputs import FAILURES, IMAGES, RunSource, SENTENCES, SourceOutputs
+from uvd.config import require
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, DeadLetterDoFn, RunSource, SourceOutputs
+from uvd.core.stage import SourceStage, run_source_stage
 from uvd.transforms import video as vt
 
 SOURCE = "video"
@@ -377,22 +375,24 @@ def plan_video(video: dict, cfg: Config) -> Iterator[dict]:
         yield _row_task(video, row)
 
 
-class PlanClips(beam.DoFn):
-    """Beam wrapper of plan_video; counts videos read."""
+class PlanClips(DeadLetterDoFn):
+    """Beam wrapper of plan_video; counts videos read. A planning error keeps its video as a failure
+    row, routed to DecodeClips like any planned row (one RunSource sees every outcome)."""
 
     def __init__(self, cfg: Config) -> None:
+        super().__init__(SOURCE, STAGE, "plan")
         self.cfg = cfg
 
-    def setup(self) -> None:
-        self.videos = Metrics.counter(f"uvd.{STAGE}", "videos")
+    def record_id(self, video: dict) -> str:
+        return video_key(video)
 
-    def process(self, video: dict) -> Iterator[dict]:
-        self.videos.inc()
-        try:
-            yield from plan_video(video, self.cfg)
-        except Exception as exc:  # noqa: BLE001 - a planning bug must not lose the video
-            yield _row_task(video, schema.failure_row(video_key(video), SOURCE, STAGE,
-                                                      f"exception_{type(exc).__name__}", str(exc)))
+    def convert(self, video: dict) -> Iterator[dict]:
+        Metrics.counter(f"uvd.{STAGE}", "videos").inc()
+        yield from plan_video(video, self.cfg)
+
+    def failure(self, video: dict, reason: str, detail: str, status: str = "failed") -> dict:  # type: ignore[override]
+        Metrics.counter(f"uvd.{STAGE}.{status}", reason).inc()
+        return _row_task(video, schema.failure_row(video_key(video), SOURCE, STAGE, reason, detail, status=status))
 
 
 # --- decoding --------------------------------------------------------------------------------------
@@ -498,38 +498,17 @@ class VideoSource(beam.PTransform):
                                                     record_id=task_record_id))
 
 
-def source_transform(config: dict) -> beam.PTransform:
-    """The video source for `uvd dataset`: options checked here, before any work."""
-    return VideoSource(from_dict(Config, config, where="sources.video.options"))
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+STAGE_SPEC = SourceStage("video", Config, VideoSource, __doc__)
+
+
+source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
 
 
 def run(argv: list[str] | None = None) -> int:
     """`uvd video --input DIR_OR_MANIFEST --output OUT [options] [beam flags]`."""
-    defaults = Config(input="")
-    parser = argparse.ArgumentParser(prog="uvd video", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", required=True, help="directory, glob, or .csv/.parquet/.jsonl manifest")
-    parser.add_argument("--output", required=True, help="folder for the images/sentences/failures tables")
-    parser.add_argument("--strides", type=_ints, default=defaults.strides, help="comma-separated, e.g. 10,20,30")
-    for name in ("clips_per_video", "clip_length", "min_clip_length", "seed", "image_size",
-                 "decode_threads", "clips_per_task"):
-        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
-    parser.add_argument("--placement", default=defaults.placement, choices=vt.PLACEMENTS)
-    parser.add_argument("--resize", default=defaults.resize, choices=("crop", "squash"))
-    parser.add_argument("--decoder", default=defaults.decoder, choices=DECODERS)
-    parser.add_argument("--full_size_decode", action="store_true", help="decode full frames, then resize")
-    args, options = split_args(parser, argv)
-    values = {k: v for k, v in vars(args).items() if k not in ("output", "full_size_decode")}
-    cfg = from_dict(Config, {**values, "decode_at_reduced_size": not args.full_size_decode}, where="video")
-    setup_logging()
-    log.info("video config: %s", json.dumps(asdict(cfg)))
-    with beam.Pipeline(options=options) as p:
-        out = p | "Video" >> VideoSource(cfg)
-        tables.write_source_tables(out, args.output)
-    return 0
+    return run_source_stage(STAGE_SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""One runner for every source stage's CLI: flags from its Config, checked, then the pipeline and its tables.
+
+    argv --flags from Config--> Config (checked: exit 2 on a mistake) --> log --> Beam pipeline
+         --> SourceOutputs --> images (deduplicated) / sentences / failures under --output
+
+A stage module declares a `SourceStage` and its `run(argv)` is `run_source_stage(STAGE_SPEC, argv)`;
+what differs between stages (a file flag, a one-item debug path without Beam) is a hook, not a copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from uvd.config import add_config_flags, config_from_flags, from_dict
+from uvd.core.metrics import stage_summary
+from uvd.core.options import setup_logging, split_args
+from uvd.core.tables import write_source_tables
+
+log = logging.getLogger("uvd")
+
+
+@dataclass(frozen=True)
+class SourceStage:
+    """What `uvd <name>` needs to know about a source stage."""
+
+    name: str                                      # the CLI name and the config's `where`
+    config: type                                   # the stage's Config dataclass
+    transform: Callable[[Any], beam.PTransform]    # Config -> PTransform(PBegin) -> SourceOutputs
+    doc: str = ""                                  # the module docstring (its first line is the description)
+    # Extra flags a stage adds itself (a debug path, a file that fills a structured field).
+    add_flags: Callable[[argparse.ArgumentParser], None] | None = None
+    # args -> extra Config values (e.g. adapters read from --config FILE).
+    extra_values: Callable[[argparse.Namespace], dict] | None = None
+    # (args, config) -> exit code, for paths that bypass Beam (one URL, one image); None -> the pipeline.
+    alone: Callable[[argparse.Namespace, Any], int | None] | None = None
+
+    def source_transform(self, options: dict) -> beam.PTransform:
+        """The stage as a source of `uvd dataset`: the manifest entry's options checked before any work."""
+        return self.transform(from_dict(self.config, options, where=f"sources.{self.name}.options"))
+
+
+def stage_parser(stage: SourceStage) -> argparse.ArgumentParser:
+    """Flags = the Config's fields + --output + the stage's own extras."""
+    description = (stage.doc or "").strip().split("\n")[0]
+    parser = argparse.ArgumentParser(prog=f"uvd {stage.name}", description=description, allow_abbrev=False)
+    parser.add_argument("--output", required=True, help="folder for the images/, sentences/ and failures/ tables")
+    add_config_flags(parser, stage.config)
+    if stage.add_flags is not None:
+        stage.add_flags(parser)
+    return parser
+
+
+def parse_stage_args(stage: SourceStage, argv: list[str] | None) -> tuple[Any, argparse.Namespace, PipelineOptions]:
+    """argv -> (checked Config, the stage's own args, Beam options for the rest)."""
+    args, options = split_args(stage_parser(stage), argv)
+    extra = stage.extra_values(args) if stage.extra_values is not None else {}
+    return config_from_flags(stage.config, args, where=stage.name, **extra), args, options
+
+
+def run_source_stage(stage: SourceStage, argv: list[str] | None = None) -> int:
+    """parse -> validate -> log -> pipeline -> write tables; a ConfigError propagates to the CLI (exit 2)."""
+    cfg, args, options = parse_stage_args(stage, argv)
+    setup_logging()
+    if stage.alone is not None:
+        code = stage.alone(args, cfg)
+        if code is not None:
+            return code
+    log.info("%s config: %s", stage.name, json.dumps(asdict(cfg), default=str, sort_keys=True))
+    p = beam.Pipeline(options=options)
+    write_source_tables(p | stage.name.title() >> stage.transform(cfg), args.output)
+    result = p.run()
+    result.wait_until_finish()
+    print(f"[uvd {stage.name}] {stage_summary(result, stage.name)}; tables under {args.output}", file=sys.stderr)
+    return 0
