@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from uvd.cli import STAGES, main
+from uvd.cli import main
+from uvd.registry import STAGES
 
 
 def test_help_lists_every_stage(capsys):

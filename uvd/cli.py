@@ -11,23 +11,7 @@ import importlib
 import sys
 
 from uvd.config import ConfigError
-
-# name -> (module with run(argv), one-line help). The order is the order of the data flow.
-STAGES: dict[str, tuple[str, str]] = {
-    "laion": ("uvd.sources.laion.pipeline", "LAION metadata Parquet -> downloaded 256px images, {image} sentences"),
-    "video": ("uvd.sources.video.pipeline", "video files -> 16-frame sentences at strides 10/20/30"),
-    "objaverse": ("uvd.sources.objaverse.pipeline", "GLB/GLTF/OBJ meshes -> 24-view offscreen renders"),
-    "imagenet": ("uvd.sources.imagenet.pipeline", "class folders -> 16 same-class images per sentence"),
-    "annotations": ("uvd.sources.annotations.pipeline", "labelled datasets (COCO, label maps, pairs) -> annotated sentences"),
-    "pose": ("uvd.sources.pose.pipeline", "MMPose keypoints for unannotated images -> skeleton sentences"),
-    "label": ("uvd.sources.label", "expert models (depth, normals, edges, segmentation) -> pseudo-labels"),
-    "hf": ("uvd.sources.hf", "Hugging Face datasets -> images and sentences"),
-    "tokenize": ("uvd.tokenize.stage", "images table -> tokens table (VQGAN, RunInference)"),
-    "decode": ("uvd.tokenize.detokenize", "tokens table or shards -> PNGs"),
-    "shards": ("uvd.assembly.shards", "sentences + tokens tables -> Parquet shards + dataset card"),
-    "dataset": ("uvd.assembly.dataset", "a mixture manifest -> every source -> tokens -> mixed shards"),
-    "preview": ("uvd.assembly.preview", "shards -> contact-sheet PNG of decoded sentences"),
-}
+from uvd.registry import STAGES
 
 
 def _usage() -> str:

@@ -13,7 +13,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tests.pipelines.fake_sources import FakeTokenize, fake_module
-from uvd.assembly import card, dataset, preview
+from uvd import hashing
+from uvd.assembly import dataset, preview
 from uvd.assembly import manifest as M
 from uvd.assembly.shards import read_json
 
@@ -73,7 +74,7 @@ def test_card_numbers_equal_the_shards_counted_back(built):
     text = open(os.path.join(out, "README.md")).read()
     for (source, split), c in counted.items():
         assert f"| {source} | {split} | {c['sentences']:,} | {c['images']:,} | {c['tokens']:,} |" in text
-    assert "fake manifest text" in text and card.text_hash("fake manifest text") in text
+    assert "fake manifest text" in text and hashing.text_hash("fake manifest text") in text
     assert "uvd version" in text and "tokenizer checkpoint hash" in text
 
 

@@ -48,6 +48,7 @@ ANNOTATION_TYPES = ("depth", "normals", "segmentation", "instances", "masks", "e
 SYNTHETIC_FNS = ("gray", "black_boxes", "noise", "low_light")
 # Types whose rendered image is the pair's input (the record's image is then the output).
 INPUT_TYPES = ("synthetic",)
+BOX_TOLERANCE_PX = 1.0   # COCO-style boxes are floats; allow rounding at the image border
 
 
 class Annotation(TypedDict, total=False):

@@ -13,10 +13,10 @@ Sentence ids hash the source, the ordered image ids and the seed: same inputs ->
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+from uvd import hashing
 from uvd.schema import MAX_IMAGES_PER_SENTENCE, sentence_id_for, sentence_row
 from uvd.transforms.synthetic import record_rng
 
@@ -33,8 +33,7 @@ class Pair(NamedTuple):
 
 
 def stable_hash(*parts: object) -> int:
-    h = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode(), digest_size=8)
-    return int.from_bytes(h.digest(), "little")
+    return hashing.stable_int(*parts)
 
 
 def bucket_of(group: str, buckets: int) -> int:

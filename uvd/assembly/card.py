@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 import uvd
+from uvd import hashing
 from uvd.assembly.shards import PLAN_FILE, planned_names, read_json, remove_stale_shards, write_json
 from uvd.core import tables
 from uvd.core.metrics import SumCounts
@@ -134,10 +135,6 @@ def fingerprint(path_or_id: str | None) -> str | None:
         return h.hexdigest()
     h.update(b"hub:" + path_or_id.encode())
     return "hub:" + h.hexdigest()
-
-
-def text_hash(text: str | None) -> str | None:
-    return None if text is None else hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def record_metrics(result: Any) -> dict[str, dict[str, int]] | None:
@@ -294,7 +291,7 @@ def finish(output: str, config: dict, manifest_text: str | None, tokenizer_check
     summary["manifest_text"] = manifest_text
     summary["provenance"] = {
         "uvd version": uvd.__version__,
-        "manifest hash (blake2b-128 of the YAML text)": text_hash(manifest_text),
+        "manifest hash (blake2b-128 of the YAML text)": hashing.text_hash(manifest_text),
         "tokenizer checkpoint": tokenizer_checkpoint,
         "tokenizer checkpoint hash": fingerprint(tokenizer_checkpoint),
         **{k: v for k, v in config.items()},

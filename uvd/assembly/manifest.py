@@ -14,7 +14,7 @@ stage module's `Config` (docs/architecture.md), which imports the stage modules.
     shards: {target_shard_mb: 256, row_group_mb: 4}
     sources:
       laion:                     # entry name (sentences keep their own `source` column)
-        stage: laion             # a source stage of uvd/cli.py STAGES
+        stage: laion             # a source stage of uvd/registry.py STAGES
         input: ../uvd/sample/laion/metadata.parquet   # relative to this file's folder
         weight: 88.5             # relative; normalised over all entries
         replacement: false       # may this entry be repeated to reach its weight?
@@ -24,7 +24,6 @@ stage module's `Config` (docs/architecture.md), which imports the stage modules.
 from __future__ import annotations
 
 import glob
-import hashlib
 import importlib
 import os
 from dataclasses import dataclass, field
@@ -33,11 +32,10 @@ from typing import Any
 
 import yaml
 
-from uvd.cli import STAGES
+from uvd import hashing
 from uvd.config import ConfigError, from_dict, require
+from uvd.registry import SOURCE_STAGES, STAGES
 
-NOT_SOURCES = ("tokenize", "decode", "shards", "dataset", "preview")
-SOURCE_STAGES = tuple(s for s in STAGES if s not in NOT_SOURCES)
 WEIGHT_UNITS = ("sentences", "tokens")
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "sample.yaml"
 
@@ -120,7 +118,7 @@ class Manifest:
 
     @property
     def hash(self) -> str:
-        return hashlib.blake2b(self.text.encode(), digest_size=16).hexdigest()
+        return hashing.text_hash(self.text) or ""
 
     def stage_config(self, name: str) -> dict[str, Any]:
         """What the stage's `source_transform(config)` gets: its options plus the resolved input."""

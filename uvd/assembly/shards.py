@@ -16,7 +16,6 @@ global shuffle that no worker ever gathers, and the same bytes on any runner and
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import re
@@ -30,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from uvd import schema
+from uvd import hashing, schema
 from uvd.core.metrics import SumCounts
 from uvd.core.options import setup_logging, split_args
 from uvd.core.outputs import FAILURES
@@ -49,11 +48,7 @@ SHARD_NAME = re.compile(r"^(?P<split>[a-z][a-z0-9_]*)-(?P<index>\d{5})-of-(?P<co
 # --- pure functions (no Beam) ----------------------------------------------------------------------
 def unit_hash(*parts: Any) -> float:
     """A seeded uniform number in [0, 1) from its parts: the same on every machine and runner."""
-    h = hashlib.blake2b(digest_size=8)
-    for part in parts:
-        h.update(str(part).encode())
-        h.update(b"\x1f")
-    return int.from_bytes(h.digest(), "big") / 2.0**64
+    return hashing.unit_float(*parts, "")   # every part followed by the separator
 
 
 def shuffle_key(seed: int, sentence_id: str) -> float:

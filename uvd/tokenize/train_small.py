@@ -22,7 +22,6 @@ pipeline's own path) and codebook usage and perplexity, and writes config.json +
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter
 
+from uvd import hashing
 from uvd.tokenize import DEFAULT_CHECKPOINT
 from uvd.tokenize.codec import decode, encode
 from uvd.tokenize.load import save_vqgan
@@ -58,8 +58,7 @@ def fit_256(img: Image.Image, size: int = 256) -> np.ndarray:
 
 def is_held_out(name: str, fraction: float = 0.2) -> bool:
     """Stable split by file name hash, so adding photos never moves an old one across."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < fraction
+    return hashing.unit_float(name) < fraction
 
 
 def load_photos(folder: Path = SAMPLE_IMAGES) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -17,7 +17,6 @@ the renderer sets it from its `platform` argument when the environment does not 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from uvd import hashing
 from uvd.schema import IMAGE_SIZE
 
 NUM_VIEWS = 24
@@ -62,8 +62,7 @@ class View:
 
 def seeded_rng(uid: str, seed: int = 0) -> np.random.Generator:
     """A generator that depends only on (seed, uid): the same object gets the same cameras anywhere."""
-    digest = hashlib.blake2b(f"{seed}:{uid}".encode(), digest_size=8).digest()
-    return np.random.default_rng(int.from_bytes(digest, "little"))
+    return hashing.seeded_rng(f"{seed}:{uid}")
 
 
 def camera_position(azimuth_deg: float, elevation_deg: float, radius: float) -> np.ndarray:

@@ -11,17 +11,16 @@ Pass the generator from `record_rng(seed, record_id, task)` so the draw depends 
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
+
+from uvd import hashing
 
 GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140])
 
 
 def record_rng(*parts: object) -> np.random.Generator:
     """A generator seeded from stable parts (seed, record id, task): no global or process state."""
-    h = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode(), digest_size=8)
-    return np.random.default_rng(int.from_bytes(h.digest(), "little"))
+    return hashing.seeded_rng(*parts)
 
 
 def _check(image: np.ndarray) -> np.ndarray:

@@ -11,10 +11,11 @@ Nothing here decodes video; uvd/sources/video/pipeline.py asks decord for exactl
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+
+from uvd import hashing
 
 CLIP_LENGTH = 16            # frames per clip = images per sentence
 PLACEMENTS = ("random", "even")
@@ -31,8 +32,7 @@ class Clip:
 
 def clip_rng(seed: int, video_id: str, stride: int) -> np.random.Generator:
     """A generator that depends only on (seed, video id, stride): stable across runs and workers."""
-    digest = hashlib.blake2b(f"{seed}\x1f{video_id}\x1f{stride}".encode(), digest_size=8).digest()
-    return np.random.default_rng(int.from_bytes(digest, "little"))
+    return hashing.seeded_rng(seed, video_id, stride)
 
 
 def frame_window(frame_starts: np.ndarray, start_s: float | None = None,

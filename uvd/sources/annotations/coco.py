@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uvd.annotated.records import AnnotationRecord, RecordError, annotation, make_record
+from uvd.annotated.records import BOX_TOLERANCE_PX, AnnotationRecord, RecordError, annotation, make_record
 from uvd.config import require
 from uvd.core import files
 
 TASKS = ("detection", "segmentation", "instances", "pose")
-BOX_TOLERANCE_PX = 1.0   # COCO boxes are floats; allow rounding at the border
 
 
 @dataclass

@@ -43,9 +43,8 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from uvd.annotated.records import Annotation, annotation
+from uvd.annotated.records import BOX_TOLERANCE_PX, Annotation, annotation
 from uvd.config import ConfigError
-from uvd.sources.annotations.coco import BOX_TOLERANCE_PX
 from uvd.transforms.image import DEFAULT_MAX_PIXELS, Decoded, ImageError, decode_image
 from uvd.transforms.normals import normals_png_to_vectors
 from uvd.transforms.segmentation import IGNORE_INDEX, ade20k_png_to_labels

@@ -24,7 +24,6 @@ Rules (config, defaults first):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import posixpath
@@ -36,7 +35,7 @@ import numpy as np
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
-from uvd import schema
+from uvd import hashing, schema
 from uvd.config import require
 from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs
 from uvd.core.stage import SourceStage, run_source_stage
@@ -81,8 +80,7 @@ class Config:
 
 # --- sampling (pure) -------------------------------------------------------------------------------
 def _rng(*parts: object) -> np.random.Generator:
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return np.random.default_rng(int.from_bytes(digest, "little"))
+    return hashing.seeded_rng(*parts)
 
 
 def class_sentences(n: int, key: str, cfg: Config) -> tuple[list[list[int]], list[int]]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import functools
 import glob
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -48,7 +47,7 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from uvd import schema
+from uvd import hashing, schema
 from uvd.config import require
 from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs
 from uvd.core.stage import SourceStage, run_source_stage
@@ -126,8 +125,7 @@ def view_windows(num_views: int, window: int, stride: int, wrap: bool = True) ->
 
 def split_for(uid: str, test_fraction: float) -> str:
     """'test' for a fixed `test_fraction` of uids, else 'train': a pure function of the uid."""
-    digest = hashlib.blake2b(f"objaverse-split:{uid}".encode(), digest_size=8).digest()
-    return "test" if int.from_bytes(digest, "big") / 2.0**64 < test_fraction else "train"
+    return "test" if hashing.unit_float(f"objaverse-split:{uid}") < test_fraction else "train"
 
 
 def mesh_type(path: str) -> str:
