@@ -204,7 +204,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str
         elif origin in (list, tuple):
             args = typing.get_args(kind)
             item = _parse_value(args[0]) if args else str
-            if args and typing.get_origin(args[0]) is not None:
+            if args and args[0] not in (int, float, str):
                 continue                              # list of mappings: from a manifest, not a flag
             parser.add_argument(flag, type=_split_items(item), nargs="+", action=_Flatten, default=argparse.SUPPRESS,
                                 required=required, metavar="A,B", **common)

@@ -7,6 +7,7 @@ decode with their stored values intact: a palette PNG gives its indices (not the
 
 from __future__ import annotations
 
+import glob as globlib
 import io
 import os
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
+from uvd.config import ConfigError
 from uvd.schema import RecordError
 from uvd.transforms.image import Decoded, ImageError, decode_image
 
@@ -85,3 +87,16 @@ def relative(path: str, folder: str) -> str:
 def stem(path: str, folder: str) -> str:
     """Relative path without extension: what pairs an image with its annotation files."""
     return os.path.splitext(relative(path, folder))[0]
+
+
+def check_input_exists(path: str, field: str = "input") -> None:
+    """A local input that matches nothing is a ConfigError before any work (a job over nothing would
+    write empty tables and exit 0). Remote URLs (gs://, s3://) are checked by the stage's reader."""
+    if not path or "://" in path:
+        return
+    local = os.path.expanduser(path)
+    if any(ch in local for ch in "*?["):
+        if not globlib.glob(local, recursive=True):
+            raise ConfigError(f"{field}: {path!r} matches no file; check the path or the glob")
+    elif not os.path.exists(local):
+        raise ConfigError(f"{field}: {path!r} does not exist; give an existing file or folder")

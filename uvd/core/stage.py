@@ -20,7 +20,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from uvd.config import add_config_flags, config_from_flags, from_dict
+from uvd.config import ConfigError, add_config_flags, config_from_flags, from_dict
+from uvd.core.files import check_input_exists
 from uvd.core.metrics import stage_summary
 from uvd.core.options import setup_logging, split_args
 from uvd.core.tables import write_source_tables
@@ -42,10 +43,23 @@ class SourceStage:
     extra_values: Callable[[argparse.Namespace], dict] | None = None
     # (args, config) -> exit code, for paths that bypass Beam (one URL, one image); None -> the pipeline.
     alone: Callable[[argparse.Namespace, Any], int | None] | None = None
+    # The Config field that names a local file/folder/glob, checked to exist before any work (None: the
+    # input may be something else, e.g. a hub id).
+    input_field: str | None = "input"
+
+    def check_input(self, values: dict) -> None:
+        if self.input_field and isinstance(values.get(self.input_field), str):
+            check_input_exists(values[self.input_field], self.input_field)
 
     def source_transform(self, options: dict) -> beam.PTransform:
         """The stage as a source of `uvd dataset`: the manifest entry's options checked before any work."""
-        return self.transform(from_dict(self.config, options, where=f"sources.{self.name}.options"))
+        where = f"sources.{self.name}.options"
+        try:
+            self.check_input(options)
+            cfg = from_dict(self.config, options, where=where)
+        except ConfigError as exc:
+            raise ConfigError(str(exc) if str(exc).startswith(where) else f"{where}.{exc}") from None
+        return self.transform(cfg)
 
 
 def stage_parser(stage: SourceStage) -> argparse.ArgumentParser:
@@ -63,6 +77,10 @@ def parse_stage_args(stage: SourceStage, argv: list[str] | None) -> tuple[Any, a
     """argv -> (checked Config, the stage's own args, Beam options for the rest)."""
     args, options = split_args(stage_parser(stage), argv)
     extra = stage.extra_values(args) if stage.extra_values is not None else {}
+    try:
+        stage.check_input({**vars(args), **extra})
+    except ConfigError as exc:
+        raise ConfigError(f"{stage.name}.{exc}") from None
     return config_from_flags(stage.config, args, where=stage.name, **extra), args, options
 
 

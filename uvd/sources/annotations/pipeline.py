@@ -50,7 +50,7 @@ ADAPTERS = {
 @dataclass
 class Config(AnnotatedOptions):
     input: str                                   # folder the adapters' paths are relative to
-    adapters: list = field(default_factory=list)  # [{type: coco|dense|pairs|synthetic|video, ...}]
+    adapters: list[dict] = field(default_factory=list)  # [{type: coco|dense|pairs|synthetic|video, ...}]
 
     def validate(self) -> None:
         self.validate_annotated()

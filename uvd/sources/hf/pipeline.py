@@ -77,7 +77,7 @@ class Config(AnnotatedOptions):
     input: str                           # save_to_disk folder, .parquet/.arrow file/glob/folder, or hub id
     mapping: str = "classification"     # classification | segmentation | depth | detection | video
     columns: dict = field(default_factory=dict)  # role -> column overrides (mappings.MAPPINGS)
-    annotations: dict = field(default_factory=dict)  # more maps per image: {task: {column, type, ...}}
+    annotations: dict = field(default_factory=dict, metadata={"flag": False})  # {task: {column, type, ...}}
     name: str = ""                       # dataset name (classes, pools, record ids); default: from input
     format: str = "auto"                 # auto | disk | parquet | arrow | hub | stream (reader.py)
     split: str | None = None             # one split (default: every split, each kept as the sentence split)
@@ -335,7 +335,7 @@ class HFSource(beam.PTransform):
 
 
 
-STAGE_SPEC = SourceStage("hf", Config, HFSource, __doc__)
+STAGE_SPEC = SourceStage("hf", Config, HFSource, __doc__, input_field=None)  # a hub id is an input too
 source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
 
 
