@@ -20,7 +20,7 @@ BEAM_ARGS ?= $(if $(RUNNER),--runner=$(RUNNER),) $(if $(PROJECT),--project=$(PRO
 TRAIN_CONFIG ?= uvd/model/configs/sample.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup dataset test bench tokenizer train preview setup-pose test-pose clean
+.PHONY: setup dataset test lint bench tokenizer train preview setup-pose test-pose clean
 
 $(STAMP): pyproject.toml scripts/setup.sh scripts/apt-packages.txt
 	bash scripts/setup.sh $(VENV) all
@@ -32,9 +32,15 @@ setup: $(STAMP)
 dataset: $(STAMP)
 	$(VENV)/bin/uvd dataset --manifest $(MANIFEST) --output $(OUTPUT) $(BEAM_ARGS)
 
-## The test suite (what .ci/run calls), the MMPose extra included (~3 min to install once).
-test: $(STAMP) $(POSE_STAMP)
+## The test suite (what .ci/run calls): lint first, then every test, the MMPose extra included.
+test: $(STAMP) $(POSE_STAMP) lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+## ruff (lint + format check) over the repo; mypy on the shard contract, config, tokenizer and trainer.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check uvd tests benchmarks
+	$(VENV)/bin/ruff format --check uvd tests benchmarks
+	$(VENV)/bin/mypy
 
 ## Every benchmark: each prints its figure beside a baseline measured in the same run.
 bench: $(STAMP)

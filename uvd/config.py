@@ -153,13 +153,13 @@ class _Flatten(argparse.Action):
     """nargs="+" of comma-separated items -> one flat list; a repeated flag extends it
     (`--strides 10,20 30`, `--expert depth,edges --expert normals`)."""
 
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+    def __call__(self, parser, namespace, values, option_string=None):
         given = getattr(namespace, self.dest, None) or []
         setattr(namespace, self.dest, [*given, *(x for part in values for x in part)])
 
 
 class _KeyValues(argparse.Action):
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+    def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, _key_values(list(values)))
 
 
@@ -181,7 +181,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str
         flag = "--" + meta.get("flag", f.name)
         kind = _scalar(hints[f.name])
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        factory: Any = f.default_factory
+        default = None if required else (f.default if f.default is not dataclasses.MISSING else factory())
         if "flag_default" in meta:                    # the CLI's default differs (e.g. the embedded sample)
             required, default = False, meta["flag_default"]
         help_ = meta.get("help") or helps.get(f.name, "")

@@ -26,7 +26,9 @@ from uvd.core.metrics import SumCounts
 log = logging.getLogger("uvd")
 # What RunSource counts per input record (uvd/core/stage.py). "images only" is normal for a
 # stage that forms sentences in a later step (pooled annotation pairs); "no output" is a lost record.
-RECORD_OUTCOMES = ("records_with_sentences", "records_failures_only", "records_images_only", "records_no_output")
+# Decode/plan steps (DeadLetterDoFn) pass a record on to the next step of their stage: "passed on".
+RECORD_OUTCOMES = ("records_with_sentences", "records_failures_only", "records_images_only", "records_passed_on",
+                   "records_no_output")
 
 
 # --- Beam side: summaries the card is made from ----------------------------------------------------
@@ -253,10 +255,11 @@ def render_card(summary: dict) -> str:
     if records:
         out += ["## Inputs reconciled (Beam counters)", "",
                 "Every input record of a source stage ends as sentences, as failure rows, or as images a "
-                "later step of its stage groups into sentences (pooled annotation pairs); `no output` "
+                "later step of its stage groups into sentences (pooled annotation pairs); a decode or "
+                "planning step (`<stage>_<step>`) passes records on to its stage's next step; `no output` "
                 "counts records that produced nothing at all and must be 0.", "",
-                _table(["stage", "inputs", "with sentences", "failures only", "images only", "no output",
-                        "reconciles"],
+                _table(["stage", "inputs", "with sentences", "failures only", "images only", "passed on",
+                        "no output", "reconciles"],
                        [[k, v.get("inputs", 0), *(v.get(o, 0) for o in RECORD_OUTCOMES),
                          "yes" if v.get("inputs", 0) == sum(v.get(o, 0) for o in RECORD_OUTCOMES)
                          and not v.get("records_no_output", 0) else "NO"]

@@ -84,7 +84,7 @@ class VQGANModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
             torch.backends.cudnn.benchmark = True
         # channels_last on CPU too: oneDNN's convolutions run ~1.6x faster with it (measured on the
         # small model, 2 cores), and the NHWC input needs no copy.
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs lack it
         if self.compile:
             # One static shape (batches are padded to max_batch_size), so it compiles once. On an
             # H200 this made the LVM encoder 3x faster than eager bf16 (benchmarks/gpu_tokenize.py).

@@ -142,10 +142,10 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike, cache_dir: str | os.Pa
     from huggingface_hub import snapshot_download
 
     try:
-        root = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=cache_dir)
+        root = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=None if cache_dir is None else str(cache_dir))
     except Exception as online_exc:  # noqa: BLE001 - offline, rate-limited...: try the cache
         try:
-            root = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=cache_dir, local_files_only=True)
+            root = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=None if cache_dir is None else str(cache_dir), local_files_only=True)
         except Exception:  # noqa: BLE001
             raise CheckpointError(
                 f"{repo_id}: not reachable on the hub ({type(online_exc).__name__}) and not in the local "

@@ -321,9 +321,8 @@ class Decoder(nn.Module):
         hidden, mult = config.dec_hidden_channels, config.dec_channel_mult
         block_in = hidden * mult[config.num_resolutions - 1]
         curr_res = config.latent_size
-        res_blocks = config.num_res_blocks if config.decoder_res_blocks is None else config.decoder_res_blocks
-        if isinstance(res_blocks, int):
-            res_blocks = [res_blocks] * config.num_resolutions
+        given = config.num_res_blocks if config.decoder_res_blocks is None else config.decoder_res_blocks
+        res_blocks = [given] * config.num_resolutions if isinstance(given, int) else list(given)
         self.conv_in = nn.Conv2d(config.z_channels, block_in, kernel_size=3, stride=1, padding=1)
         self.mid = MidBlock(config, block_in, is_decoder=True)
         blocks: list[UpsamplingBlock] = []
