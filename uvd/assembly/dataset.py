@@ -49,7 +49,7 @@ def resolve_checkpoint(checkpoint: str) -> str:
 def real_tokenizer(checkpoint: str, batch_size: int, **options: Any) -> beam.PTransform:
     from uvd.tokenize.stage import TokenizeImages
 
-    return TokenizeImages(checkpoint, batch_size, **options)
+    return TokenizeImages(checkpoint, batch_size, unique_ids=True, **options)   # build() deduplicates first
 
 
 def _split_tokenize_output(out: Any) -> tuple[beam.PCollection, beam.PCollection | None]:

@@ -74,12 +74,12 @@ class DedupImages(beam.PTransform):
         return (
             images
             | "KeyById" >> beam.Map(lambda r: (r["image_id"], r))
-            | "OnePerId" >> beam.CombinePerKey(_first_by_provenance)
+            | "OnePerId" >> beam.CombinePerKey(first_by_provenance)
             | "Values" >> beam.Values()
         )
 
 
-def _first_by_provenance(rows):
+def first_by_provenance(rows):
     """Deterministic pick among duplicates (smallest provenance), whatever the runner's order."""
     return min(rows, key=lambda r: (r.get("provenance") or "", r["source"]))
 

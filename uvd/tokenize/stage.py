@@ -60,11 +60,6 @@ def key_row(row: dict) -> Iterator[Any]:
     yield image_id, row
 
 
-def pick_one(rows: Any) -> dict:
-    """Same image_id means the same pixels: keep one row, chosen deterministically."""
-    return min(rows, key=lambda r: (r.get("provenance") or "", r.get("source") or ""))
-
-
 class DecodePng(DeadLetterDoFn):
     """(image_id, row) -> (image_id, pixels), or a failure row that says why not."""
 
@@ -101,19 +96,18 @@ class TokenizeImages(beam.PTransform):
 
     def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, batch_size: int = 32, *, device: str = "auto",
                  precision: str = "auto", accelerator: str | None = None, min_batch_size: int = 1,
-                 large_model: bool = False, compile: bool = False, label: str | None = None) -> None:
+                 large_model: bool = False, compile: bool = False, unique_ids: bool = False,
+                 label: str | None = None) -> None:
         super().__init__(label)
+        self.unique_ids = unique_ids   # the caller already deduplicated (uvd dataset): skip the shuffle
         self.handler = VQGANModelHandler(
             checkpoint, device=device, precision=precision, min_batch_size=min(min_batch_size, batch_size),
             max_batch_size=batch_size, accelerator=accelerator, large_model=large_model, compile=compile)
 
     def expand(self, images: beam.PCollection) -> TokenizeOutputs:
         keyed = images | "KeyById" >> beam.FlatMap(key_row).with_outputs(FAILURES, main="ok")
-        decoded = (
-            keyed.ok
-            | "OnePerId" >> beam.CombinePerKey(pick_one)
-            | "DecodePng" >> beam.ParDo(DecodePng()).with_outputs(FAILURES, main="ok")
-        )
+        unique = keyed.ok if self.unique_ids else keyed.ok | "OnePerId" >> beam.CombinePerKey(tables.first_by_provenance)
+        decoded = unique | "DecodePng" >> beam.ParDo(DecodePng()).with_outputs(FAILURES, main="ok")
         tokens = (
             decoded.ok
             | "VQGAN" >> RunInference(KeyedModelHandler(self.handler))
