@@ -242,7 +242,7 @@ def test_manifest_entries_are_checked_against_the_dataset(built, tmp_path):
 
 
 def hf_module():
-    import uvd.sources.hf as module
+    import uvd.sources.hf.pipeline as module
 
     return module
 

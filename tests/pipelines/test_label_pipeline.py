@@ -144,7 +144,7 @@ def test_config_is_checked_before_any_work():
         source_transform({"input": "x", "precision": "fp8"})
     with pytest.raises(ConfigError, match="depth_model: no such file"):
         source_transform({"input": "x", "depth_model": "/no/such/dpt"})
-    t = source_transform({"input": "x", "experts": "depth, edges"})
+    t = source_transform({"input": str(IMAGES), "experts": "depth, edges"})
     assert isinstance(t, LabelSource) and t.cfg.experts == ["depth", "edges"]
 
 

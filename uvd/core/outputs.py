@@ -155,3 +155,11 @@ def error_detail(exc: BaseException) -> str:
     where = " <- ".join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames))
     text = f"{type(exc).__name__}: {exc}" + (f" | at {where}" if where else "")
     return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+
+
+class SourceTransform(beam.PTransform):
+    """A source stage's transform, PBegin -> SourceOutputs, built from its checked Config."""
+
+    def __init__(self, cfg: Any, label: str | None = None) -> None:
+        super().__init__(label)
+        self.cfg = cfg

@@ -51,12 +51,16 @@ class SourceStage:
         if self.input_field and isinstance(values.get(self.input_field), str):
             check_input_exists(values[self.input_field], self.input_field)
 
+    def run(self, argv: list[str] | None = None) -> int:
+        """`uvd <name> --output OUT [flags]`: the stage alone (see run_source_stage)."""
+        return run_source_stage(self, argv)
+
     def source_transform(self, options: dict) -> beam.PTransform:
         """The stage as a source of `uvd dataset`: the manifest entry's options checked before any work."""
         where = f"sources.{self.name}.options"
         try:
-            self.check_input(options)
-            cfg = from_dict(self.config, options, where=where)
+            cfg = from_dict(self.config, options, where=where)      # field errors first, then the input
+            self.check_input(vars(cfg))
         except ConfigError as exc:
             raise ConfigError(str(exc) if str(exc).startswith(where) else f"{where}.{exc}") from None
         return self.transform(cfg)
@@ -77,11 +81,12 @@ def parse_stage_args(stage: SourceStage, argv: list[str] | None) -> tuple[Any, a
     """argv -> (checked Config, the stage's own args, Beam options for the rest)."""
     args, options = split_args(stage_parser(stage), argv)
     extra = stage.extra_values(args) if stage.extra_values is not None else {}
+    cfg = config_from_flags(stage.config, args, where=stage.name, **extra)
     try:
-        stage.check_input({**vars(args), **extra})
+        stage.check_input(vars(cfg))
     except ConfigError as exc:
         raise ConfigError(f"{stage.name}.{exc}") from None
-    return config_from_flags(stage.config, args, where=stage.name, **extra), args, options
+    return cfg, args, options
 
 
 def run_source_stage(stage: SourceStage, argv: list[str] | None = None) -> int:

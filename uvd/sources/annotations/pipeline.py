@@ -29,8 +29,8 @@ from uvd.annotated.records import RecordError
 from uvd.annotated.render import image_row
 from uvd.config import ConfigError, from_dict, require
 from uvd.core import files
-from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs
-from uvd.core.stage import SourceStage, run_source_stage
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs, SourceTransform
+from uvd.core.stage import SourceStage
 from uvd.schema import failure_row
 from uvd.sources.annotations import coco, dense, pairs, synthetic_pairs, video
 
@@ -139,12 +139,8 @@ class ProcessItem:
             yield SENTENCES, row
 
 
-class AnnotationsSource(beam.PTransform):
+class AnnotationsSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) for every configured adapter."""
-
-    def __init__(self, cfg: Config, label: str | None = None) -> None:
-        super().__init__(label)
-        self.cfg = cfg
 
     def expand(self, pbegin) -> SourceOutputs:
         cfg = self.cfg
@@ -174,13 +170,5 @@ def _adapters_from_file(args: argparse.Namespace) -> dict:
 
 STAGE_SPEC = SourceStage("annotations", Config, AnnotationsSource, __doc__,
                          add_flags=_adapters_flag, extra_values=_adapters_from_file)
-source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
-
-
-def run(argv: list[str] | None = None) -> int:
-    """`uvd annotations --input DIR [--config adapters.yaml] --output OUT [options] [beam flags]`."""
-    return run_source_stage(STAGE_SPEC, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())
+source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run                             # `uvd annotations --input DIR [--config adapters.yaml] --output OUT [options] [beam flags]`

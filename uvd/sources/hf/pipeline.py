@@ -55,8 +55,8 @@ from uvd.annotated.emit import emit_record, with_pair_sentences
 from uvd.annotated.options import AnnotatedOptions
 from uvd.annotated.records import RecordError, annotation, make_record
 from uvd.config import from_dict, require
-from uvd.core.outputs import FAILURES, IMAGES, DeadLetterDoFn, RunSource, SourceOutputs
-from uvd.core.stage import SourceStage, run_source_stage
+from uvd.core.outputs import FAILURES, IMAGES, DeadLetterDoFn, RunSource, SourceOutputs, SourceTransform
+from uvd.core.stage import SourceStage
 from uvd.sources.hf import mappings, reader
 from uvd.sources.imagenet import pipeline as imagenet
 from uvd.sources.video import pipeline as video
@@ -287,12 +287,11 @@ def _record_id(item: dict) -> str:
 
 
 # --- the stage -------------------------------------------------------------------------------------
-class HFSource(beam.PTransform):
+class HFSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) of one Hugging Face dataset."""
 
     def __init__(self, cfg: Config, label: str | None = None) -> None:
-        super().__init__(label)
-        self.cfg = cfg
+        super().__init__(cfg, label)
         self.layout, self.roles = cfg.resolve()       # listed on the driver: names only, no rows
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
@@ -336,13 +335,5 @@ class HFSource(beam.PTransform):
 
 
 STAGE_SPEC = SourceStage("hf", Config, HFSource, __doc__, input_field=None)  # a hub id is an input too
-source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
-
-
-def run(argv: list[str] | None = None) -> int:
-    """`uvd hf --input DATASET --output OUT [--mapping ...] [--columns role=column ...] [beam flags]`."""
-    return run_source_stage(STAGE_SPEC, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())
+source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run                             # `uvd hf --input DATASET --output OUT [--mapping ...] [--columns role=column ...]`

@@ -37,8 +37,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from uvd import hashing, schema
 from uvd.config import require
-from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs
-from uvd.core.stage import SourceStage, run_source_stage
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs, SourceTransform
+from uvd.core.stage import SourceStage
 from uvd.transforms import image as img
 
 SOURCE = "imagenet_class"
@@ -223,12 +223,8 @@ def group_record_id(element: tuple) -> str:
 
 
 # --- the stage -------------------------------------------------------------------------------------
-class ImageNetSource(beam.PTransform):
+class ImageNetSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) of same-class sentences."""
-
-    def __init__(self, cfg: Config, label: str | None = None) -> None:
-        super().__init__(label)
-        self.cfg = cfg
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
         decoded = (pbegin
@@ -248,15 +244,5 @@ class ImageNetSource(beam.PTransform):
 
 
 STAGE_SPEC = SourceStage("imagenet", Config, ImageNetSource, __doc__)
-
-
-source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
-
-
-def run(argv: list[str] | None = None) -> int:
-    """`uvd imagenet --input ROOT_OR_CSV --output OUT [options] [beam flags]`."""
-    return run_source_stage(STAGE_SPEC, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())
+source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run                             # `uvd imagenet --input ROOT_OR_CSV --output OUT [options] [beam flags]`

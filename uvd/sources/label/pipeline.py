@@ -37,8 +37,8 @@ from uvd.annotated.options import AnnotatedOptions
 from uvd.annotated.records import RecordError, make_record
 from uvd.config import ConfigError, require
 from uvd.core import tables
-from uvd.core.outputs import FAILURES, DeadLetterDoFn, RunSource, SourceOutputs
-from uvd.core.stage import SourceStage, run_source_stage
+from uvd.core.outputs import FAILURES, DeadLetterDoFn, RunSource, SourceOutputs, SourceTransform
+from uvd.core.stage import SourceStage
 from uvd.sources.label.depth import DEFAULT_DEPTH_MODEL, DepthHandler
 from uvd.sources.label.edges import EDGE_OUTPUTS, CannyHandler, LearnedEdgesHandler
 from uvd.sources.label.handler import PRECISIONS, ExpertHandler, new_item
@@ -206,12 +206,8 @@ class EmitItem:
         yield from rows
 
 
-class LabelSource(beam.PTransform):
+class LabelSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) of every configured expert."""
-
-    def __init__(self, cfg: Config, label: str | None = None) -> None:
-        super().__init__(label)
-        self.cfg = cfg
 
     def expand(self, pbegin) -> SourceOutputs:
         cfg = self.cfg
@@ -287,13 +283,5 @@ def _one_image(args: argparse.Namespace, cfg: Config) -> int | None:
 
 STAGE_SPEC = SourceStage("label", Config, LabelSource, __doc__, add_flags=_image_flag,
                          extra_values=_input_or_image, alone=_one_image)
-source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
-
-
-def run(argv: list[str] | None = None) -> int:
-    """`uvd label --expert depth[,segmentation,...] --input DIR --output OUT [options] [beam flags]`."""
-    return run_source_stage(STAGE_SPEC, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())
+source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run                             # `uvd label --expert depth[,segmentation,...] --input DIR --output OUT [options] [beam flags]`

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from uvd.config import require
-from uvd.core.outputs import FAILURES, IMAGES, RunSource, SourceOutputs
-from uvd.core.stage import SourceStage, run_source_stage
+from uvd.core.outputs import FAILURES, IMAGES, RunSource, SourceOutputs, SourceTransform
+from uvd.core.stage import SourceStage
 from uvd.sources.laion.downloader import DEFAULT_USER_AGENT, DownloadConfig, Downloader
 from uvd.sources.laion.filters import FilterConfig
 from uvd.sources.laion.reader import ReadLaionMetadata
@@ -156,15 +156,11 @@ class _Decode:
         return fetched_rows(item, self.render, self.filters)
 
 
-class LaionSource(beam.PTransform):
+class LaionSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) for one validated Config."""
 
-    def __init__(self, config: Config) -> None:
-        super().__init__()
-        self.config = config
-
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
-        cfg = self.config
+        cfg = self.cfg
         fetched = (
             pbegin
             | "ReadMetadata" >> ReadLaionMetadata(cfg.input)
@@ -210,13 +206,5 @@ def debug_url(config: Config, url: str, output: str) -> dict:
 
 
 STAGE_SPEC = SourceStage("laion", Config, LaionSource, __doc__, add_flags=_url_flag, alone=_one_url)
-source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
-
-
-def run(argv: list[str] | None = None) -> int:
-    """`uvd laion --input METADATA.parquet --output OUT [options] [beam flags]`, or `--url URL` alone."""
-    return run_source_stage(STAGE_SPEC, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())
+source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run                             # `uvd laion --input METADATA.parquet --output OUT [options] [beam flags]`

@@ -49,8 +49,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from uvd import hashing, schema
 from uvd.config import require
-from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs
-from uvd.core.stage import SourceStage, run_source_stage
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, RunSource, SourceOutputs, SourceTransform
+from uvd.core.stage import SourceStage
 from uvd.transforms import render as rt
 from uvd.transforms.image import encode_png
 
@@ -297,12 +297,8 @@ def _read_text(path: str) -> str:
         return f.read().decode("utf-8")
 
 
-class ObjaverseSource(beam.PTransform):
+class ObjaverseSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) of the Objaverse source."""
-
-    def __init__(self, cfg: Config, label: str | None = None) -> None:
-        super().__init__(label)
-        self.cfg = cfg
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
         return (pbegin
@@ -314,15 +310,5 @@ class ObjaverseSource(beam.PTransform):
 
 
 STAGE_SPEC = SourceStage("objaverse", Config, ObjaverseSource, __doc__)
-
-
-source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
-
-
-def run(argv: list[str] | None = None) -> int:
-    """`uvd objaverse --input DIR_GLOB_OR_LIST --output OUT [options] [beam flags]`."""
-    return run_source_stage(STAGE_SPEC, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())
+source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run                             # `uvd objaverse --input DIR_GLOB_OR_LIST --output OUT [options] [beam flags]`

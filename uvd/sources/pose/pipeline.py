@@ -26,8 +26,8 @@ from uvd.annotated.options import AnnotatedOptions
 from uvd.annotated.records import RecordError, annotation, make_record
 from uvd.config import require
 from uvd.core import files
-from uvd.core.outputs import FAILURES, DeadLetterDoFn, RunSource, SourceOutputs
-from uvd.core.stage import SourceStage, run_source_stage
+from uvd.core.outputs import FAILURES, DeadLetterDoFn, RunSource, SourceOutputs, SourceTransform
+from uvd.core.stage import SourceStage
 from uvd.schema import failure_row
 from uvd.sources.pose import people as pose_people
 from uvd.sources.pose.model import DEFAULT_CONFIG, MMPoseModelHandler, import_mmpose
@@ -135,12 +135,8 @@ def _inference_failures(failed: tuple, cfg: Config) -> Iterator[dict]:
         yield failure_row(ex["record_id"], _source(cfg), STAGE, f"inference_{type(exc).__name__}", str(exc)[:300])
 
 
-class PoseSource(beam.PTransform):
+class PoseSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) of pose pseudo-labels."""
-
-    def __init__(self, cfg: Config, label: str | None = None) -> None:
-        super().__init__(label)
-        self.cfg = cfg
 
     def expand(self, pbegin) -> SourceOutputs:
         cfg = self.cfg
@@ -163,15 +159,5 @@ class PoseSource(beam.PTransform):
 
 
 STAGE_SPEC = SourceStage("pose", Config, PoseSource, __doc__)
-
-
-source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
-
-
-def run(argv: list[str] | None = None) -> int:
-    """`uvd pose --input DIR --output OUT [--coco instances.json] [--checkpoint CKPT] [options]`."""
-    return run_source_stage(STAGE_SPEC, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())
+source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run                             # `uvd pose --input DIR --output OUT [--coco instances.json] [--checkpoint CKPT] [options]`

@@ -45,8 +45,8 @@ from apache_beam.metrics import Metrics
 
 from uvd import schema
 from uvd.config import require
-from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, DeadLetterDoFn, RunSource, SourceOutputs
-from uvd.core.stage import SourceStage, run_source_stage
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, DeadLetterDoFn, RunSource, SourceOutputs, SourceTransform
+from uvd.core.stage import SourceStage
 from uvd.transforms import video as vt
 
 SOURCE = "video"
@@ -482,12 +482,8 @@ class DecodeClips:
 
 
 # --- the stage -------------------------------------------------------------------------------------
-class VideoSource(beam.PTransform):
+class VideoSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) of the video source."""
-
-    def __init__(self, cfg: Config, label: str | None = None) -> None:
-        super().__init__(label)
-        self.cfg = cfg
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
         return (pbegin
@@ -501,15 +497,5 @@ class VideoSource(beam.PTransform):
 
 
 STAGE_SPEC = SourceStage("video", Config, VideoSource, __doc__)
-
-
-source_transform = STAGE_SPEC.source_transform   # for `uvd dataset`: options checked before any work
-
-
-def run(argv: list[str] | None = None) -> int:
-    """`uvd video --input DIR_OR_MANIFEST --output OUT [options] [beam flags]`."""
-    return run_source_stage(STAGE_SPEC, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())
+source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run                             # `uvd video --input DIR_OR_MANIFEST --output OUT [options] [beam flags]`
