@@ -42,3 +42,16 @@ def test_a_bad_value_exits_2_without_a_traceback_in_a_real_process(tmp_path):
                            "--output", str(tmp_path), "--resize", "stretch"], capture_output=True, text=True)
     assert proc.returncode == 2 and "resize" in proc.stderr and "Traceback" not in proc.stderr
     assert "apitools" not in proc.stderr                 # Beam's import-time warning is silenced
+
+
+def test_dataset_check_rejects_a_missing_tokenizer_checkpoint(capsys, tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(f"""
+name: t
+tokenizer: {{checkpoint: {tmp_path / "no_such_vqgan"}}}
+sources:
+  photos: {{stage: imagenet, input: {SAMPLE / "imagenet"}, weight: 1.0}}
+""")
+    code = main(["dataset", "--manifest", str(manifest), "--output", str(tmp_path / "out"), "--check"])
+    err = capsys.readouterr().err
+    assert code == 2 and "checkpoint" in err and "no_such_vqgan" in err and "Traceback" not in err

@@ -84,14 +84,27 @@ def test_config_rejects_bad_values_naming_the_field():
 
 def test_cli_flags_become_a_typed_config():
     cfg, args, options = parse_stage_args(laion.STAGE_SPEC, [
-        "--input", "m.parquet", "--output", "o", "--max_punsafe", "none", "--min_side", "64",
+        "--input", laion.SAMPLE_INPUT, "--output", "o", "--max_punsafe", "none", "--min_side", "64",
         "--allowed_schemes", "http,https", "--honour_opt_out", "false", "--runner", "DirectRunner"])
-    assert (cfg.input, args.output, cfg.max_punsafe, cfg.min_side) == ("m.parquet", "o", None, 64)
+    assert (cfg.input, args.output, cfg.max_punsafe, cfg.min_side) == (laion.SAMPLE_INPUT, "o", None, 64)
     assert cfg.allowed_schemes == ["http", "https"] and cfg.honour_opt_out is False
     assert cfg.max_pwatermark == 0.8  # untouched defaults stay the dataclass's
     assert options.get_all_options()["runner"] == "DirectRunner"
     with pytest.raises(ConfigError, match="mode"):
         parse_stage_args(laion.STAGE_SPEC, ["--output", "o", "--mode", "stretch"])
+
+
+def test_metadata_that_is_not_laion_parquet_fails_before_any_work(tmp_path):
+    """Not Parquet, or Parquet without a URL column: a ConfigError naming the input (the CLI exits 2)."""
+    text = tmp_path / "urls.parquet"
+    text.write_text("http://example.com/a.jpg\n")
+    no_url = tmp_path / "no_url.parquet"
+    pq.write_table(pa.table({"caption": ["a cat"]}), no_url)
+    for path, why in ((text, "Parquet"), (no_url, "no URL column")):
+        with pytest.raises(ConfigError, match=f"laion.input: .*{why}"):
+            parse_stage_args(laion.STAGE_SPEC, ["--input", str(path), "--output", str(tmp_path / "o")])
+        with pytest.raises(ConfigError, match=f"sources.laion.options.input: .*{why}"):
+            laion.source_transform({"input": str(path)})
 
 
 # --- one record, no Beam ---------------------------------------------------------------------

@@ -70,6 +70,14 @@ class TokenizerSpec:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.precision in ("auto", "fp32", "bf16"), "precision",
                 f"must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.checkpoint != "default":           # found and readable before any source runs
+            from uvd.tokenize.load import CheckpointError, check_checkpoint
+
+            try:
+                check_checkpoint(self.checkpoint)
+            except CheckpointError as exc:
+                raise ConfigError(f"checkpoint: {exc}; give a folder with config.json + weights, a cached hub id, "
+                                  "or `default` (the shipped small VQGAN)") from None
 
     def handler_options(self) -> dict:
         return {"device": self.device, "precision": self.precision, "accelerator": self.accelerator,

@@ -46,10 +46,15 @@ class SourceStage:
     # The Config field that names a local file/folder/glob, checked to exist before any work (None: the
     # input may be something else, e.g. a hub id).
     input_field: str | None = "input"
+    # A deeper look at an existing input before any work (e.g. LAION: Parquet with a URL column).
+    check_inputs: Callable[[Any], None] | None = None
 
-    def check_input(self, values: dict) -> None:
-        if self.input_field and isinstance(values.get(self.input_field), str):
-            check_input_exists(values[self.input_field], self.input_field)
+    def check_input(self, cfg: Any) -> None:
+        value = getattr(cfg, self.input_field, None) if self.input_field else None
+        if isinstance(value, str):
+            check_input_exists(value, self.input_field or "input")
+        if self.check_inputs is not None:
+            self.check_inputs(cfg)
 
     def run(self, argv: list[str] | None = None) -> int:
         """`uvd <name> --output OUT [flags]`: the stage alone (see run_source_stage)."""
@@ -60,7 +65,7 @@ class SourceStage:
         where = f"sources.{self.name}.options"
         try:
             cfg = from_dict(self.config, options, where=where)      # field errors first, then the input
-            self.check_input(vars(cfg))
+            self.check_input(cfg)
         except ConfigError as exc:
             raise ConfigError(str(exc) if str(exc).startswith(where) else f"{where}.{exc}") from None
         return self.transform(cfg)
@@ -83,7 +88,7 @@ def parse_stage_args(stage: SourceStage, argv: list[str] | None) -> tuple[Any, a
     extra = stage.extra_values(args) if stage.extra_values is not None else {}
     cfg = config_from_flags(stage.config, args, where=stage.name, **extra)
     try:
-        stage.check_input(vars(cfg))
+        stage.check_input(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{stage.name}.{exc}") from None
     return cfg, args, options

@@ -168,6 +168,15 @@ def _checkpoint_folder(path: Path) -> Path:
 
 
 # --- public API --------------------------------------------------------------------------------
+def check_checkpoint(path_or_hub_id: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The checkpoint folder, with its config read and its weights found, without loading them:
+    what `uvd dataset` checks on the driver before any work (CheckpointError says what is wrong)."""
+    folder = resolve_checkpoint(path_or_hub_id, cache_dir)
+    read_config(folder)
+    find_weights(folder)
+    return folder
+
+
 def load_vqgan(path_or_hub_id: str | os.PathLike, device: str | torch.device | None = None,
                dtype: torch.dtype = torch.float32, cache_dir: str | os.PathLike | None = None) -> VQGANModel:
     """A VQGANModel in eval mode from a checkpoint folder or hub id; strict, shape-checked load.

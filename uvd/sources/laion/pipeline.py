@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
-from uvd.config import require
+from uvd.config import ConfigError, require
 from uvd.core.outputs import FAILURES, IMAGES, RunSource, SourceOutputs, SourceTransform
 from uvd.core.stage import SourceStage
 from uvd.sources.laion.downloader import DEFAULT_USER_AGENT, DownloadConfig, Downloader
 from uvd.sources.laion.filters import FilterConfig
-from uvd.sources.laion.reader import ReadLaionMetadata
+from uvd.sources.laion.reader import ReadLaionMetadata, metadata_columns
 from uvd.sources.laion.record import (
     SOURCE,
     STAGE,
@@ -205,6 +205,15 @@ def debug_url(config: Config, url: str, output: str) -> dict:
     return outcome
 
 
-STAGE_SPEC = SourceStage("laion", Config, LaionSource, __doc__, add_flags=_url_flag, alone=_one_url)
+def _check_metadata(cfg: Config) -> None:
+    """The metadata is Parquet with a URL column: read from the first file's footer, before any work."""
+    try:
+        metadata_columns(cfg.input)
+    except (OSError, ValueError) as exc:          # pyarrow's ArrowInvalid is a ValueError
+        raise ConfigError(f"input: {exc}; give LAION metadata Parquet with a URL (or url) column") from None
+
+
+STAGE_SPEC = SourceStage("laion", Config, LaionSource, __doc__, add_flags=_url_flag, alone=_one_url,
+                         check_inputs=_check_metadata)
 source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
 run = STAGE_SPEC.run                             # `uvd laion --input METADATA.parquet --output OUT [options] [beam flags]`
