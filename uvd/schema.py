@@ -14,6 +14,7 @@ Shard rows (one visual sentence each):
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -86,6 +87,30 @@ FAILURES_SCHEMA = pa.schema(
         pa.field("detail", pa.string()),
     ]
 )
+
+# --- shard files: names and split vocabulary (the writer, the trainer's loader, preview, decode) ---
+SPLITS = ("train", "validation")              # the vocabulary uvd writes (a source's own split names map here)
+SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
+SHARD_GLOB = "*-?????-of-?????.parquet"       # every shard of a dataset folder
+SHARD_NAME = re.compile(r"^(?P<split>[a-z][a-z0-9_]*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+
+
+def normalize_split(split: str | None) -> str | None:
+    """A split name as it appears in file names: lower case, [a-z0-9_], aliases folded (val -> validation)."""
+    if split is None or split == "":
+        return None
+    split = re.sub(r"[^a-z0-9_]", "_", str(split).strip().lower())
+    return SPLIT_ALIASES.get(split, split)
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def split_shard_glob(split: str) -> str:
+    """The shards of one split in a dataset folder (aliases accepted: val -> validation-*)."""
+    return f"{normalize_split(split)}-?????-of-?????.parquet"
+
 
 TABLE_SCHEMAS = {
     "images": IMAGES_SCHEMA,
