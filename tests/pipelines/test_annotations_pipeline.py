@@ -45,13 +45,19 @@ def test_sample_end_to_end(tmp_path):
 
     reasons = collections.Counter(f["reason"] for f in failures)
     assert reasons == {"box_outside_image": 1, "negative_box_size": 1, "unknown_category": 1, "missing_file": 1,
-                       "unmatched_annotation": 1, "unmatched_input": 1, "unmatched_target": 1}
+                       "unmatched_annotation": 1, "unmatched_input": 1, "unmatched_target": 1,
+                       "empty_edges": 1}            # Canny finds no edge in the smooth retina photo
+    skipped = [f for f in failures if f["status"] == "skipped"]
+    assert [(f["record_id"], f["reason"]) for f in skipped] == [("photos/microaneurysms", "empty_edges")]
+    assert not any(json.loads(r["provenance"]).get("task") == "edges" and json.loads(r["provenance"])["record_id"]
+                   == "photos/microaneurysms" for r in images)                   # no black target...
+    assert any(json.loads(r["provenance"])["record_id"] == "photos/microaneurysms" for r in images)  # ...the rest stays
 
     # Reconcile: every listed item is a rendered record (in image provenance) or a failure row.
     cfg = from_dict(Config, {"input": SAMPLE})
     item_ids = {it["record_id"] for opts in cfg.adapter_options() for it in list_items(opts, SAMPLE)}
     rendered = {json.loads(r["provenance"])["record_id"] for r in images}
-    failed = {f["record_id"] for f in failures}
+    failed = {f["record_id"] for f in failures if f["status"] == "failed"}
     assert item_ids == rendered | failed and not rendered & failed
 
 

@@ -437,8 +437,12 @@ def test_detection_boxes_are_drawn_and_ids_come_from_the_id_column(built):
     items, process = _items(cfg.input, cfg)
     assert [i["record_id"] for i in items] == ["det/101", "det/102", "det/103", "det/104"]
     rows = list(process(items[0]))
-    drawn = decode_png(rows[1][1]["image"])
-    assert drawn.any() and (drawn == 0).all(axis=2).mean() > 0.5                     # outlines on black
+    image, drawn = decode_png(rows[0][1]["image"]), decode_png(rows[1][1]["image"])
+    changed = (drawn != image).any(axis=2)
+    assert 0 < changed.mean() < 0.3 and (drawn[~changed] == image[~changed]).all()  # outlines over the image
+    black = hf.Config(input=cfg.input, mapping="detection", columns={"id": "image_id"}, name="det", box_canvas="black")
+    drawn = decode_png(list(_items(black.input, black)[1](items[0]))[1][1]["image"])
+    assert drawn.any() and (drawn == 0).all(axis=2).mean() > 0.5                     # or on black
     [(tag, failure)] = list(process(items[3]))
     assert failure["reason"] == "box_outside_image" and "column 'objects.bbox'" in failure["detail"]
 

@@ -54,8 +54,9 @@ class _RouteDoFn(beam.DoFn):
                                            f"exception_{type(exc).__name__}", detail))]
         # What became of this input record (the dataset card reconciles inputs against these).
         tags = {tag for tag, _ in rows}
-        outcome = ("records_with_sentences" if SENTENCES in tags else "records_failures_only" if FAILURES in tags
-                   else "records_images_only" if IMAGES in tags else "records_no_output")
+        # Images outrank failures: an annotated image with one skipped task still feeds pair sentences.
+        outcome = ("records_with_sentences" if SENTENCES in tags else "records_images_only" if IMAGES in tags
+                   else "records_failures_only" if FAILURES in tags else "records_no_output")
         if self.count_records:
             Metrics.counter(f"uvd.{self.stage}", outcome).inc()
         for tag, row in rows:

@@ -31,8 +31,8 @@ from uvd.sources.annotations import coco, dense, pairs, synthetic_pairs, video
 from uvd.core import files
 from uvd.annotated import sentences
 from uvd.annotated.pooling import PairSentences
-from uvd.annotated.records import RecordError, is_input_type
-from uvd.annotated.render import image_row, record_image_rows, render_record
+from uvd.annotated.records import RecordError, defect_rows, is_input_type
+from uvd.annotated.render import image_row, record_image_rows, render_record, skipped_rows
 from uvd.schema import failure_row
 
 STAGE = "annotations"
@@ -129,8 +129,7 @@ class ProcessItem:
                 record = ADAPTERS[item["adapter"]][1].load_record(item, self.cfg.image_size)
                 rows = list(emit_record(record, self.cfg))
         except RecordError as exc:
-            rows = [(FAILURES, failure_row(item["record_id"], _source(item), STAGE, exc.reason,
-                                                  exc.detail, status=exc.status))]
+            rows = [(FAILURES, row) for row in defect_rows(exc, item["record_id"], _source(item), STAGE)]
         yield from rows
 
     def _clip(self, item: dict) -> Iterator[tuple[str, dict]]:
@@ -155,12 +154,20 @@ class ProcessItem:
             yield SENTENCES, row
 
 
-def emit_record(record, cfg: Config) -> Iterator[tuple[str, dict]]:
+def emit_record(record, cfg: Config, source: str | None = None, stage: str = STAGE) -> Iterator[tuple[str, dict]]:
     """A checked annotation record -> (tag, row): its image rows and, with >= multi_min_annotations
     outputs, a multi-annotation sentence. Pair sentences come later from `PairSentences` over the
     image rows. Pose and expert pseudo-labels call this from their own RunSource functions.
+
+    Each defect of the record and each task whose target is empty is a skipped failure row
+    (`source` defaults to the record's `ann/<dataset>`); an image left with no target at all
+    gives no image rows.
     """
     rendered = render_record(record, cfg.image_size, cfg.resize, cfg.seed)
+    for row in skipped_rows(record, rendered, source or f"ann/{record['dataset']}", stage):
+        yield FAILURES, row
+    if not rendered.annotations:
+        return
     bucket = sentences.bucket_of(record["group"], cfg.pair_buckets)
     rows, image_id, ann_ids = record_image_rows(record, rendered, bucket)
     for row in rows:

@@ -226,7 +226,7 @@ class EmitItem:
         try:
             record = make_record(rid, self.cfg.dataset, item["image"], item["annotations"],
                                  provenance=item["provenance"])
-            rows = list(emit_record(record, self.cfg))
+            rows = list(emit_record(record, self.cfg, source=source, stage=STAGE))
         except RecordError as exc:
             rows = [(FAILURES, schema.failure_row(rid, source, STAGE, exc.reason, exc.detail, exc.status))]
         yield from rows

@@ -34,7 +34,7 @@ from uvd.core import files
 from uvd.annotated import sentences
 from uvd.sources.annotations.pipeline import PairSentences
 from uvd.annotated.records import RecordError, annotation, make_record
-from uvd.annotated.render import record_image_rows, render_record
+from uvd.annotated.render import record_image_rows, render_record, skipped_rows
 from uvd.sources.pose.model import DEFAULT_CONFIG, MMPoseModelHandler, import_mmpose
 from uvd.schema import failure_row
 
@@ -156,6 +156,10 @@ class KeepPeople:
                              {TASK: annotation("keypoints", people, score_threshold=cfg.keypoint_threshold)},
                              group=ex["record_id"], split=ex.get("split"), provenance=provenance)
         rendered = render_record(record, cfg.image_size, cfg.resize, cfg.seed)
+        for row in skipped_rows(record, rendered, _source(cfg), STAGE):   # e.g. every joint outside the crop
+            yield FAILURES, row
+        if not rendered.annotations:
+            return
         rows, _, _ = record_image_rows(record, rendered, sentences.bucket_of(record["group"], cfg.pair_buckets))
         for row in rows:
             yield IMAGES, row
