@@ -151,7 +151,10 @@ def test_pairs_match_by_stem_and_report_both_sides():
 
 def test_synthetic_pairs_limit_and_tasks():
     opts = synthetic_pairs.SyntheticOptions(images="../images", limit=3, tasks=["colorization", "edges"])
-    items = list(synthetic_pairs.list_items(opts, SAMPLE))
+    listed = list(synthetic_pairs.list_items(opts, SAMPLE))
+    assert [(it["record_id"], it["failure"]) for it in listed if "failure" in it] == [
+        ("synthetic/SOURCES.md", "unsupported_format")]                       # the photos' licence file
+    items = [it for it in listed if "failure" not in it]
     assert len(items) == 3
     rec = synthetic_pairs.load_record(items[0])
     assert {t: a["type"] for t, a in rec["annotations"].items()} == {"colorization": "synthetic", "edges": "edges"}
@@ -250,3 +253,22 @@ def test_an_image_without_keypoints_keeps_its_other_tasks(tmp_path):
     # Only a pose task, and no keypoints: the image itself is the skipped row.
     (only_pose,) = _coco_items(tmp_path, [1], anns[:1], cats, ["pose"])
     assert _rows(only_pose) == ([], [("skipped", "no_keypoints")])
+
+
+def test_a_stem_names_one_file_and_every_file_is_an_input(tmp_path):
+    """`a.jpg` beside `a.png` would keep one silently: both fail; a stray file is a skipped row."""
+    for side in ("input", "target"):
+        (tmp_path / "p" / side).mkdir(parents=True)
+        for name in ("a.jpg", "b.jpg"):
+            Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(tmp_path / "p" / side / name)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "p" / "input" / "a.png")
+    (tmp_path / "p" / "target" / "notes.txt").write_text("not an image")
+    items = list(pairs.list_items(pairs.PairsOptions(task="t", root="p"), str(tmp_path)))
+    failures = sorted((it["record_id"], it["failure"], it.get("status", "failed")) for it in items if "failure" in it)
+    assert failures == [("t/input/a.jpg", "ambiguous_stem", "failed"), ("t/input/a.png", "ambiguous_stem", "failed"),
+                        ("t/target/a", "unmatched_target", "failed"),
+                        ("t/target/notes.txt", "unsupported_format", "skipped")]
+    assert [it["record_id"] for it in items if "failure" not in it] == ["t/b"]
+    stray = next(it for it in items if it.get("failure") == "unsupported_format")
+    rows = list(ProcessItem(Config(input="x"))(stray))
+    assert [(r["status"], r["reason"]) for _, r in rows] == [("skipped", "unsupported_format")]

@@ -24,6 +24,7 @@ import numpy as np
 
 from uvd.config import ConfigError, require
 from uvd.core import files
+from uvd.sources.annotations.listing import by_stem
 from uvd.annotated.records import AnnotationRecord, RecordError, annotation, make_record
 from uvd.transforms.depth import depth_png_to_meters
 from uvd.transforms.normals import normals_png_to_vectors
@@ -57,11 +58,13 @@ class DenseOptions:
 
 def list_items(opts: DenseOptions, root: str) -> Iterator[dict]:
     images_dir = files.join(root, opts.images)
-    images = {files.stem(p, images_dir): p for p in files.list_files(images_dir, files.IMAGE_EXTS)}
+    images, bad = by_stem(images_dir, files.IMAGE_EXTS, "dense", opts.name)
+    yield from bad
     per_task: dict[str, dict[str, str]] = {}
     for task, spec in sorted(opts.annotations.items()):
         folder = files.join(root, spec["dir"])
-        per_task[task] = {files.stem(p, folder): p for p in files.list_files(folder, ANNOTATION_EXTS)}
+        per_task[task], bad = by_stem(folder, ANNOTATION_EXTS, "dense", opts.name, task)
+        yield from bad
         for s in sorted(set(per_task[task]) - set(images)):
             yield {"adapter": "dense", "dataset": opts.name, "record_id": f"{opts.name}/{task}/{s}",
                    "failure": "unmatched_annotation", "detail": per_task[task][s]}

@@ -120,7 +120,7 @@ class ProcessItem:
     def __call__(self, item: dict) -> Iterator[tuple[str, dict]]:
         if "failure" in item:
             yield FAILURES, failure_row(item["record_id"], _source(item), STAGE, item["failure"],
-                                               item.get("detail", ""))
+                                        item.get("detail", ""), status=item.get("status", "failed"))
             return
         try:
             if item["adapter"] == "video":

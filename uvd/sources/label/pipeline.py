@@ -246,9 +246,8 @@ class LabelSource(beam.PTransform):
         else:
             pattern = FileSystems.join(cfg.input.rstrip("/"), "**")
             listed = (pbegin
-                      | "MatchImages" >> fileio.MatchFiles(pattern)
-                      | "ImagesOnly" >> beam.Filter(lambda m: m.path.lower().endswith(IMAGE_EXTENSIONS))
-                      | "ToPath" >> beam.Map(lambda m: {"path": m.path}))
+                      | "MatchFiles" >> fileio.MatchFiles(pattern)      # every file is an input: decoded
+                      | "ToPath" >> beam.Map(lambda m: {"path": m.path}))  # by content, else a failure row
         decoded = (listed
                    | "Spread" >> beam.Reshuffle()
                    | "Decode" >> beam.ParDo(DecodeInput(cfg)).with_outputs(FAILURES, main="items"))
