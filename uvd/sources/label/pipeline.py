@@ -51,7 +51,6 @@ from uvd.transforms import image as img
 
 STAGE = "label"
 EXPERTS = ("depth", "normals", "edges", "segmentation")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 INPUT_FORMATS = ("auto", "folder", "table")
 
 log = logging.getLogger("uvd")
