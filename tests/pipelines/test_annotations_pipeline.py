@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from uvd.config import ConfigError, from_dict
 from uvd.sources.annotations.pipeline import Config, list_items, run, source_transform
@@ -40,6 +41,10 @@ def test_sample_end_to_end(tmp_path):
     for s in sentences:
         assert set(s["image_ids"]) <= by_id                            # every image is in the table
         assert 1 <= len(s["image_ids"]) <= 16
+    # The sample manifest keeps every annotated sentence (rate 1: stereo and style_transfer, one
+    # sentence each, reach the shards) because its weight is this count: update it with the sample.
+    manifest = yaml.safe_load((Path(SAMPLE).parents[2] / "manifests" / "sample.yaml").read_text())
+    assert manifest["sources"]["annotated_images"]["weight"] == len(sentences) == 35
     full = [s for s in sentences if s["source"] == "ann/colorization"]
     assert [len(s["image_ids"]) for s in full] == [16, 16]             # 16 photos -> 2 x 8 pairs
 
