@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -492,3 +494,15 @@ def test_extra_annotations_are_checked_before_work(tmp_path, annotations, messag
     path = write(nyu_like_dataset(), tmp_path, "disk")
     with pytest.raises(ConfigError, match=message):
         hf.source_transform({"input": path, "mapping": "depth", "annotations": annotations})
+
+
+def test_glob_inputs_name_shards_by_path_not_file_name(tmp_path):
+    """`*/data.parquet` over a/ and b/: two shards, two sets of record ids (a file name alone collides)."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        pq.write_table(pa.table({"label": [1, 2]}), tmp_path / folder / "data.parquet")
+    layout = reader.list_shards(str(tmp_path / "*" / "data.parquet"))
+    assert sorted(s.shard_id for s in layout.shards) == ["a/data.parquet:rg0", "b/data.parquet:rg0"]
+    assert reader.list_shards(str(tmp_path / "a" / "data.parquet")).shards[0].shard_id == "data.parquet:rg0"
+    assert sorted(s.shard_id for s in reader.list_shards(str(tmp_path)).shards) == [
+        "a/data.parquet:rg0", "b/data.parquet:rg0"]
