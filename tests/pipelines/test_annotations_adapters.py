@@ -272,3 +272,21 @@ def test_a_stem_names_one_file_and_every_file_is_an_input(tmp_path):
     stray = next(it for it in items if it.get("failure") == "unsupported_format")
     rows = list(ProcessItem(Config(input="x"))(stray))
     assert [(r["status"], r["reason"]) for _, r in rows] == [("skipped", "unsupported_format")]
+
+
+def test_a_broken_dense_map_costs_only_its_own_task(tmp_path):
+    for sub in ("images", "seg", "depth", "normals"):
+        (tmp_path / sub).mkdir()
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(tmp_path / "images" / "a.png")
+    seg = np.zeros((40, 60), np.uint8)
+    seg[10:30, 10:50] = 5
+    Image.fromarray(seg).save(tmp_path / "seg" / "a.png")
+    (tmp_path / "depth" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    Image.fromarray(np.full((20, 30, 3), 128, np.uint8)).save(tmp_path / "normals" / "a.png")     # wrong size
+    opts = from_dict(dense.DenseOptions, {"images": "images", "annotations": {
+        "seg": {"dir": "seg", "type": "segmentation"}, "depth": {"dir": "depth", "type": "depth"},
+        "normals": {"dir": "normals", "type": "normals"}}})
+    (item,) = list(dense.list_items(opts, str(tmp_path)))
+    tasks, failures = _rows(item)
+    assert tasks == [None, "seg"]                                    # the image keeps its good task...
+    assert sorted(failures) == [("failed", "annotation_size_mismatch"), ("failed", "bad_annotation_file")]

@@ -12,7 +12,7 @@ draws it as a 256x256 RGB image, so all producers share renderers and sentence b
      "height": H, "width": W,                   #   then these give the full size coordinates use)
      "annotations": {task: {"type": <type>, "data": ...}},
      "provenance": {...},                       # JSON-able: paths, ids (optional)
-     "defects": [(reason, detail), ...]}        # what the adapter left out (skipped rows), optional
+     "defects": [(reason, detail[, status])]}   # what the adapter left out (failure rows; default skipped)
 
 Annotation types and their data (coordinates in the original image's pixels):
     depth         float (H, W) metric depth; <= 0 / NaN = invalid. "inverse": False for disparity.
@@ -66,7 +66,7 @@ class AnnotationRecord(TypedDict, total=False):
     width: int
     annotations: dict[str, Annotation]
     provenance: dict
-    defects: list[tuple[str, str]]
+    defects: list[tuple[str, ...]]
 
 
 class RecordError(ValueError):
@@ -113,7 +113,7 @@ def make_record(
     split: str | None = None,
     provenance: dict | None = None,
     full_size: tuple[int, int] | None = None,
-    defects: list[tuple[str, str]] | None = None,
+    defects: list[tuple[str, ...]] | None = None,
 ) -> AnnotationRecord:
     """Build and check a record: RGB uint8 image, known annotation types, shapes that match.
 

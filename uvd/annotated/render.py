@@ -211,10 +211,12 @@ def render_record(record: AnnotationRecord, size: int = 256, mode: str = "crop",
 
 
 def skipped_rows(record: AnnotationRecord, rendered: Rendered, source: str, stage: str) -> list[dict]:
-    """One skipped failure row per defect of the record: its own `defects` (objects or tasks its
-    adapter left out) and each task whose target came out empty."""
-    rows = [failure_row(record["record_id"], source, stage, reason, detail, status="skipped")
-            for reason, detail in record.get("defects", [])]
+    """One failure row per defect of the record: its own `defects` (objects or tasks its adapter
+    left out: (reason, detail[, status]), "skipped" by default) and each task whose target came out
+    empty (skipped)."""
+    rows = [failure_row(record["record_id"], source, stage, *defect) if len(defect) == 3
+            else failure_row(record["record_id"], source, stage, *defect, status="skipped")
+            for defect in record.get("defects", [])]
     rows += [failure_row(record["record_id"], source, stage, exc.reason, exc.detail, status="skipped")
              for _, exc in sorted(rendered.skipped.items())]
     return rows

@@ -25,7 +25,8 @@ import numpy as np
 from uvd.config import ConfigError, require
 from uvd.core import files
 from uvd.sources.annotations.listing import by_stem
-from uvd.annotated.records import AnnotationRecord, RecordError, annotation, make_record
+from uvd.annotated.records import (AnnotationRecord, RecordDefects, RecordError, annotation, check_annotation,
+                                   make_record)
 from uvd.transforms.depth import depth_png_to_meters
 from uvd.transforms.normals import normals_png_to_vectors
 from uvd.transforms.segmentation import ade20k_png_to_labels
@@ -100,7 +101,18 @@ def load_record(item: dict, size: int = 256) -> AnnotationRecord:
     if not item["annotations"]:
         raise RecordError("no_annotations", item["file"], status="skipped")
     decoded = files.read_image(item["file"], min_size=size)
-    anns = {task: decode_annotation(path, item["specs"][task]) for task, path in item["annotations"].items()}
+    anns, errors = {}, []
+    for task, path in sorted(item["annotations"].items()):     # a bad file costs its own task only
+        try:
+            ann = decode_annotation(path, item["specs"][task])
+            check_annotation(task, ann, decoded.height, decoded.width)
+            anns[task] = ann
+        except RecordError as exc:
+            errors.append(RecordError(exc.reason, exc.detail if exc.detail.startswith(task) else f"{task}: {exc.detail}",
+                                      exc.status))
+    if not anns:
+        raise RecordDefects(errors)
     return make_record(item["record_id"], item["dataset"], decoded.pixels, anns, split=item.get("split"),
                        provenance={"path": item["file"], "annotations": item["annotations"]},
-                       full_size=(decoded.height, decoded.width))
+                       full_size=(decoded.height, decoded.width),
+                       defects=[(e.reason, e.detail, e.status) for e in errors])
