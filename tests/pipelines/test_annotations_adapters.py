@@ -99,7 +99,8 @@ def test_coco_keypoints_and_compressed_rle(tmp_path):
     out = render_record(rec).annotations                      # 40x60 -> crop x 10..49 -> x 6.4
     seg = (out["segmentation"] == ADE20K_PALETTE[0]).all(axis=2)
     assert seg[round(15 * 6.4), round((40 - 10) * 6.4)] and not seg[round(5 * 6.4)].any()
-    assert not out["instances"].any()                         # a crowd region is no instance
+    assert "instances" not in out                             # a crowd region is no instance: no target
+    assert render_record(rec).skipped["instances"].reason == "empty_instances"
     assert rec["annotations"]["pose"]["data"].shape == (1, 17, 3)
 
 
@@ -150,7 +151,10 @@ def test_pairs_match_by_stem_and_report_both_sides():
 
 def test_synthetic_pairs_limit_and_tasks():
     opts = synthetic_pairs.SyntheticOptions(images="../images", limit=3, tasks=["colorization", "edges"])
-    items = list(synthetic_pairs.list_items(opts, SAMPLE))
+    listed = list(synthetic_pairs.list_items(opts, SAMPLE))
+    assert [(it["record_id"], it["failure"]) for it in listed if "failure" in it] == [
+        ("synthetic/SOURCES.md", "unsupported_format")]                       # the photos' licence file
+    items = [it for it in listed if "failure" not in it]
     assert len(items) == 3
     rec = synthetic_pairs.load_record(items[0])
     assert {t: a["type"] for t, a in rec["annotations"].items()} == {"colorization": "synthetic", "edges": "edges"}
@@ -185,3 +189,104 @@ def test_a_malformed_or_missing_coco_json_is_one_failure_item(tmp_path):
     missing = list(list_items(coco.CocoOptions(annotations="nope.json", images=".", name="m"), str(tmp_path)))
     assert [(it["record_id"], it["failure"]) for it in broken] == [("b", "bad_annotation_file")]
     assert [(it["record_id"], it["failure"]) for it in missing] == [("m", "missing_file")]
+
+
+# --- COCO: empty masks, every defect, tasks an image cannot serve (issue 15) --------------------------
+def _coco_items(tmp_path, images, anns, categories, tasks):
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(tmp_path / "a.png")
+    data = {"images": [{"id": i, "file_name": "a.png", "height": 40, "width": 60} for i in images],
+            "categories": categories, "annotations": anns}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    opts = coco.CocoOptions(annotations="c.json", images=".", name="c", tasks=tasks)
+    return list(coco.list_items(opts, str(tmp_path)))
+
+
+def _rows(item):
+    from uvd.core.outputs import FAILURES, IMAGES
+
+    out = list(ProcessItem(Config(input="x", multi_annotation=False))(item))
+    images = [json.loads(r["provenance"]).get("task") for t, r in out if t == IMAGES]
+    return images, [(r["status"], r["reason"]) for t, r in out if t == FAILURES]
+
+
+def test_box_only_degenerate_and_empty_masks_never_become_segmentation_targets(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    empty_rle = mask_utils.encode(np.zeros((40, 60), np.uint8, order="F"))
+    empty_rle["counts"] = empty_rle["counts"].decode()
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400, "segmentation": []},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [30, 5, 20, 20], "area": 400,
+             "segmentation": [[30, 5, 50, 5]]},                                      # 2 points: no polygon
+            {"id": 3, "image_id": 1, "category_id": 1, "bbox": [5, 20, 10, 10], "area": 100,
+             "segmentation": empty_rle}]                                            # no foreground
+    (item,) = _coco_items(tmp_path, [1], anns, [{"id": 1, "name": "cup"}], ["detection", "segmentation", "instances"])
+    tasks, failures = _rows(item)
+    assert tasks == [None, "detection"]                                     # the image and its boxes only
+    assert sorted(failures) == sorted([("skipped", "no_mask")] * 2 + [("skipped", "empty_segmentation"),
+                                                                      ("skipped", "empty_instances")])
+
+
+def test_every_defect_of_an_image_is_reported(tmp_path):
+    anns = [{"id": 1, "image_id": 1, "category_id": 9, "bbox": [10, 10, 20, 20]},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [10, 10, -3, 20]},
+            {"id": 3, "image_id": 1, "category_id": 1, "bbox": [50, 30, 40, 40]}]
+    (item,) = _coco_items(tmp_path, [1], anns, [{"id": 1, "name": "cup"}], ["detection"])
+    tasks, failures = _rows(item)
+    assert tasks == [] and sorted(failures) == [("failed", "box_outside_image"), ("failed", "negative_box_size"),
+                                                ("failed", "unknown_category")]
+
+
+def test_an_image_without_keypoints_keeps_its_other_tasks(tmp_path):
+    kp = [0.0] * 51
+    kp[0:3] = [20, 20, 2]
+    kp[3:6] = [30, 25, 2]
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 25], "area": 750,
+             "segmentation": [[10, 10, 40, 10, 40, 35, 10, 35]], "keypoints": [0.0] * 51, "num_keypoints": 0},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [10, 10, 30, 25], "area": 750,
+             "segmentation": [[10, 10, 40, 10, 40, 35, 10, 35]], "keypoints": kp, "num_keypoints": 2}]
+    cats = [{"id": 1, "name": "person", "keypoints": ["j"] * 17}]
+    first, second = _coco_items(tmp_path, [1, 2], anns, cats, ["detection", "segmentation", "pose"])
+    tasks, failures = _rows(first)
+    assert tasks == [None, "detection", "segmentation"] and failures == [("skipped", "no_keypoints")]
+    tasks, failures = _rows(second)
+    assert tasks == [None, "detection", "segmentation", "pose"] and failures == []
+    # Only a pose task, and no keypoints: the image itself is the skipped row.
+    (only_pose,) = _coco_items(tmp_path, [1], anns[:1], cats, ["pose"])
+    assert _rows(only_pose) == ([], [("skipped", "no_keypoints")])
+
+
+def test_a_stem_names_one_file_and_every_file_is_an_input(tmp_path):
+    """`a.jpg` beside `a.png` would keep one silently: both fail; a stray file is a skipped row."""
+    for side in ("input", "target"):
+        (tmp_path / "p" / side).mkdir(parents=True)
+        for name in ("a.jpg", "b.jpg"):
+            Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(tmp_path / "p" / side / name)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "p" / "input" / "a.png")
+    (tmp_path / "p" / "target" / "notes.txt").write_text("not an image")
+    items = list(pairs.list_items(pairs.PairsOptions(task="t", root="p"), str(tmp_path)))
+    failures = sorted((it["record_id"], it["failure"], it.get("status", "failed")) for it in items if "failure" in it)
+    assert failures == [("t/input/a.jpg", "ambiguous_stem", "failed"), ("t/input/a.png", "ambiguous_stem", "failed"),
+                        ("t/target/a", "unmatched_target", "failed"),
+                        ("t/target/notes.txt", "unsupported_format", "skipped")]
+    assert [it["record_id"] for it in items if "failure" not in it] == ["t/b"]
+    stray = next(it for it in items if it.get("failure") == "unsupported_format")
+    rows = list(ProcessItem(Config(input="x"))(stray))
+    assert [(r["status"], r["reason"]) for _, r in rows] == [("skipped", "unsupported_format")]
+
+
+def test_a_broken_dense_map_costs_only_its_own_task(tmp_path):
+    for sub in ("images", "seg", "depth", "normals"):
+        (tmp_path / sub).mkdir()
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(tmp_path / "images" / "a.png")
+    seg = np.zeros((40, 60), np.uint8)
+    seg[10:30, 10:50] = 5
+    Image.fromarray(seg).save(tmp_path / "seg" / "a.png")
+    (tmp_path / "depth" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    Image.fromarray(np.full((20, 30, 3), 128, np.uint8)).save(tmp_path / "normals" / "a.png")     # wrong size
+    opts = from_dict(dense.DenseOptions, {"images": "images", "annotations": {
+        "seg": {"dir": "seg", "type": "segmentation"}, "depth": {"dir": "depth", "type": "depth"},
+        "normals": {"dir": "normals", "type": "normals"}}})
+    (item,) = list(dense.list_items(opts, str(tmp_path)))
+    tasks, failures = _rows(item)
+    assert tasks == [None, "seg"]                                    # the image keeps its good task...
+    assert sorted(failures) == [("failed", "annotation_size_mismatch"), ("failed", "bad_annotation_file")]

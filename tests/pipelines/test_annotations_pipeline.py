@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from uvd.config import ConfigError, from_dict
 from uvd.sources.annotations.pipeline import Config, list_items, run, source_transform
@@ -29,7 +30,7 @@ def test_sample_end_to_end(tmp_path):
 
     sources = collections.Counter(s["source"] for s in sentences)
     for task in ("detection", "segmentation", "instances", "pose", "depth", "normals", "edges", "deraining",
-                 "stereo", "colorization", "inpainting", "denoising", "low_light", "multi"):
+                 "stereo", "style_transfer", "colorization", "inpainting", "denoising", "low_light", "multi"):
         assert sources[f"ann/{task}"] >= 1, task
     assert sources["ann_video/video_segmentation"] == 4
     kinds = {s["source"]: s["kind"] for s in sentences}
@@ -40,18 +41,29 @@ def test_sample_end_to_end(tmp_path):
     for s in sentences:
         assert set(s["image_ids"]) <= by_id                            # every image is in the table
         assert 1 <= len(s["image_ids"]) <= 16
+    # The sample manifest keeps every annotated sentence (rate 1: stereo and style_transfer, one
+    # sentence each, reach the shards) because its weight is this count: update it with the sample.
+    manifest = yaml.safe_load((Path(SAMPLE).parents[2] / "manifests" / "sample.yaml").read_text())
+    assert manifest["sources"]["annotated_images"]["weight"] == len(sentences) == 35
     full = [s for s in sentences if s["source"] == "ann/colorization"]
     assert [len(s["image_ids"]) for s in full] == [16, 16]             # 16 photos -> 2 x 8 pairs
 
     reasons = collections.Counter(f["reason"] for f in failures)
     assert reasons == {"box_outside_image": 1, "negative_box_size": 1, "unknown_category": 1, "missing_file": 1,
-                       "unmatched_annotation": 1, "unmatched_input": 1, "unmatched_target": 1}
+                       "unmatched_annotation": 1, "unmatched_input": 1, "unmatched_target": 1,
+                       "empty_edges": 1,            # Canny finds no edge in the smooth retina photo
+                       "unsupported_format": 1}     # images/SOURCES.md: every file of a folder is an input
+    skipped = sorted((f["record_id"], f["reason"]) for f in failures if f["status"] == "skipped")
+    assert skipped == [("photos/SOURCES.md", "unsupported_format"), ("photos/microaneurysms", "empty_edges")]
+    assert not any(json.loads(r["provenance"]).get("task") == "edges" and json.loads(r["provenance"])["record_id"]
+                   == "photos/microaneurysms" for r in images)                   # no black target...
+    assert any(json.loads(r["provenance"])["record_id"] == "photos/microaneurysms" for r in images)  # ...the rest stays
 
     # Reconcile: every listed item is a rendered record (in image provenance) or a failure row.
     cfg = from_dict(Config, {"input": SAMPLE})
     item_ids = {it["record_id"] for opts in cfg.adapter_options() for it in list_items(opts, SAMPLE)}
     rendered = {json.loads(r["provenance"])["record_id"] for r in images}
-    failed = {f["record_id"] for f in failures}
+    failed = {f["record_id"] for f in failures if f["status"] == "failed" or f["reason"] == "unsupported_format"}
     assert item_ids == rendered | failed and not rendered & failed
 
 

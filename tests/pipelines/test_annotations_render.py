@@ -44,7 +44,8 @@ def test_segmentation_and_image_stay_aligned_under_centre_crop():
 
 
 def test_box_outline_colour_and_position_through_geometry():
-    rec = make_record("r", "d", _image(), {"det": annotation("boxes", {"boxes": [[150, 90, 260, 210]], "classes": [7]})})
+    rec = make_record("r", "d", _image(), {"det": annotation("boxes", {"boxes": [[150, 90, 260, 210]], "classes": [7]},
+                                                            canvas="black")})
     canvas = render_record(rec).annotations["det"]
     s = 256 / 300
     x0, y0, x1, y1 = round((150 - 50) * s), round(90 * s), round((260 - 50) * s), round(210 * s)
@@ -56,8 +57,22 @@ def test_box_outline_colour_and_position_through_geometry():
     assert canvas[mid_y, mid_x].tolist() == [0, 0, 0]
 
 
+def test_boxes_are_drawn_over_the_image_by_default():
+    """The paper's detection target: colour-coded boxes overlaid on the photo, not on black."""
+    rec = make_record("r", "d", _image(), {"det": annotation("boxes", {"boxes": [[150, 90, 260, 210]], "classes": [7]})})
+    r = render_record(rec)
+    canvas = r.annotations["det"]
+    outline = (canvas == BOX_PALETTE[7]).all(axis=2) & (canvas != r.image).any(axis=2)
+    assert outline.sum() > 300                                  # the outline is drawn...
+    assert (canvas[~outline] == r.image[~outline]).all()        # ...and everything else is the image
+    with pytest.raises(RecordError, match="canvas"):
+        render_record(make_record("r", "d", _image(), {"det": annotation(
+            "boxes", {"boxes": [[150, 90, 260, 210]], "classes": [7]}, canvas="white")}))
+
+
 def test_box_cut_by_the_crop_has_no_edge_at_the_border():
-    rec = make_record("r", "d", _image(), {"det": annotation("boxes", {"boxes": [[0, 100, 120, 200]], "classes": [0]})})
+    rec = make_record("r", "d", _image(), {"det": annotation("boxes", {"boxes": [[0, 100, 120, 200]], "classes": [0]},
+                                                            canvas="black")})
     canvas = render_record(rec).annotations["det"]
     assert not canvas[100:160, 0].any()                       # left edge (x=0) is outside the crop
     assert canvas[round(100 * 256 / 300), 30].tolist() == BOX_PALETTE[0].tolist()
@@ -146,8 +161,37 @@ def test_output_image_of_another_resolution_gets_the_same_crop():
 
 
 def test_squash_mode_maps_boxes_with_two_scales():
-    rec = make_record("r", "d", _image(), {"det": annotation("boxes", {"boxes": [[0, 0, 200, 150]], "classes": [2]})})
+    rec = make_record("r", "d", _image(), {"det": annotation("boxes", {"boxes": [[0, 0, 200, 150]], "classes": [2]},
+                                                            canvas="black")})
     canvas = render_record(rec, mode="squash").annotations["det"]
     colour = BOX_PALETTE[2].tolist()
     assert canvas[0, 60].tolist() == colour and canvas[127, 60].tolist() == colour    # y1 = 150 * 256/300 = 128
     assert canvas[60, 127].tolist() == colour and canvas[60, 128].tolist() == [0, 0, 0]  # x1 = 200 * 256/400 = 128
+
+
+# --- empty targets are skipped rows, never training targets (issue 15) --------------------------------
+_H, _W = 300, 400
+_EMPTY = {
+    "depth": (annotation("depth", np.zeros((_H, _W), np.float32)), "empty_depth"),
+    "flat_depth": (annotation("depth", np.full((_H, _W), 2.0, np.float32)), "empty_depth"),
+    "normals": (annotation("normals", np.zeros((_H, _W, 3), np.float32)), "empty_normals"),
+    "segmentation": (annotation("segmentation", np.full((_H, _W), IGNORE_INDEX, np.int32)), "empty_segmentation"),
+    "instances": (annotation("instances", np.zeros((_H, _W), np.int32)), "empty_instances"),
+    "masks": (annotation("masks", {"objects": [[], [[1, 1, 5, 5]]], "classes": [1, 2]}), "empty_segmentation"),
+    "edges": (annotation("edges", np.zeros((_H, _W), np.uint8)), "empty_edges"),
+    "boxes": (annotation("boxes", {"boxes": [[0, 0, 40, 40]], "classes": [1]}), "empty_boxes"),  # cropped away
+    "pose": (annotation("keypoints", np.zeros((1, 17, 3))), "empty_pose"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(_EMPTY))
+def test_a_target_without_information_is_skipped_and_the_other_tasks_stay(task):
+    ann, reason = _EMPTY[task]
+    labels = np.full((_H, _W), IGNORE_INDEX, np.int32)
+    labels[100:200, 150:250] = 3
+    rec = make_record("r", "d", _image(), {task: ann, "good": annotation("segmentation", labels)})
+    r = render_record(rec)
+    assert set(r.annotations) == {"good"} and r.skipped[task].reason == reason
+    assert r.skipped[task].status == "skipped" and r.skipped[task].detail.startswith(f"{task}: ")
+    rows, _, ann_ids = record_image_rows(rec, r, 0)
+    assert set(ann_ids) == {"good"} and len(rows) == 2

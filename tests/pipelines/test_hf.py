@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -436,8 +438,12 @@ def test_detection_boxes_are_drawn_and_ids_come_from_the_id_column(built):
     items, process = _items(cfg.input, cfg)
     assert [i["record_id"] for i in items] == ["det/101", "det/102", "det/103", "det/104"]
     rows = list(process(items[0]))
-    drawn = decode_png(rows[1][1]["image"])
-    assert drawn.any() and (drawn == 0).all(axis=2).mean() > 0.5                     # outlines on black
+    image, drawn = decode_png(rows[0][1]["image"]), decode_png(rows[1][1]["image"])
+    changed = (drawn != image).any(axis=2)
+    assert 0 < changed.mean() < 0.3 and (drawn[~changed] == image[~changed]).all()  # outlines over the image
+    black = hf.Config(input=cfg.input, mapping="detection", columns={"id": "image_id"}, name="det", box_canvas="black")
+    drawn = decode_png(list(_items(black.input, black)[1](items[0]))[1][1]["image"])
+    assert drawn.any() and (drawn == 0).all(axis=2).mean() > 0.5                     # or on black
     [(tag, failure)] = list(process(items[3]))
     assert failure["reason"] == "box_outside_image" and "column 'objects.bbox'" in failure["detail"]
 
@@ -487,3 +493,15 @@ def test_extra_annotations_are_checked_before_work(tmp_path, annotations, messag
     path = write(nyu_like_dataset(), tmp_path, "disk")
     with pytest.raises(ConfigError, match=message):
         hf.source_transform({"input": path, "mapping": "depth", "annotations": annotations})
+
+
+def test_glob_inputs_name_shards_by_path_not_file_name(tmp_path):
+    """`*/data.parquet` over a/ and b/: two shards, two sets of record ids (a file name alone collides)."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        pq.write_table(pa.table({"label": [1, 2]}), tmp_path / folder / "data.parquet")
+    layout = reader.list_shards(str(tmp_path / "*" / "data.parquet"))
+    assert sorted(s.shard_id for s in layout.shards) == ["a/data.parquet:rg0", "b/data.parquet:rg0"]
+    assert reader.list_shards(str(tmp_path / "a" / "data.parquet")).shards[0].shard_id == "data.parquet:rg0"
+    assert sorted(s.shard_id for s in reader.list_shards(str(tmp_path)).shards) == [
+        "a/data.parquet:rg0", "b/data.parquet:rg0"]

@@ -114,7 +114,10 @@ def test_stage_on_the_sample_tree_plus_bad_files(tmp_path):
     root = tmp_path / "tree"
     shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("*.py", "*.md"))
     (root / "temple" / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    (root / "cat" / "notes.txt").write_text("ignored: not an image")
+    (root / "cat" / "notes.txt").write_text("not an image: a skipped row")
+    (root / "stray.JPEG").write_bytes((root / "cat" / "cat_00.JPEG").read_bytes())      # in no class folder
+    (root / "cat" / "deeper").mkdir()
+    (root / "cat" / "deeper" / "x.JPEG").write_bytes((root / "cat" / "cat_00.JPEG").read_bytes())
     out = tmp_path / "out"
     assert m.run(["--input", str(root), "--output", str(out), "--direct_running_mode=in_memory",
                   "--direct_num_workers=1"]) == 0
@@ -126,7 +129,8 @@ def test_stage_on_the_sample_tree_plus_bad_files(tmp_path):
         assert {class_of[i] for i in s["image_ids"]} == {s["group"]}
         assert s["source"] == "imagenet_class" and s["kind"] == "sequence"
     assert Counter((f["reason"], f["status"]) for f in failures) == {
-        ("class_too_small", "skipped"): 6, ("not_an_image", "failed"): 1}
-    # Every listed image is accounted for: an image row or a failure row.
-    listed = sum(1 for p in root.glob("*/*") if p.suffix == ".JPEG")
-    assert len(images) + 1 == listed == 18 + 17 + 6
+        ("class_too_small", "skipped"): 6, ("not_an_image", "failed"): 1,
+        ("unsupported_format", "skipped"): 1, ("not_in_class_folder", "skipped"): 2}
+    # Every file under the root is accounted for: an image row or a failure row.
+    listed = sum(1 for p in root.rglob("*") if p.is_file())
+    assert len(images) + 1 + 3 == listed == 18 + 17 + 6 + 3

@@ -46,7 +46,7 @@ def labelled(tmp_path_factory):
         shutil.copy(IMAGES / name, (photos / "more" if i % 2 else photos) / name)
     (photos / "flat.png").write_bytes(encode_png(np.full((200, 300, 3), 90, np.uint8)))
     (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    (photos / "notes.txt").write_text("not an image, not listed")
+    (photos / "notes.txt").write_text("not an image: every file is an input, so a failure row")
     dpt = tiny.save_tiny_dpt(str(root / "dpt"))
     seg = tiny.save_tiny_segformer(str(root / "seg"))
     normals = tiny.save_tiny_torchscript(str(root / "normals.pt"), 3)
@@ -86,10 +86,11 @@ def test_skips_and_failures_account_for_every_input(labelled):
     failures = {(f["record_id"], f["reason"]): f for f in labelled["failures"]}
     assert failures[("flat.png", "empty_edges")]["status"] == "skipped"
     assert failures[("broken.jpg", "not_an_image")]["status"] == "failed"
+    assert failures[("notes.txt", "not_an_image")]["status"] == "failed"
     assert all(f["stage"] == "label" for f in labelled["failures"])
     records = {json.loads(r["provenance"])["record_id"] for r in labelled["images"]}
     assert records == {"astronaut.jpg", "more/chelsea_cat.jpg", "coffee.jpg", "more/street_text.jpg", "flat.png"}
-    assert {rid for rid, _ in failures} - records == {"broken.jpg"}
+    assert {rid for rid, _ in failures} - records == {"broken.jpg", "notes.txt"}
 
 
 @pytest.mark.slow

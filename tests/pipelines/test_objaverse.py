@@ -49,11 +49,11 @@ def test_split_by_uid_is_deterministic_with_the_configured_fraction():
     uids = [f"{i:032x}" for i in range(5000)]
     splits = [ov.split_for(u, 0.16) for u in uids]
     assert splits == [ov.split_for(u, 0.16) for u in uids]
-    assert abs(splits.count("test") / len(uids) - 0.16) < 0.02
+    assert abs(splits.count("validation") / len(uids) - 0.16) < 0.02      # the vocabulary of every source
     assert {ov.split_for(u, 0.0) for u in uids[:100]} == {"train"}
-    assert {ov.split_for(u, 1.0) for u in uids[:100]} == {"test"}
-    # A larger fraction only moves objects train -> test, never back.
-    assert all(ov.split_for(u, 0.3) == "test" for u, s in zip(uids, splits) if s == "test")
+    assert {ov.split_for(u, 1.0) for u in uids[:100]} == {"validation"}
+    # A larger fraction only moves objects train -> validation, never back.
+    assert all(ov.split_for(u, 0.3) == "validation" for u, s in zip(uids, splits) if s == "validation")
 
 
 def test_entries_and_uid_resolution(tmp_path):
@@ -61,7 +61,7 @@ def test_entries_and_uid_resolution(tmp_path):
     assert list(ov.list_entries(text)) == [UID, f"a/b/{UID}.glb", "meshes/chair.obj"]
     assert list(ov.list_entries(text + "/abs/x.glb\n", "/lists")) == [
         UID, f"/lists/a/b/{UID}.glb", "/lists/meshes/chair.obj", "/abs/x.glb"]
-    assert ov.is_uid(UID) and not ov.is_uid("chair") and ov.uid_for_path(f"a/b/{UID}.glb") == UID
+    assert ov.is_uid(UID) and not ov.is_uid("chair")
     folder = tmp_path / "hf-objaverse-v1" / "glbs" / "000-017"
     folder.mkdir(parents=True)
     shutil.copy(SAMPLES / "house.glb", folder / f"{UID}.glb")
@@ -101,7 +101,9 @@ def test_remote_cache_resolves_uids_by_its_index_and_reads_bytes(tmp_path, rende
     path = ov.resolve_uid(UID, "uvdtest://cache")
     assert path == f"uvdtest://cache/hf-objaverse-v1/glbs/000-042/{UID}.glb"
     assert ov.resolve_uid("a" * 32, "uvdtest://cache") is None
-    out = _by_tag(render_object(path))                                    # loaded from bytes, not a path
+    fn = ov.RenderObject(ov.Config(input="uids.txt", objaverse_cache="uvdtest://cache"))
+    fn.renderer = render_object.renderer
+    out = _by_tag(fn(UID))                                                # loaded from bytes, not a path
     assert len(out[IMAGES]) == 24 and out[SENTENCES][0]["group"] == UID
 
 
@@ -129,7 +131,7 @@ def test_config_rejects_bad_options(options, field):
 # --- one object -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def render_object():
-    fn = ov.RenderObject(ov.Config(input="unused"))
+    fn = ov.RenderObject(ov.Config(input=str(SAMPLES)))
     fn.setup()
     yield fn
     fn.teardown()
@@ -154,23 +156,26 @@ def test_one_object_gives_24_images_and_3_sentences(render_object):
     ids = [r["image_id"] for r in out[IMAGES]]
     assert len(out[SENTENCES]) == 3
     for s, window in zip(out[SENTENCES], ov.view_windows(24, 16, 8)):
-        assert s["kind"] == "sequence" and s["source"] == "objaverse" and s["group"] == "house"
-        assert s["image_ids"] == [ids[i] for i in window] and s["split"] == ov.split_for("house", 0.16)
+        assert s["kind"] == "sequence" and s["source"] == "objaverse" and s["group"] == "house.glb"
+        assert s["image_ids"] == [ids[i] for i in window] and s["split"] == ov.split_for("house.glb", 0.16)
     # Same object, same seed: same ids (a rerun dedupes); another seed moves the camera.
     again = _by_tag(render_object(str(SAMPLES / "house.glb")))
     assert [s["sentence_id"] for s in again[SENTENCES]] == [s["sentence_id"] for s in out[SENTENCES]]
     assert [r["image_id"] for r in again[IMAGES]] == ids
 
 
-@pytest.mark.parametrize("entry,data,reason", [
-    ("truncated.glb", (SAMPLES / "crate.glb").read_bytes()[:3000], "unreadable"),
-    ("empty.obj", b"# nothing here\n", "no_geometry"),
-    ("nan.obj", b"v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n", "nan_vertices"),
-    ("missing.glb", None, "not_found"),
-    ("scan.ply", b"ply\n", "unsupported_format"),
-    (UID, None, "not_found"),
+@pytest.mark.parametrize("entry,data,reason,status", [
+    ("truncated.glb", (SAMPLES / "crate.glb").read_bytes()[:3000], "unreadable", "failed"),
+    ("empty.obj", b"# nothing here\n", "no_geometry", "failed"),
+    ("nan.obj", b"v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n", "nan_vertices", "failed"),
+    ("missing.glb", None, "not_found", "failed"),
+    ("scan.ply", b"ply\n", "unreadable", "failed"),
+    ("scan.fbx", b"Kaydara FBX Binary", "unsupported_format", "skipped"),
+    ("notes.md", b"# not a mesh", "unsupported_format", "skipped"),
+    ("crate.mtl", b"newmtl a\n", "mesh_companion", "skipped"),
+    (UID, None, "not_found", "failed"),
 ])
-def test_broken_inputs_become_failure_rows(tmp_path, render_object, entry, data, reason):
+def test_broken_inputs_become_failure_rows(tmp_path, render_object, entry, data, reason, status):
     path = tmp_path / entry
     if data is not None:
         path.write_bytes(data)
@@ -178,7 +183,7 @@ def test_broken_inputs_become_failure_rows(tmp_path, render_object, entry, data,
     out = _by_tag(render_object(element))
     assert not out[IMAGES] and not out[SENTENCES]
     [failure] = out[FAILURES]
-    assert (failure["record_id"], failure["reason"], failure["status"]) == (element, reason, "failed")
+    assert (failure["record_id"], failure["reason"], failure["status"]) == (element, reason, status)
     assert failure["source"] == "objaverse" and failure["stage"] == "objaverse"
 
 
@@ -208,12 +213,13 @@ def test_stage_on_a_list_of_paths_uids_and_broken_files(tmp_path):
     (tmp_path / "objects.txt").write_text("# mixed list\n" + "\n".join(entries) + "\n")
     out = tmp_path / "out"
     rc = ov.run(["--input", str(tmp_path / "objects.txt"), "--output", str(out),
-                 "--objaverse_cache", str(tmp_path / "cache"), "--stride", "24", "--test_fraction", "0.5",
+                 "--objaverse_cache", str(tmp_path / "cache"), "--stride", "24", "--validation_fraction", "0.5",
                  "--direct_running_mode=in_memory", "--direct_num_workers=1"])
     assert rc == 0
     images, sentences, failures = (_read(out, t) for t in ("images", "sentences", "failures"))
     assert len(images) == 48 and len({r["image_id"] for r in images}) == 48
-    assert sorted(s["group"] for s in sentences) == sorted(["torus", UID])       # stride 24: one each
+    torus = ov.content_id(str(SAMPLES / "torus.obj"))            # a path in a list: its content names it
+    assert sorted(s["group"] for s in sentences) == sorted([torus, UID])       # stride 24: one each
     assert all(len(s["image_ids"]) == 16 and s["split"] == ov.split_for(s["group"], 0.5) for s in sentences)
     assert {i for s in sentences for i in s["image_ids"]} <= {r["image_id"] for r in images}
     assert sorted((f["record_id"], f["reason"]) for f in failures) == sorted(
@@ -232,11 +238,71 @@ def test_source_transform_on_the_sample_directory():
     with TestPipeline(options=options) as p:
         out = p | ov.source_transform({"input": str(SAMPLES), "window": 12, "stride": 12})
         assert_that(out.sentences | beam.Map(lambda s: (s["group"], len(s["image_ids"]))),
-                    equal_to([(g, 12) for g in ("crate", "house", "torus") for _ in range(2)]), label="sent")
+                    equal_to([(g, 12) for g in ("crate.glb", "house.glb", "torus.obj") for _ in range(2)]),
+                    label="sent")
         assert_that(out.images | "N" >> beam.combiners.Count.Globally(), equal_to([72]), label="img")
-        assert_that(out.failures | "F" >> beam.combiners.Count.Globally(), equal_to([0]), label="fail")
+        # Every file of the folder is an input: the README and the script are skipped rows, not lost.
+        assert_that(out.failures | beam.Map(lambda f: (f["record_id"].rsplit("/", 1)[-1], f["reason"], f["status"])),
+                    equal_to([("README.md", "unsupported_format", "skipped"),
+                              ("make_meshes.py", "unsupported_format", "skipped")]), label="fail")
 
 
 def test_source_transform_checks_options_first():
     with pytest.raises(ConfigError, match="sources.objaverse.options.window"):
         ov.source_transform({"input": str(SAMPLES), "window": 20})
+
+
+# --- ids and formats (issue 15) ---------------------------------------------------------------------
+def _small(input_: str, **kw) -> ov.RenderObject:
+    return ov.RenderObject(ov.Config(input=input_, num_views=4, window=4, stride=4, **kw))
+
+
+def test_same_named_meshes_in_a_tree_are_different_objects(tmp_path, render_object):
+    """ShapeNet-style `a/model.obj`, `b/model.obj`, and `duck.glb` beside `duck.obj`: four objects."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    shutil.copy(SAMPLES / "torus.obj", tmp_path / "a" / "model.obj")
+    (tmp_path / "b" / "model.obj").write_bytes(b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\nf 1 3 4\n")
+    shutil.copy(SAMPLES / "house.glb", tmp_path / "duck.glb")
+    shutil.copy(SAMPLES / "torus.obj", tmp_path / "duck.obj")
+    fn = _small(str(tmp_path))
+    fn.renderer = render_object.renderer
+    paths = [tmp_path / "a" / "model.obj", tmp_path / "b" / "model.obj", tmp_path / "duck.glb", tmp_path / "duck.obj"]
+    outs = [_by_tag(fn(str(p))) for p in paths]
+    groups = [o[SENTENCES][0]["group"] for o in outs]
+    assert groups == ["a/model.obj", "b/model.obj", "duck.glb", "duck.obj"]
+    sentence_ids = [o[SENTENCES][0]["sentence_id"] for o in outs]
+    assert len(set(sentence_ids)) == 4
+    # Same bytes at a/model.obj and duck.obj, yet two objects: different cameras, different ids.
+    assert outs[0][IMAGES][0]["provenance"] != outs[3][IMAGES][0]["provenance"]
+    # Stable: the same tree listed again (from a glob of it, too) gives the same ids.
+    again = _small(str(tmp_path / "*" / "*.obj"))
+    again.renderer = render_object.renderer
+    assert _by_tag(again(str(paths[1])))[SENTENCES][0]["sentence_id"] == sentence_ids[1]
+
+
+def test_list_paths_get_content_ids(tmp_path):
+    (tmp_path / "x.obj").write_bytes(b"v 0 0 0\n")
+    (tmp_path / "y.obj").write_bytes(b"v 0 0 0\n")
+    (tmp_path / "z.obj").write_bytes(b"v 1 0 0\n")
+    fn = ov.RenderObject(ov.Config(input=str(tmp_path / "objects.txt")))
+    ids = [fn.object_id(str(tmp_path / n), str(tmp_path / n)) for n in ("x.obj", "y.obj", "z.obj")]
+    assert ids[0] == ids[1] != ids[2] and ids[0].startswith("blake2b-") and not ov.is_uid(ids[0])
+    assert ids[0] == ov.content_id(b"v 0 0 0\n")
+    assert ov.input_root("/d/objs/*/x*.glb") == "/d/objs" and ov.input_root("/d/one.ply") == "/d"
+    assert ov.relative_id("/d/objs/a/m.obj", "/d/objs") == "a/m.obj" and ov.relative_id("/e/m.obj", "/d") is None
+    assert ov.relative_id("gs://b/objs/a/m.obj", "gs://b/objs") == "a/m.obj"
+
+
+@pytest.mark.parametrize("file_type", ["ply", "stl"])
+def test_ply_and_stl_meshes_render(tmp_path, render_object, file_type):
+    import trimesh
+
+    path = tmp_path / f"box.{file_type}"
+    path.write_bytes(trimesh.creation.box().export(file_type=file_type))
+    fn = _small(str(tmp_path))
+    fn.renderer = render_object.renderer
+    out = _by_tag(fn(str(path)))
+    assert not out[FAILURES] and len(out[IMAGES]) == 4 and out[SENTENCES][0]["group"] == f"box.{file_type}"
+    pixels = decode_png(out[IMAGES][0]["image"])
+    assert (pixels != 255).any(axis=2).mean() > 0.05              # the box covers part of the view

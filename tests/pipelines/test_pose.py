@@ -17,6 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
+from uvd.annotated.records import RecordError
+from uvd.core import files
 from uvd.sources.pose import model as pose_model
 from uvd.sources.pose import people as pose_people
 
@@ -51,7 +53,11 @@ def test_folder_items_list_images_recursively(tmp_path):
     shutil.copy(IMAGES / "astronaut.jpg", tmp_path / "sub" / "a.jpg")
     (tmp_path / "notes.txt").write_text("not an image")
     items = list(pose_people.folder_items(str(tmp_path), "people"))
-    assert [it["record_id"] for it in items] == ["people/sub/a.jpg"] and items[0]["boxes"] is None
+    assert [it["record_id"] for it in items] == ["people/notes.txt", "people/sub/a.jpg"]   # every file an input
+    assert items[1]["boxes"] is None
+    with pytest.raises(RecordError) as err:                  # what _Decode turns into the failure row
+        files.read_image(items[0]["file"])
+    assert err.value.reason == "not_an_image"
     np.testing.assert_array_equal(pose_people.whole_image_box(480, 640), [[0, 0, 640, 480]])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,12 +36,25 @@ def videos(tmp_path_factory) -> Path:
     write_video(root / "sub" / "wide.mkv", _frames(200, 512, 288), crf=23, preset="superfast")
     write_video(root / "short.mp4", _frames(100, 256, 192), crf=23, preset="superfast")
     (root / "corrupt.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    (root / "notes.txt").write_text("not a video; listing skips it")
+    (root / "notes.txt").write_text("not a video: a skipped row unsupported_format")
+    # A faststart MP4 cut in half: its index declares 300 frames, about 150 decode.
+    with av.open(str(root / "cut_src.mp4"), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.height, stream.width, stream.pix_fmt = 192, 256, "yuv420p"
+        stream.options = {"crf": "23", "preset": "superfast", "g": "30"}
+        for frame in _frames(300, 256, 192):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = (root / "cut_src.mp4").read_bytes()
+    (root / "cut_src.mp4").unlink()
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
     return root
 
 
 def _video(path: Path, video_id: str | None = None, **kw) -> dict:
-    return {"path": str(path), "video_id": video_id or path.stem, "start": None, "end": None, "split": None, **kw}
+    return {"path": str(path), "video_id": video_id or path.name, "start": None, "end": None, "split": None, **kw}
 
 
 def _run_plan(video: dict, cfg: v.Config) -> list[tuple[str, dict]]:
@@ -59,14 +73,14 @@ def test_each_stride_gives_16_frames_in_order_at_that_stride(videos, decoder):
     cfg = v.Config(input=str(videos), clips_per_video=2, decoder=decoder)
     pairs = _run_plan(_video(videos / "long.mp4"), cfg)
     sentences = [row for tag, row in pairs if tag == SENTENCES]
-    assert {s["kind"] for s in sentences} == {"sequence"} and {s["group"] for s in sentences} == {"long"}
+    assert {s["kind"] for s in sentences} == {"sequence"} and {s["group"] for s in sentences} == {"long.mp4"}
     # 480 frames: stride 10 (a clip spans 151) fits both clips, strides 20 (301) and 30 (451) one.
     strides = sorted(int(np.diff(c)[0]) for c in _counters_by_sentence(pairs))
     assert strides == [10, 10, 20, 30]
     failures = [row for tag, row in pairs if tag == FAILURES]
     assert [(f["record_id"], f["status"], f["reason"]) for f in failures] == [
-        ("long/stride=20/clip=1", "skipped", "too_short_for_stride"),
-        ("long/stride=30/clip=1", "skipped", "too_short_for_stride")]
+        ("long.mp4/stride=20/clip=1", "skipped", "too_short_for_stride"),
+        ("long.mp4/stride=30/clip=1", "skipped", "too_short_for_stride")]
     for counters in _counters_by_sentence(pairs):
         assert len(counters) == 16
         assert len(set(np.diff(counters))) == 1 and np.diff(counters)[0] in (10, 20, 30), counters
@@ -108,7 +122,7 @@ def test_kinetics_window_bounds_the_frames(videos, decoder):
     (counters,) = _counters_by_sentence(pairs)
     assert counters[0] >= 120 and counters[-1] < 300
     failures = [r for t, r in _run_plan(_video(videos / "long.mp4", start=14.0, end=15.0), cfg)]
-    assert [(f["record_id"], f["reason"]) for f in failures] == [("long@14.0-15.0/stride=10/clip=0",
+    assert [(f["record_id"], f["reason"]) for f in failures] == [("long.mp4@14.0-15.0/stride=10/clip=0",
                                                                    "too_short_for_stride")]
 
 
@@ -119,7 +133,7 @@ def test_too_short_and_corrupt_videos_become_rows(videos, decoder):
     assert [(t, r["status"], r["reason"]) for t, r in short] == [(FAILURES, "skipped", "too_short_for_stride")] * 3
     corrupt = _run_plan(_video(videos / "corrupt.mp4"), cfg)
     assert [(t, r["status"], r["reason"], r["record_id"]) for t, r in corrupt] == [
-        (FAILURES, "failed", "unreadable_video", "corrupt")]
+        (FAILURES, "failed", "unreadable_video", "corrupt.mp4")]
     missing = _run_plan(_video(videos / "nope.mp4"), cfg)
     assert [r["reason"] for _, r in missing] == ["unreadable_video"]
 
@@ -143,7 +157,7 @@ def test_a_clip_that_fails_to_decode_fails_alone(videos, monkeypatch):
     pairs = list(v.DecodeClips(cfg)(task))
     assert [t for t, _ in pairs].count(SENTENCES) == 1
     (failure,) = [r for t, r in pairs if t == FAILURES]
-    assert failure["reason"] == "decode_error" and failure["record_id"] == "long/stride=10/clip=0"
+    assert failure["reason"] == "decode_error" and failure["record_id"] == "long.mp4/stride=10/clip=0"
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
@@ -163,7 +177,7 @@ def test_manifest_rows_resolve_relative_paths_and_read_kinetics_columns(tmp_path
     got = list(v.manifest_videos(str(manifest)))
     assert got[0] == {"path": str(tmp_path / "clips" / "a.mp4"), "video_id": "yt_a", "start": 1.0, "end": 9.0,
                       "split": "train"}
-    assert got[1]["path"] == "gs://bucket/b.mp4" and got[1]["video_id"] == "gs://bucket/b"
+    assert got[1]["path"] == "gs://bucket/b.mp4" and got[1]["video_id"] == "gs://bucket/b.mp4"
     assert got[2]["error"] == "manifest_row_without_path"
     (task,) = list(v.plan_video(got[2], v.Config(input="x")))
     assert task["row"]["reason"] == "manifest_row_without_path"
@@ -172,7 +186,11 @@ def test_manifest_rows_resolve_relative_paths_and_read_kinetics_columns(tmp_path
 def test_glob_and_ids():
     assert v.glob_for("/data/k400") == ("/data/k400/**", "/data/k400")
     assert v.glob_for("/data/k400/*/*.mp4") == ("/data/k400/*/*.mp4", "/data/k400")
-    assert v.video_id_from_path("/data/k400/abseiling/x_1.mp4", "/data/k400") == "abseiling/x_1"
+    assert v.video_id_from_path("/data/k400/abseiling/x_1.mp4", "/data/k400") == "abseiling/x_1.mp4"
+    # Same stem, two files: two videos (a stem alone would give both clips one id, seed and group).
+    a, b = v.folder_video("/d/a/clip.mp4", "/d"), v.folder_video("/d/a/clip.mkv", "/d")
+    assert (a["video_id"], b["video_id"]) == ("a/clip.mp4", "a/clip.mkv") and "error" not in a
+    assert v.folder_video("/d/readme.txt", "/d")["error"] == "unsupported_format"
 
 
 @pytest.mark.parametrize("options, field", [({"input": "x", "strides": []}, "strides"),
@@ -205,11 +223,13 @@ def test_stage_writes_tables_and_accounts_for_every_video(videos, tmp_path):
     by_group = {}
     for s in sentences:
         by_group.setdefault(s["group"], []).append(s)
-    assert {g: len(s) for g, s in by_group.items()} == {"long": 3, "sub/wide": 1}
+    assert {g: len(s) for g, s in by_group.items()} == {"long.mp4": 3, "sub/wide.mkv": 1}
     reasons = sorted((f["record_id"], f["reason"]) for f in failures)
-    assert reasons == [("corrupt", "unreadable_video"),
-                       *[(f"short/stride={s}/clip=0", "too_short_for_stride") for s in (10, 20, 30)],
-                       *[(f"sub/wide/stride={s}/clip=0", "too_short_for_stride") for s in (20, 30)]]
+    assert reasons == sorted([("corrupt.mp4", "unreadable_video"), ("notes.txt", "unsupported_format"),
+                       ("truncated.mp4/stride=10/clip=0", "decode_error"),      # frame 151 of 153 is cut
+                       *[(f"short.mp4/stride={s}/clip=0", "too_short_for_stride") for s in (10, 20, 30)],
+                       *[(f"sub/wide.mkv/stride={s}/clip=0", "too_short_for_stride") for s in (20, 30)],
+                       *[(f"truncated.mp4/stride={s}/clip=0", "too_short_for_stride") for s in (20, 30)]])
     pixels = {r["image_id"]: decode_png(r["image"]) for r in images}
     assert len(pixels) == len(images)          # deduplicated by content
     for s in sentences:
@@ -251,3 +271,30 @@ def test_png_encoding_survives_decord_imported_first():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_a_truncated_file_gives_the_frames_that_decode_with_either_decoder(videos):
+    """decord alone refuses the whole file, PyAV reads its first half: one rule for both."""
+    runs = {d: _run_plan(_video(videos / "truncated.mp4"),
+                         v.Config(input="x", strides=[4], clips_per_video=0, placement="even", decoder=d))
+            for d in ("decord", "pyav")}
+    summary = {d: [(t, r.get("record_id") or r.get("sentence_id") or r["image_id"], r.get("reason")) for t, r in rows]
+               for d, rows in runs.items()}
+    assert summary["decord"] == summary["pyav"]
+    counters = _counters_by_sentence(runs["decord"])
+    assert len(counters) >= 2 and all(np.diff(c).tolist() == [4] * 15 for c in counters)
+    assert max(max(c) for c in counters) < 160                      # only the half that is there
+
+
+@pytest.mark.slow
+def test_the_cards_inputs_are_videos_not_decode_tasks(videos):
+    import apache_beam as beam
+
+    from uvd.assembly.card import record_metrics
+    from uvd.core.options import pipeline_options
+
+    p = beam.Pipeline(options=pipeline_options(["--direct_running_mode=in_memory", "--direct_num_workers=1"]))
+    _ = p | v.VideoSource(v.Config(input=str(videos), strides=[10, 20], clips_per_task=1))
+    counts = record_metrics(p.run())["video"]
+    # long, truncated, sub/wide, short, corrupt, notes.txt: long alone has 2 decode tasks.
+    assert counts == {"inputs": 6, "records_with_sentences": 3, "records_failures_only": 3}

@@ -14,15 +14,24 @@ from uvd.annotated import sentences
 from uvd.annotated.options import AnnotatedOptions
 from uvd.annotated.pooling import PairSentences
 from uvd.annotated.records import AnnotationRecord, is_input_type
-from uvd.annotated.render import record_image_rows, render_record
-from uvd.core.outputs import IMAGES, SENTENCES, SourceOutputs
+from uvd.annotated.render import record_image_rows, render_record, skipped_rows
+from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, SourceOutputs
 
 
-def emit_record(record: AnnotationRecord, opts: AnnotatedOptions) -> Iterator[tuple[str, dict]]:
+def emit_record(record: AnnotationRecord, opts: AnnotatedOptions, source: str | None = None,
+                stage: str = "annotations") -> Iterator[tuple[str, dict]]:
     """A checked annotation record -> (tag, row): its image rows and, with >= multi_min_annotations
     outputs, a multi-annotation sentence. Pair sentences come later from `with_pair_sentences`.
+
+    Each defect of the record and each task whose target is empty is a skipped failure row
+    (`source` defaults to the record's `ann/<dataset>`); an image left with no target at all
+    gives no image rows.
     """
     rendered = render_record(record, opts.image_size, opts.resize, opts.seed)
+    for row in skipped_rows(record, rendered, source or f"ann/{record['dataset']}", stage):
+        yield FAILURES, row
+    if not rendered.annotations:
+        return
     bucket = sentences.bucket_of(record["group"], opts.pair_buckets)
     rows, image_id, ann_ids = record_image_rows(record, rendered, bucket)
     for row in rows:

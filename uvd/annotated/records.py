@@ -11,7 +11,8 @@ draws it as a 256x256 RGB image, so all producers share renderers and sentence b
      "image": uint8 (H, W, 3),                  # RGB, original size (or a reduced JPEG decode:
      "height": H, "width": W,                   #   then these give the full size coordinates use)
      "annotations": {task: {"type": <type>, "data": ...}},
-     "provenance": {...}}                       # JSON-able: paths, ids (optional)
+     "provenance": {...},                       # JSON-able: paths, ids (optional)
+     "defects": [(reason, detail[, status])]}   # what the adapter left out (failure rows; default skipped)
 
 Annotation types and their data (coordinates in the original image's pixels):
     depth         float (H, W) metric depth; <= 0 / NaN = invalid. "inverse": False for disparity.
@@ -41,7 +42,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from uvd.schema import RecordError
+from uvd.schema import RecordError, failure_row
 
 ANNOTATION_TYPES = ("depth", "normals", "segmentation", "instances", "masks", "edges", "boxes", "keypoints",
                     "image", "synthetic")
@@ -66,6 +67,22 @@ class AnnotationRecord(TypedDict, total=False):
     width: int
     annotations: dict[str, Annotation]
     provenance: dict
+    defects: list[tuple[str, ...]]
+
+
+class RecordDefects(RecordError):
+    """Every defect of one record, each its own failure row (`errors`); reads as the first one."""
+
+    def __init__(self, errors: list[RecordError]) -> None:
+        first = errors[0]
+        super().__init__(first.reason, first.detail, first.status)
+        self.errors = list(errors)
+
+
+def defect_rows(exc: RecordError, record_id: str, source: str, stage: str) -> list[dict]:
+    """Failure rows of a RecordError: one per defect (RecordDefects), else one."""
+    return [failure_row(record_id, source, stage, e.reason, e.detail, status=e.status)
+            for e in getattr(exc, "errors", [exc])]
 
 
 def annotation(type_: str, data: Any = None, **extra: Any) -> Annotation:
@@ -86,6 +103,7 @@ def make_record(
     split: str | None = None,
     provenance: dict | None = None,
     full_size: tuple[int, int] | None = None,
+    defects: list[tuple[str, ...]] | None = None,
 ) -> AnnotationRecord:
     """Build and check a record: RGB uint8 image, known annotation types, shapes that match.
 
@@ -108,6 +126,7 @@ def make_record(
         "width": int(w),
         "annotations": dict(annotations),
         "provenance": dict(provenance or {}),
+        "defects": list(defects or []),
     }
 
 

@@ -5,6 +5,17 @@ through the same `apply_geometry` (label maps with nearest neighbour; depth and 
 validity-weighted area/bilinear resize so invalid pixels never blend into valid ones) or, for
 boxes and keypoints, the same `Geometry.map_points`, and is then drawn at the output size (lines
 and joints are as thick at 256 px whatever the source resolution).
+
+A target that carries no information is never a training target: `render_annotation` raises
+RecordError("empty_<renderer>", status="skipped") for a segmentation with no labelled pixel
+(box-only COCO objects, polygons under 3 points, masks with no foreground), instances with no
+instance, depth or normals with no valid (or only one) value, edges with no edge pixel, boxes none
+of which shows inside the crop, and a pose with no joint drawn. `render_record` keeps the other
+tasks of the image and lists the empty ones in `Rendered.skipped`; `skipped_rows` turns them
+(and the record's own `defects`) into failure rows, one per defect.
+
+Detection boxes are drawn over the image (the paper's colour-coded boxes on the photo); the boxes
+annotation's `canvas: "black"` draws them on black instead.
 """
 
 from __future__ import annotations
@@ -16,14 +27,21 @@ import cv2
 import numpy as np
 
 from uvd.annotated.records import AnnotationRecord, RecordError, is_input_type
-from uvd.schema import image_id_for
+from uvd.schema import failure_row, image_id_for
 from uvd.transforms import depth, detection, edges, normals, pose, segmentation, synthetic
 from uvd.transforms.image import Geometry, apply_geometry, compute_geometry, encode_png
+
+BOX_CANVASES = ("image", "black")
 
 
 class Rendered(NamedTuple):
     image: np.ndarray                     # uint8 (size, size, 3)
-    annotations: dict[str, np.ndarray]    # task -> uint8 (size, size, 3)
+    annotations: dict[str, np.ndarray]    # task -> uint8 (size, size, 3), only targets with content
+    skipped: dict[str, RecordError] = {}  # task -> why it is no target (status "skipped")
+
+
+def _empty(renderer: str, task: str, why: str) -> RecordError:
+    return RecordError(f"empty_{renderer}", f"{task}: {why}", status="skipped")
 
 
 def record_geometry(record: AnnotationRecord, size: int = 256, mode: str = "crop") -> Geometry:
@@ -86,45 +104,63 @@ def render_annotation(task: str, ann: dict, image256: np.ndarray, geom: Geometry
         d = np.asarray(data, dtype=np.float32)
         valid = np.isfinite(d) & (d > 0)
         resized, ok = _resize_masked(d, valid, geom)
+        if not ok.any():
+            raise _empty("depth", task, "no valid depth in the crop")
+        if np.ptp(resized[ok]) <= 0:
+            raise _empty("depth", task, f"one depth value ({float(resized[ok][0]):.4g}) everywhere")
         return depth.render_depth(resized, invalid=~ok, inverse=ann.get("inverse", True))
     if type_ == "normals":
         n = np.asarray(data, dtype=np.float32)
         valid = np.isfinite(n).all(axis=2) & (np.abs(n).sum(axis=2) > 1e-6)
         resized, ok = _resize_masked(n, valid, geom)
+        if not ok.any():
+            raise _empty("normals", task, "no valid normal in the crop")
         resized[~ok] = 0
         return normals.render_normals(resized)
     if type_ == "segmentation":
         labels = apply_geometry(np.asarray(data).astype(np.int32), geom, nearest=True)
-        return segmentation.render_segmentation(labels, ignore_index=ann.get("ignore_index", segmentation.IGNORE_INDEX))
+        ignore = ann.get("ignore_index", segmentation.IGNORE_INDEX)
+        if ignore is not None and (labels == ignore).all():
+            raise _empty("segmentation", task, "no labelled pixel in the crop")
+        return segmentation.render_segmentation(labels, ignore_index=ignore)
     if type_ == "instances":
-        return segmentation.render_instance_ids(apply_geometry(np.asarray(data).astype(np.int32), geom, nearest=True))
+        ids = apply_geometry(np.asarray(data).astype(np.int32), geom, nearest=True)
+        if not (ids > 0).any():
+            raise _empty("instances", task, "no instance in the crop")
+        return segmentation.render_instance_ids(ids)
     if type_ == "masks":
         classes = np.asarray(data["classes"], np.int64).reshape(-1)
         if ann.get("style", "semantic") == "instances":
             values = np.where(classes >= 0, np.arange(1, len(classes) + 1), -1)
-            return segmentation.render_instance_ids(rasterise_masks(data["objects"], values, geom, 0))
+            ids = rasterise_masks(data["objects"], values, geom, 0)
+            if not (ids > 0).any():
+                raise _empty("instances", task, f"none of {len(classes)} objects has a mask pixel in the crop")
+            return segmentation.render_instance_ids(ids)
         labels = rasterise_masks(data["objects"], classes, geom, segmentation.IGNORE_INDEX)
+        if (labels == segmentation.IGNORE_INDEX).all():
+            raise _empty("segmentation", task, f"none of {len(classes)} objects has a mask pixel in the crop")
         return segmentation.render_segmentation(labels)
     if type_ == "edges":
-        if data is None:
-            return edges.render_edges(image256)
-        e = np.asarray(data)
-        e = e[..., :3].max(axis=2) if e.ndim == 3 else e
-        scaled = e.astype(np.float32) / (65535.0 if e.dtype == np.uint16 else 255.0 if e.dtype.kind in "ui" else 1.0)
-        if ann.get("invert", False):
-            scaled = 1.0 - scaled
-        resized = np.clip(apply_geometry(scaled, geom, interpolation=_smooth_interpolation(scaled, geom)), 0.0, 1.0)
-        threshold = ann.get("threshold")
-        if threshold is None and not np.any((scaled > 0) & (scaled < 1)):
-            threshold = 0.1      # a binary map stays binary: any edge in a pixel's footprint -> white
-        return edges.render_edge_map(resized, threshold=threshold)
+        rendered = _render_edges(ann, data, image256, geom)
+        if not rendered.any():
+            raise _empty("edges", task, "no edge pixel")
+        return rendered
     if type_ == "boxes":
         boxes = geom.map_boxes(np.asarray(data["boxes"], dtype=np.float64).reshape(-1, 4), clip=False)
-        return detection.render_boxes(boxes, np.asarray(data["classes"]).reshape(-1), size_h, size_w)
+        if not detection.visible_boxes(boxes, size_h, size_w).any():
+            raise _empty("boxes", task, f"none of {len(boxes)} boxes shows in the crop")
+        canvas = ann.get("canvas", "image")
+        if canvas not in BOX_CANVASES:
+            raise RecordError("bad_boxes", f"{task}: canvas must be one of {BOX_CANVASES}, got {canvas!r}")
+        return detection.render_boxes(boxes, np.asarray(data["classes"]).reshape(-1), size_h, size_w,
+                                      background=image256 if canvas == "image" else None)
     if type_ == "keypoints":
         kp = np.asarray(data, dtype=np.float64).reshape(-1, 17, 3).copy()
         kp[..., :2] = geom.map_points(kp[..., :2])
-        return pose.render_pose(kp, size_h, size_w, score_threshold=ann.get("score_threshold", 0.3))
+        rendered = pose.render_pose(kp, size_h, size_w, score_threshold=ann.get("score_threshold", 0.3))
+        if not rendered.any():
+            raise _empty("pose", task, f"no joint of {len(kp)} people shows in the crop")
+        return rendered
     if type_ == "image":
         return apply_geometry(np.asarray(data, dtype=np.uint8), geom)
     if type_ == "synthetic":
@@ -141,13 +177,48 @@ def render_annotation(task: str, ann: dict, image256: np.ndarray, geom: Geometry
     raise RecordError("unknown_annotation_type", f"{task}: {type_!r}")
 
 
+def _render_edges(ann: dict, data, image256: np.ndarray, geom: Geometry) -> np.ndarray:
+    """Canny of the resized image (data None) or a given edge map, at the output size."""
+    if data is None:
+        return edges.render_edges(image256)
+    e = np.asarray(data)
+    e = e[..., :3].max(axis=2) if e.ndim == 3 else e
+    scaled = e.astype(np.float32) / (65535.0 if e.dtype == np.uint16 else 255.0 if e.dtype.kind in "ui" else 1.0)
+    if ann.get("invert", False):
+        scaled = 1.0 - scaled
+    resized = np.clip(apply_geometry(scaled, geom, interpolation=_smooth_interpolation(scaled, geom)), 0.0, 1.0)
+    threshold = ann.get("threshold")
+    if threshold is None and not np.any((scaled > 0) & (scaled < 1)):
+        threshold = 0.1      # a binary map stays binary: any edge in a pixel's footprint -> white
+    return edges.render_edge_map(resized, threshold=threshold)
+
+
 def render_record(record: AnnotationRecord, size: int = 256, mode: str = "crop", seed: int = 0) -> Rendered:
-    """The record's image and every annotation at size x size, sharing one geometry."""
+    """The record's image and every annotation at size x size, sharing one geometry; a task whose
+    target is empty goes to `skipped` and the others are kept (any other RecordError is raised)."""
     geom = record_geometry(record, size, mode)
     image256 = apply_geometry(record["image"], geom)
-    out = {task: render_annotation(task, ann, image256, geom, seed, record["record_id"])
-           for task, ann in record["annotations"].items()}
-    return Rendered(image256, out)
+    out, skipped = {}, {}
+    for task, ann in record["annotations"].items():
+        try:
+            out[task] = render_annotation(task, ann, image256, geom, seed, record["record_id"])
+        except RecordError as exc:
+            if exc.status != "skipped":
+                raise
+            skipped[task] = exc
+    return Rendered(image256, out, skipped)
+
+
+def skipped_rows(record: AnnotationRecord, rendered: Rendered, source: str, stage: str) -> list[dict]:
+    """One failure row per defect of the record: its own `defects` (objects or tasks its adapter
+    left out: (reason, detail[, status]), "skipped" by default) and each task whose target came out
+    empty (skipped)."""
+    rows = [failure_row(record["record_id"], source, stage, *defect) if len(defect) == 3
+            else failure_row(record["record_id"], source, stage, *defect, status="skipped")
+            for defect in record.get("defects", [])]
+    rows += [failure_row(record["record_id"], source, stage, exc.reason, exc.detail, status="skipped")
+             for _, exc in sorted(rendered.skipped.items())]
+    return rows
 
 
 def image_row(pixels: np.ndarray, source: str, provenance: dict, image_id: str | None = None) -> dict:

@@ -28,11 +28,13 @@ TAGS = (IMAGES, SENTENCES, FAILURES)
 
 
 class _RouteDoFn(beam.DoFn):
-    def __init__(self, fn: Any, source: str, stage: str, record_id: Callable[[Any], str]) -> None:
+    def __init__(self, fn: Any, source: str, stage: str, record_id: Callable[[Any], str],
+                 count_records: bool = True) -> None:
         self.fn = fn
         self.source = source
         self.stage = stage
         self.record_id = record_id
+        self.count_records = count_records
 
     def setup(self) -> None:
         if hasattr(self.fn, "setup"):
@@ -42,7 +44,8 @@ class _RouteDoFn(beam.DoFn):
         self.inputs = Metrics.counter(f"uvd.{self.stage}", "inputs")
 
     def process(self, element: Any) -> Iterable[beam.pvalue.TaggedOutput]:
-        self.inputs.inc()
+        if self.count_records:
+            self.inputs.inc()
         self.progress.add("in")
         rows: list[tuple[str, dict]] = []
         try:
@@ -53,9 +56,11 @@ class _RouteDoFn(beam.DoFn):
                                            f"exception_{type(exc).__name__}", detail))]
         # What became of this input record (the dataset card reconciles inputs against these).
         tags = {tag for tag, _ in rows}
-        outcome = ("records_with_sentences" if SENTENCES in tags else "records_failures_only" if FAILURES in tags
-                   else "records_images_only" if IMAGES in tags else "records_no_output")
-        Metrics.counter(f"uvd.{self.stage}", outcome).inc()
+        # Images outrank failures: an annotated image with one skipped task still feeds pair sentences.
+        outcome = ("records_with_sentences" if SENTENCES in tags else "records_images_only" if IMAGES in tags
+                   else "records_failures_only" if FAILURES in tags else "records_no_output")
+        if self.count_records:
+            Metrics.counter(f"uvd.{self.stage}", outcome).inc()
         for tag, row in rows:
             if tag not in TAGS:
                 raise ValueError(f"{self.stage}: unknown output tag {tag!r}; use one of {TAGS}")
@@ -79,19 +84,25 @@ class SourceOutputs(NamedTuple):
 
 
 class RunSource(beam.PTransform):
-    """Apply `fn(element) -> Iterable[(tag, row)]` and split its rows into SourceOutputs."""
+    """Apply `fn(element) -> Iterable[(tag, row)]` and split its rows into SourceOutputs.
+
+    `count_records=False` when the elements are parts of input records that an earlier step
+    already counted (the video stage's decode tasks: the card's inputs are videos, not tasks).
+    """
 
     def __init__(self, fn: Any, source: str, stage: str,
-                 record_id: Callable[[Any], str] = str, label: str | None = None) -> None:
+                 record_id: Callable[[Any], str] = str, label: str | None = None,
+                 count_records: bool = True) -> None:
         super().__init__(label)
         self.fn = fn
         self.source = source
         self.stage = stage
         self.record_id = record_id
+        self.count_records = count_records
 
     def expand(self, pcoll: beam.PCollection) -> SourceOutputs:
         out = pcoll | "Route" >> beam.ParDo(
-            _RouteDoFn(self.fn, self.source, self.stage, self.record_id)
+            _RouteDoFn(self.fn, self.source, self.stage, self.record_id, self.count_records)
         ).with_outputs(*TAGS)
         return SourceOutputs(out[IMAGES], out[SENTENCES], out[FAILURES])
 

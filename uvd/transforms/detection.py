@@ -1,9 +1,11 @@
-"""Detection boxes -> outlines on a black canvas, one fixed colour per class.
+"""Detection boxes -> outlines over the image (the paper's colour-coded boxes) or on black, one
+fixed colour per class.
 
 Colours: class index c -> BOX_PALETTE[c % 256]: fully saturated, full-value colours whose hue steps
 by the golden ratio (hue_c = (c * 0.618034) mod 1, HSV s = 1, v = 1), so neighbouring class ids
 get far-apart hues and every outline stands out on black (the ADE20K palette has dark and gray
-entries that vanish as 3 px lines). Fixed and computed, not random. Classes are contiguous
+entries that vanish as 3 px lines); on a photo, saturated full-value hues stand out best too.
+Fixed and computed, not random. Classes are contiguous
 indices (an adapter maps e.g. COCO category ids to 0..79 by sorted id).
 Line width is ~3 px at 256 px and scales with the canvas. Boxes are drawn with plain slice
 assignments (4 strips per box, no per-pixel work), in the order given: later boxes on top.
@@ -27,6 +29,13 @@ def box_color(class_index: int, palette: np.ndarray = BOX_PALETTE) -> np.ndarray
     return np.asarray(palette, np.uint8)[int(class_index) % len(palette)]
 
 
+def visible_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """bool (N,): which boxes render_boxes draws anything of (positive size, inside the canvas)."""
+    c = np.round(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)).astype(np.int64)
+    return ((c[:, 2] > c[:, 0]) & (c[:, 3] > c[:, 1]) & (c[:, 2] > 0) & (c[:, 3] > 0)
+            & (c[:, 0] < width) & (c[:, 1] < height))
+
+
 def render_boxes(
     boxes: np.ndarray,
     classes: np.ndarray,
@@ -34,9 +43,11 @@ def render_boxes(
     width: int,
     thickness: int | None = None,
     palette: np.ndarray = BOX_PALETTE,
+    background: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N, 4) boxes as x0, y0, x1, y1 in canvas pixels (x1, y1 exclusive) -> (H, W, 3) uint8.
 
+    Drawn over a copy of `background` (uint8 (H, W, 3), the image) or, when None, on black.
     The outline lies inside the box: rows y0..y0+t-1 and y1-t..y1-1, columns likewise. Parts of a
     box outside the canvas are clipped (an edge outside the canvas is not drawn at the border).
     """
@@ -45,7 +56,12 @@ def render_boxes(
     if len(boxes) != len(classes):
         raise ValueError(f"{len(boxes)} boxes but {len(classes)} classes")
     t = default_thickness(height, width) if thickness is None else int(thickness)
-    canvas = np.zeros((height, width, 3), np.uint8)
+    if background is None:
+        canvas = np.zeros((height, width, 3), np.uint8)
+    else:
+        canvas = np.array(background, dtype=np.uint8, copy=True)
+        if canvas.shape != (height, width, 3):
+            raise ValueError(f"background {canvas.shape} vs canvas {(height, width, 3)}")
     corners = np.round(boxes).astype(np.int64)
     palette = np.asarray(palette, np.uint8)
     for (x0, y0, x1, y1), cls in zip(corners, classes):

@@ -32,7 +32,7 @@ NUM_VIEWS = 24
 AZIMUTH_STEP_DEG = 15.0
 RADIUS_RANGE = (1.5, 2.2)
 ELEVATION_RANGE_DEG = (-45.0, 45.0)
-MESH_EXTENSIONS = (".glb", ".gltf", ".obj")
+MESH_EXTENSIONS = (".glb", ".gltf", ".obj", ".ply", ".stl")   # what trimesh loads and we test
 
 
 class MeshError(ValueError):

@@ -3,7 +3,7 @@
 Run: .venv/bin/python uvd/sample/annotations/make_sample.py
 Every annotation here is hand-made: coordinates read off the photos by eye (COCO boxes, polygons,
 keypoints, the cat outline) and simple rules on top of them (label maps, depth, normals, edges,
-rain, stereo shift). See SOURCES.md. They are format samples that exercise every adapter, not
+rain, stereo shift, a painted style). See SOURCES.md. They are format samples that exercise every adapter, not
 ground truth.
 """
 
@@ -248,6 +248,23 @@ def make_pairs(out: Path) -> None:
         save_jpg(img[:, shift:w], out / "stereo" / "input" / f"{name}.jpg")          # left view
         save_jpg(img[:, 0:w - shift], out / "stereo" / "target" / f"{name}.jpg")     # right view
     save_jpg(small(photo("coffee")), out / "stereo" / "target" / "coffee_no_left.jpg")           # unmatched
+    for name in STYLE_PHOTOS:
+        img = small(photo(name))
+        save_jpg(img, out / "style_transfer" / "input" / f"{name}.jpg")
+        save_jpg(painted(img), out / "style_transfer" / "target" / f"{name}.jpg")
+
+
+STYLE_PHOTOS = ["astronaut", "chelsea_cat", "coffee", "grace_hopper"]
+
+
+def painted(img: np.ndarray) -> np.ndarray:
+    """One fixed style for every pair (a style-transfer task is photo -> the same style): OpenCV's
+    edge-preserving stylization (a watercolour look), colours posterised to 6 levels and warmed.
+    Deterministic and model-free: a stand-in for a neural style, not one."""
+    soft = cv2.stylization(np.ascontiguousarray(img[..., ::-1]), sigma_s=60, sigma_r=0.45)[..., ::-1]
+    levels = (np.round(soft.astype(np.float32) / 51.0) * 51.0)
+    warm = levels * np.array([1.08, 1.0, 0.85], np.float32)
+    return np.clip(warm, 0, 255).astype(np.uint8)
 
 
 # --- DAVIS-style clip -----------------------------------------------------------------------------

@@ -22,9 +22,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from uvd.annotated.records import AnnotationRecord, RecordError, annotation, make_record
+from uvd.annotated.records import (
+    AnnotationRecord,
+    RecordDefects,
+    RecordError,
+    annotation,
+    check_annotation,
+    make_record,
+)
 from uvd.config import ConfigError, require
 from uvd.core import files
+from uvd.sources.annotations.listing import by_stem
 from uvd.transforms.depth import depth_png_to_meters
 from uvd.transforms.normals import normals_png_to_vectors
 from uvd.transforms.segmentation import ade20k_png_to_labels
@@ -57,11 +65,13 @@ class DenseOptions:
 
 def list_items(opts: DenseOptions, root: str) -> Iterator[dict]:
     images_dir = files.join(root, opts.images)
-    images = {files.stem(p, images_dir): p for p in files.list_files(images_dir, files.IMAGE_EXTS)}
+    images, bad = by_stem(images_dir, files.IMAGE_EXTS, "dense", opts.name)
+    yield from bad
     per_task: dict[str, dict[str, str]] = {}
     for task, spec in sorted(opts.annotations.items()):
         folder = files.join(root, spec["dir"])
-        per_task[task] = {files.stem(p, folder): p for p in files.list_files(folder, ANNOTATION_EXTS)}
+        per_task[task], bad = by_stem(folder, ANNOTATION_EXTS, "dense", opts.name, task)
+        yield from bad
         for s in sorted(set(per_task[task]) - set(images)):
             yield {"adapter": "dense", "dataset": opts.name, "record_id": f"{opts.name}/{task}/{s}",
                    "failure": "unmatched_annotation", "detail": per_task[task][s]}
@@ -97,7 +107,18 @@ def load_record(item: dict, size: int = 256) -> AnnotationRecord:
     if not item["annotations"]:
         raise RecordError("no_annotations", item["file"], status="skipped")
     decoded = files.read_image(item["file"], min_size=size)
-    anns = {task: decode_annotation(path, item["specs"][task]) for task, path in item["annotations"].items()}
+    anns, errors = {}, []
+    for task, path in sorted(item["annotations"].items()):     # a bad file costs its own task only
+        try:
+            ann = decode_annotation(path, item["specs"][task])
+            check_annotation(task, ann, decoded.height, decoded.width)
+            anns[task] = ann
+        except RecordError as exc:
+            errors.append(RecordError(exc.reason, exc.detail if exc.detail.startswith(task) else f"{task}: {exc.detail}",
+                                      exc.status))
+    if not anns:
+        raise RecordDefects(errors)
     return make_record(item["record_id"], item["dataset"], decoded.pixels, anns, split=item.get("split"),
                        provenance={"path": item["file"], "annotations": item["annotations"]},
-                       full_size=(decoded.height, decoded.width))
+                       full_size=(decoded.height, decoded.width),
+                       defects=[(e.reason, e.detail, e.status) for e in errors])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from uvd.annotated.records import AnnotationRecord, annotation, make_record
 from uvd.config import require
 from uvd.core import files
+from uvd.sources.annotations.listing import by_stem
 
 
 @dataclass
@@ -37,8 +38,9 @@ def list_items(opts: PairsOptions, root: str) -> Iterator[dict]:
     name = opts.name or opts.task
     base = files.join(root, opts.root)
     in_dir, tg_dir = files.join(base, opts.input), files.join(base, opts.target)
-    inputs = {files.stem(p, in_dir): p for p in files.list_files(in_dir, files.IMAGE_EXTS)}
-    targets = {files.stem(p, tg_dir): p for p in files.list_files(tg_dir, files.IMAGE_EXTS)}
+    inputs, bad_inputs = by_stem(in_dir, files.IMAGE_EXTS, "pairs", name, "input")
+    targets, bad_targets = by_stem(tg_dir, files.IMAGE_EXTS, "pairs", name, "target")
+    yield from bad_inputs + bad_targets
     for s in sorted(set(inputs) - set(targets)):
         yield {"adapter": "pairs", "dataset": name, "record_id": f"{name}/input/{s}",
                "failure": "unmatched_input", "detail": inputs[s]}

@@ -25,7 +25,7 @@ import yaml
 from uvd.annotated import sentences
 from uvd.annotated.emit import emit_record, with_pair_sentences
 from uvd.annotated.options import AnnotatedOptions
-from uvd.annotated.records import RecordError
+from uvd.annotated.records import RecordError, defect_rows
 from uvd.annotated.render import image_row
 from uvd.config import ConfigError, from_dict, require
 from uvd.core import files
@@ -104,7 +104,7 @@ class ProcessItem:
     def __call__(self, item: dict) -> Iterator[tuple[str, dict]]:
         if "failure" in item:
             yield FAILURES, failure_row(item["record_id"], _source(item), STAGE, item["failure"],
-                                               item.get("detail", ""))
+                                        item.get("detail", ""), status=item.get("status", "failed"))
             return
         try:
             if item["adapter"] == "video":
@@ -113,8 +113,7 @@ class ProcessItem:
                 record = ADAPTERS[item["adapter"]][1].load_record(item, self.cfg.image_size)
                 rows = list(emit_record(record, self.cfg))
         except RecordError as exc:
-            rows = [(FAILURES, failure_row(item["record_id"], _source(item), STAGE, exc.reason,
-                                                  exc.detail, status=exc.status))]
+            rows = [(FAILURES, row) for row in defect_rows(exc, item["record_id"], _source(item), STAGE)]
         yield from rows
 
     def _clip(self, item: dict) -> Iterator[tuple[str, dict]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from uvd.annotated.records import AnnotationRecord, annotation, make_record
 from uvd.config import require
 from uvd.core import files
+from uvd.sources.annotations.listing import by_stem
 
 # task -> record annotation
 TASKS = {
@@ -45,9 +46,11 @@ class SyntheticOptions:
 
 def list_items(opts: SyntheticOptions, root: str) -> Iterator[dict]:
     folder = files.join(root, opts.images)
-    paths = files.list_files(folder, files.IMAGE_EXTS)
-    for path in paths[: opts.limit] if opts.limit > 0 else paths:
-        yield {"adapter": "synthetic", "dataset": opts.name, "record_id": f"{opts.name}/{files.stem(path, folder)}",
+    stems, bad = by_stem(folder, files.IMAGE_EXTS, "synthetic", opts.name)
+    yield from bad
+    chosen = sorted(stems.items(), key=lambda kv: kv[1])
+    for stem, path in chosen[: opts.limit] if opts.limit > 0 else chosen:
+        yield {"adapter": "synthetic", "dataset": opts.name, "record_id": f"{opts.name}/{stem}",
                "file": path, "tasks": list(opts.tasks), "split": opts.split}
 
 

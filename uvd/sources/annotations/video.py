@@ -20,6 +20,7 @@ from uvd.annotated.records import RecordError
 from uvd.annotated.sentences import FRAMES_PER_WINDOW
 from uvd.config import require
 from uvd.core import files
+from uvd.sources.annotations.listing import by_stem
 from uvd.transforms.image import apply_geometry, compute_geometry
 from uvd.transforms.segmentation import render_instance_ids
 
@@ -46,8 +47,9 @@ def list_items(opts: VideoOptions, root: str) -> Iterator[dict]:
     frames_dir, masks_dir = files.join(root, opts.frames), files.join(root, opts.masks)
     clips: dict[str, dict[str, dict[str, str]]] = {}
     for kind, folder, exts in (("frames", frames_dir, files.IMAGE_EXTS), ("masks", masks_dir, (".png",))):
-        for path in files.list_files(folder, exts):
-            rel = files.stem(path, folder)
+        found, bad = by_stem(folder, exts, "video", opts.name, kind)
+        yield from bad
+        for rel, path in sorted(found.items()):
             clip, _, frame = rel.rpartition("/")
             clips.setdefault(clip or ".", {"frames": {}, "masks": {}})[kind][frame] = path
     for clip, found in sorted(clips.items()):

@@ -54,6 +54,7 @@ from uvd import schema
 from uvd.annotated.emit import emit_record, with_pair_sentences
 from uvd.annotated.options import AnnotatedOptions
 from uvd.annotated.records import RecordError, annotation, make_record
+from uvd.annotated.render import BOX_CANVASES
 from uvd.config import from_dict, require
 from uvd.core.outputs import FAILURES, IMAGES, DeadLetterDoFn, RunSource, SourceOutputs, SourceTransform
 from uvd.core.stage import SourceStage
@@ -92,6 +93,7 @@ class Config(AnnotatedOptions):
     depth_scale: float = 1000.0          # depth: integer maps are in 1/depth_scale metres (mm)
     depth_inverse: bool = field(default=True, metadata={"negate": "disparity"})  # false: the column holds disparity
     bbox_format: str = "xywh"            # detection: xywh (COCO) | xyxy
+    box_canvas: str = "image"            # detection: boxes over the image (the paper's) | black
     # classification sentences (imagenet.Config)
     images_per_sentence: int = 16
     passes: int = 1
@@ -103,6 +105,7 @@ class Config(AnnotatedOptions):
     clips_per_video: int = 1
 
     def validate(self) -> None:
+        require(self.box_canvas in BOX_CANVASES, "box_canvas", f"one of {BOX_CANVASES}, got {self.box_canvas!r}")
         require(bool(self.input), "input", "give a save_to_disk folder, Parquet/Arrow files or a hub id")
         require(self.mapping in mappings.MAPPINGS, "mapping",
                 f"must be one of {sorted(mappings.MAPPINGS)}, got {self.mapping!r}")
@@ -201,7 +204,7 @@ class ProcessRow:
             if self.cfg.mapping == "classification":
                 rows = [self.class_image(item)]
             else:
-                rows = list(emit_record(self.record(item), self.cfg))
+                rows = list(emit_record(self.record(item), self.cfg, source=self.source, stage=STAGE))
         except mappings.RowError as exc:
             rows = [(FAILURES, schema.failure_row(item["record_id"], self.source, STAGE, exc.reason,
                                                          exc.message, status=exc.status))]
@@ -245,7 +248,8 @@ class ProcessRow:
         else:
             boxes, classes = mappings.boxes_xyxy(self.value(item, "boxes"), self.value(item, "classes"),
                                                  (roles["boxes"], roles["classes"]), cfg.bbox_format, h, w)
-            ann, column = annotation(type_, {"boxes": boxes, "classes": classes}), roles["boxes"]
+            ann = annotation(type_, {"boxes": boxes, "classes": classes}, canvas=cfg.box_canvas)
+            column = roles["boxes"]
         anns, columns = {task: ann}, {task: column}
         for extra, spec in cfg.annotations.items():
             anns[extra] = mappings.extra_annotation(spec, self.cell(item, spec["column"]))
@@ -328,7 +332,7 @@ class HFSource(SourceTransform):
                | "PlanClips" >> beam.ParDo(video.PlanClips(vcfg))
                | "SpreadClips" >> beam.Reshuffle()
                | "DecodeClips" >> RunSource(video.DecodeClips(vcfg), source=video.SOURCE, stage=video.STAGE,
-                                                   record_id=video.task_record_id))
+                                                   record_id=video.task_record_id, count_records=False))
         failures = (listed[FAILURES], out.failures) | "Failures" >> beam.Flatten()
         return SourceOutputs(out.images, out.sentences, failures)
 

@@ -112,9 +112,13 @@ def _files_with(input_: str, ext: str) -> list[str]:
 
 
 def _relative(path: str, input_: str) -> str:
-    """`path` below the input folder ('/'-separated), or its file name for a file/glob input."""
-    root = input_.rstrip("/") + "/"
-    return path[len(root):].replace("\\", "/") if path.startswith(root) else posixpath.basename(path)
+    """`path` below the input folder, or below a glob's folder before its first wildcard
+    ('/'-separated); a single file's name. Never the bare file name of a glob match: `a/data.parquet`
+    and `b/data.parquet` would name one shard (and its rows' record ids) twice."""
+    wild = next((i for i, c in enumerate(input_) if c in "*?["), None)
+    folder = posixpath.dirname(input_[:wild]) if wild is not None else input_
+    root = folder.rstrip("/") + "/"
+    return path[len(root):].replace("\\", "/") if root != "/" and path.startswith(root) else posixpath.basename(path)
 
 
 def split_of(path: str) -> str | None:

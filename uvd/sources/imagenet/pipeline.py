@@ -1,7 +1,9 @@
 """ImageNet-style class folders -> "sequence" sentences of 16 images of one class.
 
 Flow (each step labelled in the Beam graph):
-    ListImages      `root/<class>/<file>` (any of IMAGE_EXTENSIONS), or a CSV of path, class[, split]
+    ListImages      `root/<class>/<file>` (any of IMAGE_EXTENSIONS), or a CSV of path, class[, split];
+                    every other file under root is an input too: a skipped row `unsupported_format`
+                    (not an image) or `not_in_class_folder` (an image outside root/<class>/)
     DecodeImages    bytes -> 256x256 RGB (uvd.transforms.image: EXIF, bomb guard, resize + crop);
                     unreadable files become failure rows *before* sampling, so no sentence ever
                     points at an image that does not exist
@@ -114,9 +116,15 @@ def _is_image(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def folder_record(path: str) -> dict:
-    """root/<class>/<file> -> {path, class, split}."""
-    return {"path": path, "class": posixpath.basename(posixpath.dirname(path)), "split": None}
+def folder_record(path: str, root: str = "") -> dict:
+    """root/<class>/<file> -> {path, class, split}; any other file under root carries its skip reason."""
+    record = {"path": path, "class": posixpath.basename(posixpath.dirname(path)), "split": None}
+    rel = path[len(root.rstrip("/")):].lstrip("/") if root and path.startswith(root.rstrip("/")) else ""
+    if not _is_image(path):
+        record["skip"] = "unsupported_format"
+    elif root and rel.count("/") != 1:
+        record["skip"] = "not_in_class_folder"
+    return record
 
 
 def csv_records(manifest: str) -> Iterator[dict]:
@@ -145,11 +153,10 @@ class ListImages(beam.PTransform):
             return (pbegin
                     | "MatchCsv" >> fileio.MatchFiles(self.input)
                     | "ReadCsv" >> beam.FlatMap(lambda m: csv_records(m.path)))
-        pattern = FileSystems.join(self.input.rstrip("/"), "*", "*")
+        root = self.input.rstrip("/")
         return (pbegin
-                | "MatchImages" >> fileio.MatchFiles(pattern)
-                | "ImagesOnly" >> beam.Filter(lambda m: _is_image(m.path))
-                | "ToRecord" >> beam.Map(lambda m: folder_record(m.path)))
+                | "MatchFiles" >> fileio.MatchFiles(FileSystems.join(root, "**"))
+                | "ToRecord" >> beam.Map(lambda m: folder_record(m.path, root)))
 
 
 # --- decode ----------------------------------------------------------------------------------------
@@ -161,6 +168,11 @@ class DecodeImage:
 
     def __call__(self, record: dict) -> Iterator[tuple[str, dict]]:
         path = record["path"]
+        if record.get("skip"):
+            detail = (f"not one of {', '.join(IMAGE_EXTENSIONS)}" if record["skip"] == "unsupported_format"
+                      else "images sit in root/<class>/; the class is the folder's name")
+            yield FAILURES, schema.failure_row(path, SOURCE, STAGE, record["skip"], detail, status="skipped")
+            return
         if not path or not record["class"]:
             yield FAILURES, schema.failure_row(path or "<no path>", SOURCE, STAGE,
                                                       "missing_path" if not path else "missing_class")

@@ -48,7 +48,6 @@ from uvd.transforms import image as img
 
 STAGE = "label"
 EXPERTS = ("depth", "normals", "edges", "segmentation")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 INPUT_FORMATS = ("auto", "folder", "table")
 
 log = logging.getLogger("uvd")
@@ -200,7 +199,7 @@ class EmitItem:
         try:
             record = make_record(rid, self.cfg.dataset, item["image"], item["annotations"],
                                  provenance=item["provenance"])
-            rows = list(emit_record(record, self.cfg))
+            rows = list(emit_record(record, self.cfg, source=source, stage=STAGE))
         except RecordError as exc:
             rows = [(FAILURES, schema.failure_row(rid, source, STAGE, exc.reason, exc.detail, exc.status))]
         yield from rows
@@ -216,9 +215,8 @@ class LabelSource(SourceTransform):
         else:
             pattern = FileSystems.join(cfg.input.rstrip("/"), "**")
             listed = (pbegin
-                      | "MatchImages" >> fileio.MatchFiles(pattern)
-                      | "ImagesOnly" >> beam.Filter(lambda m: m.path.lower().endswith(IMAGE_EXTENSIONS))
-                      | "ToPath" >> beam.Map(lambda m: {"path": m.path}))
+                      | "MatchFiles" >> fileio.MatchFiles(pattern)      # every file is an input: decoded
+                      | "ToPath" >> beam.Map(lambda m: {"path": m.path}))  # by content, else a failure row
         decoded = (listed
                    | "Spread" >> beam.Reshuffle()
                    | "Decode" >> beam.ParDo(DecodeInput(cfg)).with_outputs(FAILURES, main="items"))

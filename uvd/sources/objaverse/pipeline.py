@@ -1,7 +1,9 @@
-"""GLB/GLTF/OBJ meshes -> 24-view orbit renders -> images + 16-view "sequence" sentences.
+"""GLB/GLTF/OBJ/PLY/STL meshes -> 24-view orbit renders -> images + 16-view "sequence" sentences.
 
 Flow (each step labelled in the Beam graph):
-    ListMeshes   a directory or glob of mesh files, or a .txt list of paths and/or Objaverse uids
+    ListMeshes   a directory or glob of files (every file is an input: a file that is no mesh
+                 becomes a skipped row `unsupported_format`, a material/buffer/texture file beside
+                 the meshes a skipped row `mesh_companion`), or a .txt list of paths and/or uids
     Reshuffle    spread objects over workers (a listing arrives as one bundle)
     Render       per object (uvd.transforms.render): load + check the mesh, normalise it to the
                  unit sphere, 24 cameras at 15 degree azimuth steps on one seeded radius and
@@ -24,9 +26,19 @@ BASE_PATH). A remote cache (gs://...) needs the package's `hf-objaverse-v1/objec
 beside `glbs/`. A uid not found is a failure row `not_found`. A list of full mesh paths (local or
 gs://) needs no cache at all.
 
-The train/test split is fixed here, by uid (`group`), from a hash: test_fraction 0.16 matches the
-paper's 8k held-out of 50k objects. It does not depend on `seed`, so re-rendering with another
-seed never moves an object across splits.
+Object ids (the sentences' `group`, the seed of the cameras and of the split) are unique and stable:
+    a uid list entry           the uid
+    a file of a folder/glob    its path relative to the input folder (a glob: the folder before the
+                               first wildcard), extension kept: `a/model.obj` and `b/model.obj`, or
+                               `duck.glb` beside `duck.obj`, are different objects
+    a path in a list file      `blake2b-<hash of the file's bytes>`: the same file under two paths is
+                               one object, two files are never one (a .gltf hashes its JSON only)
+The file stem alone is never an id: ShapeNet-style trees name every file `model.obj`.
+
+The train/validation split is fixed here, by object id (`group`), from a hash:
+validation_fraction 0.16 matches the paper's 8k held-out of 50k objects. It does not depend on
+`seed`, so re-rendering with another seed never moves an object across splits. The held-out split
+is called `validation`, as every other source calls it.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from __future__ import annotations
 import functools
 import glob
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -57,6 +70,8 @@ from uvd.transforms.image import encode_png
 SOURCE = "objaverse"
 STAGE = "objaverse"
 LIST_EXTENSIONS = (".txt", ".lst")
+# Files a mesh reads beside itself (OBJ materials, glTF buffers, textures): inputs, but no objects.
+COMPANION_EXTENSIONS = (".mtl", ".bin", ".png", ".jpg", ".jpeg", ".webp", ".ktx2", ".tga", ".bmp")
 UID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 PLATFORMS = ("egl", "osmesa")
 OBJAVERSE_VERSIONED_DIR = "hf-objaverse-v1"
@@ -82,7 +97,7 @@ class Config:
     window: int = schema.MAX_IMAGES_PER_SENTENCE  # views per sentence
     stride: int = 8                             # views between window starts
     wrap: bool = True                           # windows wrap around the orbit (it is a circle)
-    test_fraction: float = 0.16                 # objects held out as split "test", by uid hash
+    validation_fraction: float = 0.16           # objects held out as split "validation", by id hash
     yfov_deg: float = 85.0                      # fits the unit sphere from radius 1.5 (83.6 deg)
     background: list[int] = field(default_factory=lambda: [255, 255, 255])
     platform: str = "egl"                       # PYOPENGL_PLATFORM unless already set: egl or osmesa
@@ -105,7 +120,8 @@ class Config:
         require(1 <= self.window <= min(schema.MAX_IMAGES_PER_SENTENCE, self.num_views), "window",
                 f"must be 1..min({schema.MAX_IMAGES_PER_SENTENCE}, num_views={self.num_views}), got {self.window}")
         require(self.stride >= 1, "stride", f"must be >= 1, got {self.stride}")
-        require(0.0 <= self.test_fraction <= 1.0, "test_fraction", f"must be in [0, 1], got {self.test_fraction}")
+        require(0.0 <= self.validation_fraction <= 1.0, "validation_fraction",
+                f"must be in [0, 1], got {self.validation_fraction}")
         require(len(self.background) == 3 and all(0 <= c <= 255 for c in self.background), "background",
                 f"an RGB triple of 0..255, got {self.background!r}")
         require(self.platform in PLATFORMS, "platform", f"one of {PLATFORMS}, got {self.platform!r}")
@@ -123,18 +139,47 @@ def view_windows(num_views: int, window: int, stride: int, wrap: bool = True) ->
     return [list(range(start, start + window)) for start in range(0, num_views - window + 1, stride)]
 
 
-def split_for(uid: str, test_fraction: float) -> str:
-    """'test' for a fixed `test_fraction` of uids, else 'train': a pure function of the uid."""
-    return "test" if hashing.unit_float(f"objaverse-split:{uid}") < test_fraction else "train"
+def split_for(uid: str, validation_fraction: float) -> str:
+    """'validation' for a fixed fraction of object ids, else 'train': a pure function of the id."""
+    return "validation" if hashing.unit_float(f"objaverse-split:{uid}") < validation_fraction else "train"
 
 
 def mesh_type(path: str) -> str:
     return posixpath.splitext(path)[1].lower().lstrip(".")
 
 
-def uid_for_path(path: str) -> str:
-    """Objaverse files are `<uid>.glb`: the file stem is the object's uid (and its group)."""
-    return posixpath.splitext(posixpath.basename(path))[0]
+def input_root(input_: str) -> str | None:
+    """The folder object ids are relative to: the input folder, a glob's folder before its first
+    wildcard, a single mesh file's folder; None for a list file (its paths get content ids)."""
+    if input_.lower().endswith(LIST_EXTENSIONS):
+        return None
+    wild = re.search(r"[*?\[]", input_)
+    if wild is not None:
+        return posixpath.dirname(input_[: wild.start()])
+    if is_mesh_path(input_):
+        return posixpath.dirname(input_)
+    return input_.rstrip("/")
+
+
+def relative_id(path: str, root: str) -> str | None:
+    """`path` relative to `root`, '/'-separated, or None when it is not below it."""
+    if "://" not in path and "://" not in root:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root or "."))
+        return None if rel == "." or rel.startswith(".." + os.sep) or rel == ".." else rel.replace(os.sep, "/")
+    prefix = root.rstrip("/") + "/"
+    return path[len(prefix):] or None if path.startswith(prefix) else None
+
+
+def content_id(source: str | bytes) -> str:
+    """`blake2b-<32 hex>` of a file's bytes (a local path is read in chunks)."""
+    h = hashlib.blake2b(digest_size=16)
+    if isinstance(source, (bytes, bytearray)):
+        h.update(source)
+    else:
+        with open(source, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return f"blake2b-{h.hexdigest()}"
 
 
 def is_uid(entry: str) -> bool:
@@ -179,7 +224,7 @@ def list_entries(text: str, base: str = "") -> Iterator[str]:
 
 
 def pattern_for(input_: str) -> str:
-    """Glob pattern of the input: a directory means every file below it (meshes kept by extension)."""
+    """Glob pattern of the input: a directory means every file below it (each one an input)."""
     if re.search(r"[*?\[]", input_) or input_.lower().endswith(rt.MESH_EXTENSIONS):
         return input_
     return FileSystems.join(input_.rstrip("/"), "**")
@@ -187,6 +232,17 @@ def pattern_for(input_: str) -> str:
 
 def is_mesh_path(path: str) -> bool:
     return path.lower().endswith(rt.MESH_EXTENSIONS)
+
+
+def not_a_mesh(path: str) -> dict | None:
+    """The skipped row of a listed file that is no mesh (None for a mesh): every file is an input."""
+    if is_mesh_path(path):
+        return None
+    if path.lower().endswith(COMPANION_EXTENSIONS):
+        return schema.failure_row(path, SOURCE, STAGE, "mesh_companion",
+                                  "read by the mesh that references it, not an object of its own", status="skipped")
+    return schema.failure_row(path, SOURCE, STAGE, "unsupported_format",
+                              f"not one of {', '.join(rt.MESH_EXTENSIONS)}", status="skipped")
 
 
 # --- one object ------------------------------------------------------------------------------------
@@ -199,6 +255,7 @@ class RenderObject:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.root = input_root(cfg.input)
         self.renderer: rt.MeshRenderer | None = None
 
     def setup(self) -> None:
@@ -234,8 +291,14 @@ class RenderObject:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             return f.read(), mesh_type(path)
 
+    def object_id(self, path: str, source: str | bytes) -> str:
+        """See the module docstring: relative path below the input folder, else a content hash."""
+        rel = relative_id(path, self.root) if self.root is not None else None
+        return rel if rel else content_id(source)
+
     def __call__(self, entry: str) -> Iterator[tuple[str, dict]]:
         cfg = self.cfg
+        uid = None
         if is_uid(entry):
             uid, path = entry, resolve_uid(entry, cfg.objaverse_cache)
             if path is None:
@@ -243,14 +306,16 @@ class RenderObject:
                     entry, SOURCE, STAGE, "not_found", f"uid not in {cfg.objaverse_cache}")
                 return
         else:
-            uid, path = uid_for_path(entry), entry
-        if mesh_type(path) not in [e.lstrip(".") for e in rt.MESH_EXTENSIONS]:
-            yield FAILURES, schema.failure_row(entry, SOURCE, STAGE, "unsupported_format", path)
+            path = entry
+        skipped = not_a_mesh(path)
+        if skipped is not None:
+            yield FAILURES, {**skipped, "record_id": entry}
             return
         self.setup()
-        views = self.views(uid)
         try:
             source, file_type = self._load_source(path)
+            uid = uid or self.object_id(path, source)
+            views = self.views(uid)
             images = rt.render_views(source, self.renderer, views, file_type=file_type, max_faces=cfg.max_faces)
         except rt.MeshError as exc:
             status = "filtered" if exc.reason in FILTER_REASONS else "failed"
@@ -263,7 +328,7 @@ class RenderObject:
             provenance = {"uid": uid, "path": path, "seed": cfg.seed, **view.as_dict()}
             yield IMAGES, {"image_id": image_id, "image": encode_png(pixels), "source": SOURCE,
                                   "provenance": json.dumps(provenance, sort_keys=True)}
-        split = split_for(uid, cfg.test_fraction)
+        split = split_for(uid, cfg.validation_fraction)
         orbit = (cfg.seed, cfg.num_views, cfg.azimuth_step_deg, cfg.radius_min, cfg.radius_max,
                  cfg.elevation_min_deg, cfg.elevation_max_deg)
         for window in view_windows(cfg.num_views, cfg.window, cfg.stride, cfg.wrap):
@@ -287,8 +352,7 @@ class ListMeshes(beam.PTransform):
                     | "ReadList" >> beam.FlatMap(
                         lambda m: list_entries(_read_text(m.path), posixpath.dirname(m.path))))
         return (pbegin
-                | "MatchMeshes" >> fileio.MatchFiles(pattern_for(self.input))
-                | "MeshFilesOnly" >> beam.Filter(lambda m: is_mesh_path(m.path))
+                | "MatchFiles" >> fileio.MatchFiles(pattern_for(self.input))
                 | "Paths" >> beam.Map(lambda m: m.path))
 
 

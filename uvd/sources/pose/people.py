@@ -38,8 +38,9 @@ def coco_person_boxes(anns: list[dict], min_box_size: float = 16.0, max_people: 
 
 
 def folder_items(folder: str, name: str, split: str | None = None) -> Iterator[dict]:
-    """One item per image file under `folder` (recursive, sorted); boxes None = whole image."""
-    for path in files.list_files(folder, files.IMAGE_EXTS):
+    """One item per file under `folder` (recursive, sorted); boxes None = whole image. Every file is
+    an input: one that does not decode as an image becomes a failure row at decode."""
+    for path in files.list_files(folder):
         yield {"record_id": f"{name}/{files.relative(path, folder)}", "file": path, "boxes": None, "split": split}
 
 

@@ -125,7 +125,7 @@ class KeepPeople:
         record = make_record(ex["record_id"], cfg.name, ex["image"],
                              {TASK: annotation("keypoints", people, score_threshold=cfg.keypoint_threshold)},
                              group=ex["record_id"], split=ex.get("split"), provenance=provenance)
-        yield from emit_record(record, cfg)
+        yield from emit_record(record, cfg, source=_source(cfg), stage=STAGE)  # skipped rows: e.g. joints outside the crop
 
 
 def _inference_failures(failed: tuple, cfg: Config) -> Iterator[dict]:

@@ -19,6 +19,21 @@ about half the CPU of one pass per stride; benchmarks/bench_video.py prints both
 read one at a time in ascending order (the reader seeks forward, converts only the wanted ones):
 the same CPU as one get_batch of them, but memory holds one decoded frame plus the 256 px PNGs of
 the clips still open, however long the video, and a frame that fails fails only its clips.
+
+Rules:
+- Every file under a folder input is an input: one that is no video (by extension) is a skipped
+  row `unsupported_format`.
+- A video's id (record id, `group`, clip seed) is its path relative to the input folder with the
+  extension (`a/clip.mp4` and `a/clip.mkv` are two videos); a manifest row's is its `video_id`
+  column, else the path as the manifest writes it.
+- A broken file gives the frames that decode, with either decoder: decord refuses a whole file
+  that FFmpeg reads part of (a truncated MP4: "av_read_frame failed"), so a file decord cannot
+  open is read with PyAV; clips inside the decodable part become sentences, a clip that needs a
+  frame that does not decode is a failure row `decode_error`, and a file nothing decodes at all
+  is one row `unreadable_video`.
+- The card's inputs are videos (manifest rows): PlanClips counts each one, as "with sentences"
+  when clips were planned for it (each clip then ends as a sentence or a failure row) or
+  "failures only"; the decode tasks are not counted again.
 """
 
 from __future__ import annotations
@@ -45,7 +60,15 @@ from apache_beam.metrics import Metrics
 
 from uvd import schema
 from uvd.config import require
-from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, DeadLetterDoFn, RunSource, SourceOutputs, SourceTransform
+from uvd.core.outputs import (
+    FAILURES,
+    IMAGES,
+    SENTENCES,
+    RunSource,
+    SourceOutputs,
+    SourceTransform,
+    error_detail,
+)
 from uvd.core.stage import SourceStage
 from uvd.transforms import video as vt
 
@@ -120,8 +143,16 @@ def glob_for(input_: str) -> tuple[str, str]:
 
 
 def video_id_from_path(path: str, base: str) -> str:
-    rel = path[len(base):].lstrip("/") if base and path.startswith(base) else posixpath.basename(path)
-    return posixpath.splitext(rel)[0]
+    """Path relative to the input folder, extension kept (a stem alone collides)."""
+    return path[len(base):].lstrip("/") if base and path.startswith(base) else posixpath.basename(path)
+
+
+def folder_video(path: str, base: str) -> dict:
+    """A listed file -> its video dict; a file that is no video carries its skipped reason."""
+    video = {"path": path, "video_id": video_id_from_path(path, base), "start": None, "end": None, "split": None}
+    if not path.lower().endswith(VIDEO_EXTENSIONS):
+        video["error"] = "unsupported_format"
+    return video
 
 
 def _pick(row: dict, name: str):
@@ -156,8 +187,7 @@ def manifest_videos(manifest: str) -> Iterator[dict]:
         start, end = _pick(row, "start"), _pick(row, "end")
         video = {
             "path": _resolve(str(path), manifest) if path else "",
-            "video_id": str(_pick(row, "video_id") or (path and posixpath.splitext(str(path))[0])
-                            or f"{manifest}#{n}"),
+            "video_id": str(_pick(row, "video_id") or path or f"{manifest}#{n}"),
             "start": None if start is None else float(start),
             "end": None if end is None else float(end),
             "split": None if _pick(row, "split") is None else str(_pick(row, "split")),
@@ -182,9 +212,7 @@ class ListVideos(beam.PTransform):
         pattern, base = glob_for(self.input)
         return (pbegin
                 | "MatchVideos" >> fileio.MatchFiles(pattern)
-                | "VideoFilesOnly" >> beam.Filter(lambda m: m.path.lower().endswith(VIDEO_EXTENSIONS))
-                | "ToVideo" >> beam.Map(lambda m: {"path": m.path, "video_id": video_id_from_path(m.path, base),
-                                                   "start": None, "end": None, "split": None}))
+                | "ToVideo" >> beam.Map(lambda m: folder_video(m.path, base)))
 
 
 # --- opening a video -------------------------------------------------------------------------------
@@ -212,7 +240,8 @@ def open_reader(path: str, threads: int, size: tuple[int, int] | None = None, de
     """A frame reader (decord's VideoReader, or PyAVReader), decoding at `size` (width, height).
 
     "auto" is decord where it is installed (its wheels cover Linux x86-64 but not every laptop)
-    and PyAV otherwise; both give exact frames by index in presentation order.
+    and PyAV otherwise; both give exact frames by index in presentation order. A file decord
+    refuses is opened with PyAV, which reads the frames that decode (the module's broken-file rule).
     """
     if decoder == "pyav" or (decoder == "auto" and not _has_decord()):
         return PyAVReader(path, threads, size)
@@ -222,7 +251,13 @@ def open_reader(path: str, threads: int, size: tuple[int, int] | None = None, de
     import decord
 
     width, height = size if size else (-1, -1)
-    return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
+    try:
+        return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
+    except Exception as exc:  # noqa: BLE001 - decord raises DECORDError/RuntimeError for any bad file
+        try:
+            return PyAVReader(path, threads, size)
+        except Exception:  # noqa: BLE001 - neither can read it: decord's message says why
+            raise exc from None
 
 
 def _has_decord() -> bool:
@@ -347,7 +382,9 @@ def plan_video(video: dict, cfg: Config) -> Iterator[dict]:
     """Video dict -> decode tasks, plus failure/skipped rows (as tasks) for what will not decode."""
     key = video_key(video)
     if video.get("error"):
-        yield _row_task(video, schema.failure_row(key, SOURCE, STAGE, video["error"]))
+        status = "skipped" if video["error"] == "unsupported_format" else "failed"
+        detail = f"not one of {', '.join(VIDEO_EXTENSIONS)}" if status == "skipped" else ""
+        yield _row_task(video, schema.failure_row(key, SOURCE, STAGE, video["error"], detail, status=status))
         return
     try:
         info = probe(video["path"], cfg.decode_threads, video.get("start"), video.get("end"), cfg.decoder)
@@ -375,24 +412,31 @@ def plan_video(video: dict, cfg: Config) -> Iterator[dict]:
         yield _row_task(video, row)
 
 
-class PlanClips(DeadLetterDoFn):
-    """Beam wrapper of plan_video; counts videos read. A planning error keeps its video as a failure
-    row, routed to DecodeClips like any planned row (one RunSource sees every outcome)."""
+def plan_outcome(tasks: list[dict]) -> str:
+    """The card's record outcome of one video, from its plan (see the module docstring)."""
+    return "records_with_sentences" if any("clips" in t for t in tasks) else "records_failures_only"
+
+
+class PlanClips(beam.DoFn):
+    """Beam wrapper of plan_video; counts videos read: the stage's inputs and their outcomes."""
 
     def __init__(self, cfg: Config) -> None:
-        super().__init__(SOURCE, STAGE, "plan")
         self.cfg = cfg
 
-    def record_id(self, video: dict) -> str:
-        return video_key(video)
+    def setup(self) -> None:
+        self.videos = Metrics.counter(f"uvd.{STAGE}", "videos")
+        self.inputs = Metrics.counter(f"uvd.{STAGE}", "inputs")
 
-    def convert(self, video: dict) -> Iterator[dict]:
-        Metrics.counter(f"uvd.{STAGE}", "videos").inc()
-        yield from plan_video(video, self.cfg)
-
-    def failure(self, video: dict, reason: str, detail: str, status: str = "failed") -> dict:  # type: ignore[override]
-        Metrics.counter(f"uvd.{STAGE}.{status}", reason).inc()
-        return _row_task(video, schema.failure_row(video_key(video), SOURCE, STAGE, reason, detail, status=status))
+    def process(self, video: dict) -> Iterator[dict]:
+        self.videos.inc()
+        self.inputs.inc()
+        try:
+            tasks = list(plan_video(video, self.cfg))
+        except Exception as exc:  # noqa: BLE001 - a planning bug must not lose the video
+            tasks = [_row_task(video, schema.failure_row(video_key(video), SOURCE, STAGE,
+                                                         f"exception_{type(exc).__name__}", error_detail(exc)))]
+        Metrics.counter(f"uvd.{STAGE}", plan_outcome(tasks)).inc()
+        yield from tasks
 
 
 # --- decoding --------------------------------------------------------------------------------------
@@ -491,7 +535,7 @@ class VideoSource(SourceTransform):
                 | "PlanClips" >> beam.ParDo(PlanClips(self.cfg))
                 | "Reshuffle" >> beam.Reshuffle()
                 | "DecodeClips" >> RunSource(DecodeClips(self.cfg), source=SOURCE, stage=STAGE,
-                                                    record_id=task_record_id))
+                                             record_id=task_record_id, count_records=False))
 
 
 
