@@ -23,15 +23,20 @@ import pyarrow.parquet as pq
 import torch
 
 from uvd import schema
+from uvd.devices import autocast
 from uvd.model.data import ShardLoader, resolve_shards
 
 N_EXAMPLES = 5
 T = schema.TOKENS_PER_IMAGE
 
 
-def prompt_tokens(pairs: list[tuple[np.ndarray, np.ndarray]], query: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, slice]:
-    """[BOS] in1 out1 ... in5 out5 query target; returns the tokens and the target's positions."""
-    parts = [np.array([schema.BOS_ID])]
+def prompt_tokens(pairs: list[tuple[np.ndarray, np.ndarray]], query: np.ndarray, target: np.ndarray,
+                  bos_id: int | None = schema.BOS_ID) -> tuple[np.ndarray, slice]:
+    """[BOS] in1 out1 ... in5 out5 query target; returns the tokens and the target's positions.
+
+    bos_id None (a model trained without BOS, such as the official LVM weights) starts with in1.
+    """
+    parts = [np.array([] if bos_id is None else [bos_id], np.int64)]
     for a, b in pairs:
         parts += [a, b]
     parts += [query, target]
@@ -49,7 +54,7 @@ def target_nll(model, tokens: torch.Tensor, target: slice) -> torch.Tensor:
 
 def prompts_from_shards(shards: str | list[str], split: str | None = "validation", max_per_task: int = 50,
                         n_examples: int = N_EXAMPLES, skip_sources: tuple[str, ...] = ("ann/multi",),
-                        ) -> dict[str, list[tuple[np.ndarray, slice]]]:
+                        bos_id: int | None = schema.BOS_ID) -> dict[str, list[tuple[np.ndarray, slice]]]:
     """task -> prompts from annotated sentences with at least n_examples + 1 pairs.
 
     `ann/multi` sentences (m picks of one image's 1 + k annotations) are not (input, output) pairs.
@@ -63,7 +68,7 @@ def prompts_from_shards(shards: str | list[str], split: str | None = "validation
                 continue
             imgs = np.asarray(toks, np.int64).reshape(k, T)
             pairs = [(imgs[2 * i], imgs[2 * i + 1]) for i in range(n_examples)]
-            out[source].append(prompt_tokens(pairs, imgs[2 * n_examples], imgs[2 * n_examples + 1]))
+            out[source].append(prompt_tokens(pairs, imgs[2 * n_examples], imgs[2 * n_examples + 1], bos_id))
     return dict(out)
 
 
@@ -92,8 +97,6 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
     passes (a sharded model's forward is a collective): a rank out of data runs a dummy batch that
     is not counted, and the loop ends when every rank is out.
     """
-    from uvd.model.train import autocast_for
-
     distributed = torch.distributed.is_initialized()
     model.eval()
     total, count = torch.zeros((), device=device), torch.zeros((), device=device)
@@ -109,7 +112,7 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
             if not distributed:
                 break
             dummy = dummy or {k: torch.zeros(loader.batch_size, loader.seq_len, dtype=torch.long) for k in ("tokens", "targets", "doc_ids")}
-        with autocast_for(torch.device(device), amp_dtype):
+        with autocast(device, amp_dtype):
             b = batch or dummy
             loss = model(b["tokens"].to(device), targets=b["targets"].to(device),
                          doc_ids=b["doc_ids"].to(device) if doc_mask else None)
@@ -123,11 +126,16 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
     return (total / count).item() if count.item() > 0 else None
 
 
-def load_model(path: str, device="cpu"):
-    """An LVM from a uvd-train checkpoint (the checkpoint carries its model config)."""
-    from uvd.model import checkpoint
+def load_model(path: str, device="cpu", max_seq_len: int | None = None):
+    """An LVM and its checkpoint dict from a uvd-train checkpoint (`*.pt`, which carries its model
+    config) or a Hugging Face Llama folder / hub id (uvd.model.hf; the dict then has no train config).
+    """
+    from uvd.model import checkpoint, hf
     from uvd.model.model import LVM, ModelConfig
 
+    if hf.is_hf(path):
+        model = hf.load_hf(path, device, max_seq_len=max_seq_len)
+        return model.eval(), {"model_config": vars(model.cfg), "config": {}, "source": path}
     ckpt = checkpoint.read(path)
     model = LVM(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
