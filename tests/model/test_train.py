@@ -133,6 +133,69 @@ def test_two_process_ddp_and_fsdp_match_single_process(tmp_path):
             torch.testing.assert_close(b["params"][key], value, atol=2e-5, rtol=1e-4, msg=f"{mode} {key}")
 
 
+# --- elastic resume: 2 ranks x 2 workers -> 1 x 1 and 3 x 1, through train() itself -------------------
+def _train_worker(rank: int, world: int, init_file: str, args: list[str], result: str) -> None:
+    import json
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        losses = train(load_config(None, args))
+        if rank == 0:
+            Path(result).write_text(json.dumps(losses))
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(tmp_path: Path, world: int, args: list[str]) -> list[float]:
+    import json
+    import uuid
+
+    result = tmp_path / f"losses-{uuid.uuid4().hex}.json"
+    init = tmp_path / f"init-{uuid.uuid4().hex}"
+    # fork: the children reuse this process's imported torch (a spawn re-imports it: seconds per process)
+    mp.start_processes(_train_worker, args=(world, str(init), args, str(result)), nprocs=world, start_method="fork")
+    return json.loads(result.read_text())
+
+
+def _samples(run: Path) -> dict[int, list[tuple[int, int]]]:
+    """step -> sorted (canonical window id, crc32 of the window) over every rank's samples CSV."""
+    out: dict[int, list] = {}
+    for f in run.glob("samples-rank*.csv"):
+        for line in f.read_text().splitlines():
+            step, sid, crc = map(int, line.split(","))
+            out.setdefault(step, []).append((sid, crc))
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+@pytest.mark.slow
+def test_elastic_resume_on_other_world_sizes_and_workers(shard_dir, tmp_path):
+    """Saved at step 3 on 2 gloo ranks x 2 workers; resumed on 1 x 1 and on 3 x 1: same losses, same windows."""
+    import shutil
+
+    def args(out: Path, batch: int, workers: int, **kw) -> list[str]:  # global batch: 6 windows per step
+        return small(shard_dir, out, batch_size=batch, grad_accum=1, num_workers=workers, log_samples=True,
+                     parallel="auto", eval_batches=1, **kw)
+
+    full = train(load_config(None, args(tmp_path / "a", 6, 0)))
+    part1 = _spawn(tmp_path, 2, args(tmp_path / "b", 3, 2, stop_step=3))
+    shutil.copytree(tmp_path / "b", tmp_path / "c")
+    on_one = train(load_config(None, args(tmp_path / "b", 6, 1)))
+    on_three = _spawn(tmp_path, 3, args(tmp_path / "c", 2, 1))
+    assert len(full) == 6 and len(part1) == 3 and len(on_one) == len(on_three) == 3
+    assert part1 + on_one == pytest.approx(full, rel=2e-5)
+    assert part1 + on_three == pytest.approx(full, rel=2e-5)
+    reference = _samples(tmp_path / "a")
+    assert sorted(reference) == list(range(6)) and all(len(v) == 6 for v in reference.values())
+    assert _samples(tmp_path / "b") == reference
+    assert _samples(tmp_path / "c") == reference
+    with pytest.raises(ConfigError, match="global batch"):  # another global batch cannot resume exactly
+        train(load_config(None, args(tmp_path / "c", 4, 0, max_steps=7)))
+
+
 def test_trainer_imports_without_pipeline_dependencies():
     code = (
         "import sys\n"
@@ -140,6 +203,9 @@ def test_trainer_imports_without_pipeline_dependencies():
         "    sys.modules[name] = None\n"
         "import torch\n"
         "import uvd.model.train, uvd.model.evaluate, uvd.model.generate, uvd.model.data, uvd.model.checkpoint\n"
+        "import uvd.model.hf, uvd.model.sequential, uvd.devices\n"
+        "bad = [m for m in sys.modules if m.startswith(('uvd.core', 'uvd.assembly', 'uvd.sources', 'uvd.tokenize'))]\n"
+        "assert not bad, bad\n"
         "from uvd.model.model import LVM, model_config\n"
         "m = LVM(model_config('debug', max_seq_len=16))\n"
         "print(m(torch.zeros(1, 4, dtype=torch.long)).shape)\n"
