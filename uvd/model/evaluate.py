@@ -6,8 +6,11 @@ averaged over the task's prompts. Prompts come from held-out annotated sentences
 `annotated`, source `ann/<task>`, images alternating input, output): the first 5 pairs are the
 examples and the 6th pair is the query and its target.
 
-`python -m uvd.model.evaluate --checkpoint runs/x/step_00001000.pt --data out/sample [--split validation]`
-prints one line per task and the validation loss.
+Sequential prompting (uvd.model.sequential): next-frame perplexity given 1..15 frames on held-out
+video sentences, a curve per checkpoint, plotted to `--plot`.
+
+`python -m uvd.model.evaluate --checkpoint runs/x/step_00001000.pt [more checkpoints or HF ids] --data out/sample`
+prints one line per task, the sequential curve and the validation loss of each checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import math
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -142,31 +146,63 @@ def load_model(path: str, device="cpu", max_seq_len: int | None = None):
     return model.to(device).eval(), ckpt
 
 
+def evaluate_checkpoint(path: str, data: str, split: str, max_per_task: int = 50, val_batches: int = 20,
+                        max_videos: int = 50, device="cpu") -> dict:
+    """Task perplexities, the sequential-prompting curve and the validation loss of one checkpoint."""
+    from uvd.model import sequential
+
+    model, ckpt = load_model(path, device)
+    bos = model.cfg.bos_id
+    results: dict = {"tasks": task_perplexity(model, prompts_from_shards(data, split, max_per_task, bos_id=bos), device)}
+    videos = sequential.video_sentences(data, split, max_sentences=max_videos)
+    if len(videos) and model.cfg.max_seq_len >= videos.shape[1] * T + (bos is not None) - 1:
+        results["sequential"] = sequential.curve(model, videos, device)
+    seq_len = ckpt["config"].get("seq_len") or min(model.cfg.max_seq_len, schema.CONTEXT_LENGTH)
+    try:
+        loader = ShardLoader(data, seq_len, 4, split=split, shuffle=False, epochs=1, bos_id=bos, eos_id=model.cfg.eos_id)
+        results["val_loss"] = validation_loss(model, loader, val_batches, device)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"{path}: no validation loss: {exc}", file=sys.stderr)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m uvd.model.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--checkpoint", required=True, nargs="+",
+                    help="uvd-train checkpoints (*.pt) and/or Hugging Face Llama folders / hub ids")
     ap.add_argument("--data", required=True, help="shard dir / glob")
     ap.add_argument("--split", default="validation")
     ap.add_argument("--max_per_task", type=int, default=50)
+    ap.add_argument("--max_videos", type=int, default=50, help="video sentences for the sequential curve")
     ap.add_argument("--val_batches", type=int, default=20)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--plot", default="sequential.png", help="the sequential curves, one per checkpoint ('' = none)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
-    model, ckpt = load_model(args.checkpoint, args.device)
-    seq_len = ckpt["config"]["seq_len"]
-    results: dict = {"tasks": task_perplexity(model, prompts_from_shards(args.data, args.split, args.max_per_task), args.device)}
-    for task, r in results["tasks"].items():
-        print(f"{task:30s} perplexity {r['perplexity']:10.2f}  ({r['prompts']} prompts)")
-    try:
-        loader = ShardLoader(args.data, seq_len, 4, split=args.split, shuffle=False, epochs=1)
-        results["val_loss"] = validation_loss(model, loader, args.val_batches, args.device)
-        print(f"validation loss {results['val_loss']:.4f} (perplexity {math.exp(results['val_loss']):.1f})")
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"no validation loss: {exc}", file=sys.stderr)
+    from uvd.devices import pick_device
+    from uvd.model import sequential
+
+    device = pick_device(args.device)
+    everything = {}
+    for path in args.checkpoint:
+        r = everything[path] = evaluate_checkpoint(path, args.data, args.split, args.max_per_task, args.val_batches,
+                                                   args.max_videos, device)
+        print(f"== {path}")
+        for task, t in r["tasks"].items():
+            print(f"{task:30s} perplexity {t['perplexity']:10.2f}  ({t['prompts']} prompts)")
+        if "sequential" in r:
+            c = r["sequential"]
+            print(f"sequential ({c['sentences']} videos): next-frame perplexity at 1..15 context frames: "
+                  + " ".join(f"{p:.1f}" for p in c["perplexity"]))
+        if r.get("val_loss") is not None:
+            print(f"validation loss {r['val_loss']:.4f} (perplexity {math.exp(r['val_loss']):.1f})")
+    curves = {Path(p).name or p: r["sequential"] for p, r in everything.items() if "sequential" in r}
+    if curves and args.plot and (png := sequential.plot(curves, args.plot)):
+        print(f"sequential curves: {png}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump(everything if len(everything) > 1 else everything[args.checkpoint[0]], f, indent=2)
     return 0
 
 
