@@ -164,7 +164,8 @@ def _steps(loaders: list[ShardLoader], n: int, accum: int) -> list[list[tuple[in
         for it in its:
             for _ in range(accum):
                 b = next(it)
-                step += [(int(i), w.numpy().tobytes()) for i, w in zip(b["sample_ids"], torch.cat([b["tokens"], b["targets"][:, -1:]], 1))]
+                windows = torch.cat([b["tokens"], b["targets"][:, -1:]], 1)
+                step += [(int(i), w.numpy().tobytes()) for i, w in zip(b["sample_ids"], windows)]
         out.append(sorted(step))
     return out
 

@@ -171,7 +171,8 @@ def test_evaluate_cli_curves_for_a_uvd_and_a_hf_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = LVM(model_config("debug", max_seq_len=16 * T + 1))
     pt = tmp_path / "step_00000001.pt"
-    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(model.cfg), "config": {"seq_len": 256}}, pt)
+    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(model.cfg),
+                "config": {"seq_len": 256}}, pt)
     folder = hf.export_hf(model, tmp_path / "hf")
     out, png = tmp_path / "r.json", tmp_path / "seq.png"
     assert main(["--checkpoint", str(pt), str(folder), "--data", str(tmp_path / "d"), "--json", str(out),

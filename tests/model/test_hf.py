@@ -75,12 +75,14 @@ def test_sharded_bin_and_fused_layout(tmp_path, real_codes):
     for i in range(2):
         p = f"model.layers.{i}."
         sd[p + "self_attn.qkv_proj.weight"] = torch.cat([sd.pop(p + f"self_attn.{n}_proj.weight") for n in "qkv"])
-        sd[p + "mlp.gate_up_proj.weight"] = torch.cat([sd.pop(p + "mlp.gate_proj.weight"), sd.pop(p + "mlp.up_proj.weight")])
+        gate, up = sd.pop(p + "mlp.gate_proj.weight"), sd.pop(p + "mlp.up_proj.weight")
+        sd[p + "mlp.gate_up_proj.weight"] = torch.cat([gate, up])
     bins = tmp_path / "bin"
     bins.mkdir()
     (bins / "config.json").write_text((folder / "config.json").read_text())
     names = sorted(sd)
-    halves = {"pytorch_model-00001-of-00002.bin": names[: len(names) // 2], "pytorch_model-00002-of-00002.bin": names[len(names) // 2 :]}
+    half = len(names) // 2
+    halves = {"pytorch_model-00001-of-00002.bin": names[:half], "pytorch_model-00002-of-00002.bin": names[half:]}
     for file, keys in halves.items():
         torch.save({k: sd[k] for k in keys}, bins / file)
     (bins / hf.BIN_INDEX).write_text(json.dumps({"weight_map": {k: f for f, ks in halves.items() for k in ks}}))

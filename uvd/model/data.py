@@ -287,7 +287,8 @@ class ShardLoader:
         self.num_partitions = partitions or self.windows_per_step
         if self.windows_per_step % self.num_partitions or self.num_partitions % world_size:
             raise ValueError(f"partitions {self.num_partitions} must divide the {self.windows_per_step} windows per "
-                             f"step (batch_size x grad_accum x world_size) and be a multiple of world_size {world_size}")
+                             f"step (batch_size x grad_accum x world_size) and be a multiple of world_size "
+                             f"{world_size}")
         self.per_partition = self.windows_per_step // self.num_partitions  # windows of each partition per step
         per_rank = self.num_partitions // world_size
         self.local_partitions = list(range(rank * per_rank, (rank + 1) * per_rank))
@@ -298,7 +299,8 @@ class ShardLoader:
     def stream(self, partition: int) -> ShardStream:
         return ShardStream(
             self.files, self.row_groups, reader=partition, n_readers=self.num_partitions, seq_len=self.seq_len,
-            batch_size=self.per_partition, seed=self.seed, shuffle=self.shuffle, shuffle_rowgroups=self.shuffle_rowgroups,
+            batch_size=self.per_partition, seed=self.seed, shuffle=self.shuffle,
+            shuffle_rowgroups=self.shuffle_rowgroups,
             epochs=self.epochs, state=self.partition_states.get(partition), bos_id=self.bos_id, eos_id=self.eos_id,
         )
 
@@ -354,9 +356,9 @@ class ShardLoader:
 
     def state_dict(self) -> dict:
         """This rank's partitions' cursors after the last complete step (plus what must not change)."""
+        mine = {p: vars(self.partition_states[p]).copy() for p in self.local_partitions if p in self.partition_states}
         return {
-            "version": 2, "step": self.step, "partitions": {p: vars(self.partition_states[p]).copy()
-                                                            for p in self.local_partitions if p in self.partition_states},
+            "version": 2, "step": self.step, "partitions": mine,
             "num_partitions": self.num_partitions, "windows_per_step": self.windows_per_step,
             "seed": self.seed, "seq_len": self.seq_len, "files": list(self.files),
         }
@@ -372,7 +374,8 @@ class ShardLoader:
             mine = getattr(self, key)
             if first[key] != mine:
                 raise ValueError(f"loader state has {key}={first[key]!r}, this loader {mine!r}: the global batch "
-                                 "(batch_size x grad_accum x world_size), partitions, seed, seq_len and shards must stay")
+                                 "(batch_size x grad_accum x world_size), partitions, seed, seq_len and shards "
+                                 "must stay")
         merged: dict[int, ReaderState] = {}
         for s in states:
             if s["step"] != first["step"]:

@@ -153,13 +153,15 @@ def evaluate_checkpoint(path: str, data: str, split: str, max_per_task: int = 50
 
     model, ckpt = load_model(path, device)
     bos = model.cfg.bos_id
-    results: dict = {"tasks": task_perplexity(model, prompts_from_shards(data, split, max_per_task, bos_id=bos), device)}
+    prompts = prompts_from_shards(data, split, max_per_task, bos_id=bos)
+    results: dict = {"tasks": task_perplexity(model, prompts, device)}
     videos = sequential.video_sentences(data, split, max_sentences=max_videos)
     if len(videos) and model.cfg.max_seq_len >= videos.shape[1] * T + (bos is not None) - 1:
         results["sequential"] = sequential.curve(model, videos, device)
     seq_len = ckpt["config"].get("seq_len") or min(model.cfg.max_seq_len, schema.CONTEXT_LENGTH)
     try:
-        loader = ShardLoader(data, seq_len, 4, split=split, shuffle=False, epochs=1, bos_id=bos, eos_id=model.cfg.eos_id)
+        loader = ShardLoader(data, seq_len, 4, split=split, shuffle=False, epochs=1, bos_id=bos,
+                             eos_id=model.cfg.eos_id)
         results["val_loss"] = validation_loss(model, loader, val_batches, device)
     except (FileNotFoundError, ValueError) as exc:
         print(f"{path}: no validation loss: {exc}", file=sys.stderr)

@@ -31,7 +31,8 @@ T = schema.TOKENS_PER_IMAGE
 def prompt_from_images(image_codes: list[np.ndarray], bos_id: int | None = schema.BOS_ID) -> torch.Tensor:
     """[BOS] + codes of each image, as a (1, L) long tensor (no BOS when bos_id is None)."""
     head = [] if bos_id is None else [bos_id]
-    return torch.from_numpy(np.concatenate([head] + [np.asarray(c).reshape(-1) for c in image_codes]).astype(np.int64))[None]
+    tokens = np.concatenate([head] + [np.asarray(c).reshape(-1) for c in image_codes]).astype(np.int64)
+    return torch.from_numpy(tokens)[None]
 
 
 def analogy_order(pairs: list[tuple[np.ndarray, np.ndarray]], query: np.ndarray) -> list[np.ndarray]:

@@ -108,8 +108,10 @@ def config_from_hf(hf: dict, max_seq_len: int | None = None) -> ModelConfig:
     kv = hf.get("num_key_value_heads") or heads
     return ModelConfig(
         dim=dim, n_layers=hf["num_hidden_layers"], n_heads=heads, ffn_dim=hf["intermediate_size"],
-        vocab_size=hf["vocab_size"], max_seq_len=max_seq_len or hf.get("max_position_embeddings", schema.CONTEXT_LENGTH),
-        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))), norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+        vocab_size=hf["vocab_size"],
+        max_seq_len=max_seq_len or hf.get("max_position_embeddings", schema.CONTEXT_LENGTH),
+        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
+        norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
         init_std=float(hf.get("initializer_range", 0.02)), n_kv_heads=0 if kv == heads else kv,
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
         bos_id=_special(hf.get("bos_token_id")), eos_id=_special(hf.get("eos_token_id")),
@@ -159,7 +161,8 @@ def state_from_hf(weights: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[st
         else:
             gate, up = w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"]
         out.update({
-            p + "attention.wqkv.weight": torch.cat([q, k, v]), p + "attention.wo.weight": w[p + "self_attn.o_proj.weight"],
+            p + "attention.wqkv.weight": torch.cat([q, k, v]),
+            p + "attention.wo.weight": w[p + "self_attn.o_proj.weight"],
             p + "feed_forward.w1.weight": gate, p + "feed_forward.w3.weight": up,
             p + "feed_forward.w2.weight": w[p + "mlp.down_proj.weight"],
             p + "attention_norm.weight": w[p + "input_layernorm.weight"],
@@ -241,7 +244,8 @@ def export_hf(model: LVM, out_dir: str | os.PathLike, dtype: torch.dtype | None 
             save_file(shard, str(out / name), metadata=meta)
             weight_map.update(dict.fromkeys(shard, name))
         total = sum(t.numel() * t.element_size() for t in tensors.values())
-        (out / SAFE_INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (out / SAFE_INDEX).write_text(json.dumps(index, indent=2))
     (out / "config.json").write_text(json.dumps(config_to_hf(cfg, dtype), indent=2))
     gen = {"bos_token_id": cfg.bos_id, "eos_token_id": cfg.eos_id,
            "suppress_tokens": list(range(schema.CODEBOOK_SIZE, cfg.vocab_size))}  # sample image codes only

@@ -222,7 +222,8 @@ def train(cfg: TrainConfig) -> list[float]:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    resume_from = checkpoint.latest(cfg.out_dir) if cfg.resume == "auto" else (None if cfg.resume == "none" else cfg.resume)
+    resume_from = checkpoint.latest(cfg.out_dir) if cfg.resume == "auto" else \
+        (None if cfg.resume == "none" else cfg.resume)
     raw = build_model(cfg, device)
     raw.attn_impl = cfg.attn_impl
     mcfg = raw.cfg
@@ -255,7 +256,8 @@ def train(cfg: TrainConfig) -> list[float]:
     fpt = flops_per_token(mcfg, cfg.seq_len)
     log = RunLogger(cfg.out_dir, cfg.max_steps, start, enabled=rank == 0, tensorboard=cfg.tensorboard)
     if rank == 0:
-        log.bar.write(f"model {cfg.init_from or cfg.model}: {raw.num_params() / 1e6:.1f}M params; {world} rank(s), {mode}; "
+        log.bar.write(f"model {cfg.init_from or cfg.model}: {raw.num_params() / 1e6:.1f}M params; "
+                      f"{world} rank(s), {mode}; "
                       f"{tokens_per_step:,} tokens/step; device {device}")
     losses: list[float] = []
     batches = iter(loader)
@@ -331,7 +333,8 @@ def validation(model, cfg: TrainConfig, rank: int, world: int, device) -> float 
     mcfg = getattr(model, "module", model).cfg
     try:
         loader = ShardLoader(cfg.val_data or cfg.train_data, cfg.seq_len, cfg.batch_size, split=cfg.val_split,
-                             rank=rank, world_size=world, shuffle=False, epochs=1, bos_id=mcfg.bos_id, eos_id=mcfg.eos_id)
+                             rank=rank, world_size=world, shuffle=False, epochs=1, bos_id=mcfg.bos_id,
+                             eos_id=mcfg.eos_id)
     except (FileNotFoundError, ValueError):
         return None
     return validation_loss(model, loader, cfg.eval_batches, device=device, amp_dtype=cfg.dtype, doc_mask=cfg.doc_mask)
