@@ -225,3 +225,25 @@ def test_trainer_imports_without_pipeline_dependencies():
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr
     assert "torch.Size([1, 4, 8292])" in out.stdout
+
+
+def test_init_from_a_hugging_face_folder_fine_tunes_those_weights(shard_dir, tmp_path):
+    """--init_from loads the HF model: the first step's loss is that model's loss on the first global batch."""
+    from uvd.model.data import ShardLoader
+    from uvd.model.hf import export_hf
+    from uvd.model.model import LVM, model_config
+
+    torch.manual_seed(5)
+    source = LVM(model_config("debug", max_seq_len=4096)).eval()
+    folder = export_hf(source, tmp_path / "hf")
+    losses = train(load_config(None, small(shard_dir, tmp_path / "ft", init_from=str(folder), max_steps=3,
+                                           model="not-a-size")))
+    loader = ShardLoader(shard_dir, 64, 2, split="train", grad_accum=2, num_workers=0)
+    it = iter(loader)
+    with torch.no_grad():
+        want = sum(source(b["tokens"], targets=b["targets"], doc_ids=b["doc_ids"]).item()
+                   for b in (next(it), next(it))) / 2
+    assert losses[0] == pytest.approx(want, rel=1e-5)
+    assert losses[-1] < losses[0]  # and it trains
+    ckpt = checkpoint.read(tmp_path / "ft/step_00000003.pt")
+    assert ckpt["model_config"]["dim"] == 64 and ckpt["config"]["init_from"] == str(folder)
