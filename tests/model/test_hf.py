@@ -103,3 +103,25 @@ def test_kv_cache_generation_matches_transformers_greedy(tmp_path, real_codes):
                             pad_token_id=schema.EOS_ID)[:, prompt.shape[1] :]
     got = generate(model, prompt, new, temperature=0)
     assert got.tolist() == want.tolist()
+
+
+def test_hub_id_resolves_through_the_hub_cache_offline(tmp_path, monkeypatch, real_codes):
+    """`owner/name/subfolder` is read from the normal hub cache layout (offline: no network in CI)."""
+    import shutil
+
+    import huggingface_hub.constants as hub
+
+    ref, folder = tiny_llama(tmp_path)
+    repo = tmp_path / "hub" / "models--uvd-test--lvm"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(folder, repo / "snapshots" / commit / "7b")
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    model = hf.load_hf("uvd-test/lvm/7b").eval()
+    x = sentence(real_codes, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x).logits, atol=1e-4, rtol=1e-4)
+    with pytest.raises(FileNotFoundError):
+        hf.load_hf("runs/missing/step_00000001.pt")

@@ -43,19 +43,26 @@ BIN_INDEX, BIN_ONE = "pytorch_model.bin.index.json", "pytorch_model.bin"
 def resolve(path_or_id: str, revision: str | None = None) -> Path:
     """A local folder as given; else a hub id fetched through the normal hub cache (HF_HOME, offline mode).
 
-    Safetensors are preferred; `.bin` files are downloaded only when a repo has no safetensors.
+    `owner/name/sub/folder` reads a checkpoint kept in a subfolder of the repo, `owner/name@rev` a
+    revision. Safetensors are preferred; `.bin` files are downloaded only when there are none.
     """
     local = Path(path_or_id).expanduser()
     if local.is_dir():
         return local
-    if local.suffix in (".pt", ".json") or path_or_id.startswith((".", "/")):
-        raise FileNotFoundError(f"{path_or_id}: no such Hugging Face folder")
+    if local.suffix in (".pt", ".json") or path_or_id.startswith((".", "/")) or path_or_id.count("/") < 1:
+        raise FileNotFoundError(f"{path_or_id}: no such Hugging Face folder (or owner/name hub id)")
     from huggingface_hub import snapshot_download
 
-    folder = Path(snapshot_download(path_or_id, revision=revision, allow_patterns=["*.json", "*.safetensors"]))
-    if not list(folder.glob("*.safetensors")):
-        folder = Path(snapshot_download(path_or_id, revision=revision, allow_patterns=["*.json", "*.bin"]))
-    return folder
+    spec, _, rev = path_or_id.partition("@")
+    owner, name, *sub = spec.split("/")
+    prefix = "/".join(sub) + "/" if sub else ""
+    for kinds in (["*.safetensors"], ["*.bin"]):
+        patterns = [prefix + p for p in ["*.json", *kinds]]
+        folder = Path(snapshot_download(f"{owner}/{name}", revision=rev or revision, allow_patterns=patterns))
+        folder = folder / prefix if prefix else folder
+        if list(folder.glob(kinds[0])):
+            return folder
+    raise FileNotFoundError(f"{path_or_id}: no safetensors or .bin weights in the repo")
 
 
 def weight_files(folder: Path) -> list[Path]:
