@@ -19,8 +19,8 @@ from uvd.model.train import TrainConfig, load_config, lr_at, main, train
 
 REPO = Path(__file__).resolve().parents[2]
 # What forkserver children (the multi-process tests) find imported: everything a train() run touches.
-PRELOAD = ["torch", "torch.utils.data", "uvd.model.train", "uvd.model.evaluate", "matplotlib.pyplot", "tqdm",
-           "tests.model.test_train"]
+PRELOAD = ["torch", "torch._dynamo", "torch.utils.data", "uvd.model.train", "uvd.model.evaluate",
+           "matplotlib.pyplot", "tqdm", "tests.model.test_train"]
 
 
 def small(shard_dir: Path, out: Path, **kw) -> list[str]:

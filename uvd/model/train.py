@@ -226,6 +226,8 @@ def train(cfg: TrainConfig) -> list[float]:
         (None if cfg.resume == "none" else cfg.resume)
     raw = build_model(cfg, device)
     raw.attn_impl = cfg.attn_impl
+    if cfg.compile and cfg.attn_impl == "auto" and device.type == "cpu":
+        raw.attn_impl = "sdpa"  # per-sentence calls would recompile each compiled block for every new split
     mcfg = raw.cfg
     model = parallelize(raw, mode, device, cfg.compile)
     optimizer = build_optimizer(model, cfg)
