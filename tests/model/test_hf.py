@@ -19,10 +19,11 @@ transformers = pytest.importorskip("transformers")
 def tiny_llama(tmp_path, name="llama", **kw):
     """A random LlamaForCausalLM (grouped-query attention, non-default theta/eps), saved with save_pretrained."""
     torch.manual_seed(0)
+    kw = {"bos_token_id": schema.BOS_ID, "eos_token_id": schema.EOS_ID, **kw}
     cfg = transformers.LlamaConfig(
         vocab_size=schema.VOCAB_SIZE, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, rms_norm_eps=1e-5,
-        rope_theta=500.0, bos_token_id=schema.BOS_ID, eos_token_id=schema.EOS_ID, **kw)
+        rope_theta=500.0, **kw)
     model = transformers.LlamaForCausalLM(cfg).eval()
     with torch.no_grad():  # HF initialises norms to 1: perturb them so a swapped norm would show
         for n, p in model.named_parameters():
@@ -125,3 +126,21 @@ def test_hub_id_resolves_through_the_hub_cache_offline(tmp_path, monkeypatch, re
         torch.testing.assert_close(model(x), ref(x).logits, atol=1e-4, rtol=1e-4)
     with pytest.raises(FileNotFoundError):
         hf.load_hf("runs/missing/step_00000001.pt")
+
+
+def test_bos_ids_that_are_image_codes_mean_no_bos(tmp_path, real_codes):
+    """Llama's default BOS/EOS (1, 2) are image codes here: prompts and packed windows then carry no specials."""
+    from tests.model.conftest import synthetic_rows, write_shards
+    from uvd.model.data import ShardLoader
+    from uvd.model.evaluate import prompt_tokens
+    from uvd.model.generate import prompt_from_images
+
+    _, folder = tiny_llama(tmp_path, "nobos", bos_token_id=1, eos_token_id=2)
+    cfg = hf.load_hf(str(folder)).cfg
+    assert cfg.bos_id is None and cfg.eos_id is None
+    tokens, target = prompt_tokens([(real_codes[0], real_codes[1])], real_codes[2], real_codes[3], bos_id=cfg.bos_id)
+    assert len(tokens) == 4 * 256 and tokens[target.start] == real_codes[3][0]
+    assert prompt_from_images([real_codes[0]], cfg.bos_id).shape == (1, 256)
+    write_shards(tmp_path / "d", "train", synthetic_rows(8), n_files=1)
+    batch = next(iter(ShardLoader(tmp_path / "d", 64, 2, split="train", bos_id=None, eos_id=None)))
+    assert int(batch["tokens"].max()) < schema.CODEBOOK_SIZE and int(batch["doc_ids"].max()) == 0
