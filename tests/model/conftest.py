@@ -54,3 +54,21 @@ def shard_dir(tmp_path: Path) -> Path:
     write_shards(tmp_path / "shards", "train", synthetic_rows(96, seed=1))
     write_shards(tmp_path / "shards", "validation", synthetic_rows(16, seed=2, prefix="v"), n_files=1)
     return tmp_path / "shards"
+
+
+@pytest.fixture(scope="session")
+def real_codes() -> np.ndarray:
+    """VQGAN codes (N, 256) of the shipped sample photos, encoded with the shipped small VQGAN."""
+    import torch
+    from PIL import Image
+
+    import uvd.tokenize as tok
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    paths = sorted((Path(__file__).resolve().parents[2] / "uvd/sample/images").glob("*.jpg"))[:6]
+    size = schema.IMAGE_SIZE
+    images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size))) for p in paths])
+    codes = tok.encode(tok.load_vqgan(tok.DEFAULT_CHECKPOINT), images).astype(np.int64)
+    torch.set_num_threads(threads)
+    return codes

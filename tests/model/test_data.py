@@ -153,3 +153,42 @@ def test_resolve_shards_by_split_and_glob(tmp_path):
     remote = ShardLoader(mem, 64, 2, split="train", shuffle=False)
     local = ShardLoader(str(tmp_path), 64, 2, split="train", shuffle=False)
     torch.testing.assert_close(next(iter(remote))["tokens"], next(iter(local))["tokens"])
+
+
+def _steps(loaders: list[ShardLoader], n: int, accum: int) -> list[list[tuple[int, bytes]]]:
+    """Per optimizer step, the (canonical id, window bytes) of every window all ranks served."""
+    its = [iter(ld) for ld in loaders]
+    out = []
+    for _ in range(n):
+        step = []
+        for it in its:
+            for _ in range(accum):
+                b = next(it)
+                windows = torch.cat([b["tokens"], b["targets"][:, -1:]], 1)
+                step += [(int(i), w.numpy().tobytes()) for i, w in zip(b["sample_ids"], windows)]
+        out.append(sorted(step))
+    return out
+
+
+def test_elastic_resume_across_world_sizes_and_workers(tmp_path):
+    """Saved on 2 ranks x 2 workers, resumed on 3 x 1 and on 1 x 0 (accumulating): the same windows per step."""
+    write_shards(tmp_path, "train", id_rows(80, seed=4), n_files=2, row_group_size=3)
+    kw = dict(seq_len=96, split="train", seed=3, shuffle_rowgroups=2, partitions=6)
+
+    def ranks(world, workers, batch, accum=1):
+        return [ShardLoader(tmp_path, batch_size=batch, rank=r, world_size=world, num_workers=workers,
+                            grad_accum=accum, **kw) for r in range(world)]
+
+    reference = _steps(ranks(1, 0, 6), 7, 1)                      # uninterrupted, 6 windows per step
+    first = ranks(2, 2, 3)
+    assert _steps(first, 3, 1) == reference[:3]
+    saved = [ld.state_dict() for ld in first]
+    for world, workers, batch, accum in ((3, 1, 2, 1), (1, 0, 3, 2)):
+        resumed = ranks(world, workers, batch, accum)
+        for ld in resumed:
+            ld.load_state_dict(saved)
+        assert _steps(resumed, 4, accum) == reference[3:], (world, workers)
+    ids = [i for step in reference for i, _ in step]
+    assert sorted(ids) == list(range(42))                          # ids are n * P + p: dense, no repeats
+    with pytest.raises(ValueError, match="windows_per_step"):      # a different global batch is refused
+        ranks(1, 0, 12, 1)[0].load_state_dict(saved)

@@ -127,3 +127,58 @@ def test_uvd_generate_cli_writes_a_png_through_the_vqgan(tmp_path):
           "--temperature", "0", "--out", str(npy), "--device", "cpu"])
     codes = np.load(npy)
     assert codes.shape == (2, T) and codes.dtype == np.uint16 and codes.max() < schema.CODEBOOK_SIZE
+
+
+def video_rows(n: int, seed: int = 0) -> list[dict]:
+    """16-frame `video` sentences whose frames drift slowly: later frames are predictable from earlier ones."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        frame = rng.integers(0, schema.CODEBOOK_SIZE, T)
+        frames = []
+        for _ in range(16):
+            frame = frame.copy()
+            frame[rng.integers(0, T, 8)] = rng.integers(0, schema.CODEBOOK_SIZE, 8)
+            frames.append(frame)
+        rows.append({"sentence_id": f"v{i}", "source": "video", "kind": "sequence", "num_images": 16,
+                     "tokens": np.concatenate(frames).astype(np.uint16)})
+    return rows
+
+
+def test_sequential_curve_one_pass_equals_prompting_each_context():
+    """The curve's point k is the NLL of frame k+1 given [BOS] + frames 1..k exactly (causality)."""
+    from uvd.model import sequential
+
+    torch.manual_seed(0)
+    model = LVM(model_config("debug", max_seq_len=16 * T + 1)).eval()
+    videos = np.stack([np.asarray(r["tokens"], np.int64).reshape(16, T) for r in video_rows(2)])
+    nll = sequential.frame_nll(model, videos, batch_size=2)
+    assert nll.shape == (2, 15)
+    for k in (1, 7, 15):
+        prompt = torch.from_numpy(np.concatenate([[schema.BOS_ID], videos[0, : k + 1].reshape(-1)]))[None]
+        want = target_nll(model, prompt, slice(1 + k * T, 1 + (k + 1) * T))
+        assert nll[0, k - 1] == pytest.approx(float(want), rel=1e-4)
+
+
+def test_evaluate_cli_curves_for_a_uvd_and_a_hf_checkpoint(tmp_path):
+    import dataclasses
+    import json
+
+    from uvd.model import hf
+    from uvd.model.evaluate import main
+
+    write_shards(tmp_path / "d", "validation", video_rows(3) + synthetic_rows(4, max_images=2), n_files=1)
+    torch.manual_seed(0)
+    model = LVM(model_config("debug", max_seq_len=16 * T + 1))
+    pt = tmp_path / "step_00000001.pt"
+    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(model.cfg),
+                "config": {"seq_len": 256}}, pt)
+    folder = hf.export_hf(model, tmp_path / "hf")
+    out, png = tmp_path / "r.json", tmp_path / "seq.png"
+    assert main(["--checkpoint", str(pt), str(folder), "--data", str(tmp_path / "d"), "--json", str(out),
+                 "--plot", str(png), "--val_batches", "1", "--device", "cpu", "--max_videos", "2"]) == 0
+    results = json.loads(out.read_text())
+    a, b = (results[str(p)]["sequential"] for p in (pt, folder))
+    assert a["context_frames"] == list(range(1, 16)) and a["sentences"] == 2
+    assert a["perplexity"] == pytest.approx(b["perplexity"], rel=1e-4)  # the exported copy is the same model
+    assert png.stat().st_size > 1000

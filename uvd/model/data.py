@@ -1,14 +1,15 @@
 """Streaming shard loader: Parquet rows -> BOS/EOS sentences -> packed (tokens, targets) windows.
 
-How rows are split among readers
-    The unit of reading is a Parquet row group. Each epoch, the list of (file, row group) units is
-    permuted with the seed (same permutation everywhere) and unit i goes to reader i mod R, where
-    R = world_size * num_workers and reader = rank * num_workers + worker. When there are fewer
-    units than readers (a tiny sample), every reader opens every unit and keeps rows
-    r mod R == reader instead. Either way each row is read by exactly one reader per epoch.
+How rows are split: canonical partitions
+    The data is cut into P partitions, P fixed for the run (default: the global batch in windows,
+    G = batch_size x grad_accum x world_size; any P with P | G works). Partition p is one reader
+    of the pre-elastic loader: the unit of reading is a Parquet row group; each epoch the list of
+    (file, row group) units is permuted with the seed and unit i goes to partition i mod P. With
+    fewer units than partitions (a tiny sample) every partition opens every unit and keeps rows
+    r mod P == p instead. Either way each row is read by exactly one partition per epoch.
 
 Shuffling
-    A reader takes its units `shuffle_rowgroups` at a time (the shuffle buffer), concatenates their
+    A partition takes its units `shuffle_rowgroups` at a time (the shuffle buffer), concatenates their
     sentences and visits them in a permutation seeded by (seed, epoch, reader, window). The buffer's
     position is therefore a cursor, (epoch, window, row), and the state is exact without storing
     the buffer itself.
@@ -27,16 +28,24 @@ Attention reset
     Every window carries doc_ids (B, T): the index of the sentence each input token belongs to
     (BOS starts a new one). With `doc_mask`, the model attends only within a sentence.
 
-Resume
-    State per reader = (epoch, window, row) plus the few packed tokens not yet emitted. `ShardLoader`
-    records the state each batch was cut at and which reader serves next, so loading the state
-    makes the loader produce exactly the batches an uninterrupted run would have.
+Elastic resume (the rule)
+    Each partition is a deterministic stream of packed windows that depends only on (shards, seed,
+    P, seq_len). Optimizer step s consumes windows s*c .. s*c + c - 1 of every partition, c = G / P;
+    the n-th window of partition p has the canonical id n * P + p. Which process computes it is a
+    detail: on W ranks, rank r streams partitions r*P/W .. (r+1)*P/W - 1, and its K loader workers
+    take those round-robin (worker k: the rank's k-th, (k+K)-th, ... partition). So the set of
+    windows in step s is the same for every W and K; the state is each partition's cursor (epoch,
+    window, row, the < 1 window of packed tokens not yet emitted) after the last complete step, and
+    a run saved on W1 x K1 resumes on any W2 x K2 with W2 | P and the same G (batch_size x
+    grad_accum x W2 = G, e.g. 2 ranks x 3 windows -> 3 ranks x 2 or 1 rank x 6 or 1 x 3 x accum 2).
+    Memory: a rank holds P / W shuffle buffers of `shuffle_rowgroups` row groups.
 """
 
 from __future__ import annotations
 
 import glob as globlib
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -145,14 +154,16 @@ def read_sentences(files: list[str], units: list[Unit]) -> tuple[np.ndarray, np.
 class Packer:
     """Token stream -> windows of seq_len + 1 with stride seq_len (see module docstring)."""
 
-    def __init__(self, seq_len: int, carry: np.ndarray | None = None):
+    def __init__(self, seq_len: int, carry: np.ndarray | None = None, bos_id: int | None = schema.BOS_ID,
+                 eos_id: int | None = schema.EOS_ID):
         self.seq_len = seq_len
         self.buf = np.zeros(0, np.int32) if carry is None else np.asarray(carry, np.int32)
+        self.head = [] if bos_id is None else [bos_id]
+        self.tail = [] if eos_id is None else [eos_id]
 
     def add(self, codes: np.ndarray) -> None:
-        sentence = np.empty(len(codes) + 2, np.int32)
-        sentence[0], sentence[-1] = schema.BOS_ID, schema.EOS_ID
-        sentence[1:-1] = codes
+        sentence = np.concatenate([np.asarray(self.head, np.int32), np.asarray(codes, np.int32),
+                                   np.asarray(self.tail, np.int32)])
         self.buf = np.concatenate([self.buf, sentence])
 
     def take(self) -> list[np.ndarray]:
@@ -165,9 +176,14 @@ class Packer:
         return out
 
 
-def doc_ids_for(inputs: np.ndarray) -> np.ndarray:
-    """Sentence index of each input token: increments at each BOS (tokens before the first BOS: 0)."""
-    return np.cumsum(inputs == schema.BOS_ID, axis=-1).astype(np.int32)
+def doc_ids_for(inputs: np.ndarray, bos_id: int | None = schema.BOS_ID) -> np.ndarray:
+    """Sentence index of each input token: increments at each BOS (tokens before the first BOS: 0).
+
+    Without BOS (bos_id None) sentences cannot be told apart: one document per window.
+    """
+    if bos_id is None:
+        return np.zeros(inputs.shape, np.int32)
+    return np.cumsum(inputs == bos_id, axis=-1).astype(np.int32)
 
 
 @dataclass
@@ -184,7 +200,8 @@ class ShardStream:
     def __init__(
         self, files: list[str], row_groups: list[tuple[int, int]], reader: int, n_readers: int,
         seq_len: int, batch_size: int, seed: int = 0, shuffle: bool = True, shuffle_rowgroups: int = 8,
-        epochs: int | None = None, state: ReaderState | None = None,
+        epochs: int | None = None, state: ReaderState | None = None, bos_id: int | None = schema.BOS_ID,
+        eos_id: int | None = schema.EOS_ID,
     ):
         self.files, self.row_groups = files, row_groups
         self.reader, self.n_readers = reader, n_readers
@@ -192,10 +209,11 @@ class ShardStream:
         self.seed, self.shuffle, self.window_units = seed, shuffle, max(1, shuffle_rowgroups)
         self.epochs = epochs
         self.state = state or ReaderState()
+        self.bos_id, self.eos_id = bos_id, eos_id
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, ReaderState]]:
         st = self.state
-        packer = Packer(self.seq_len, np.asarray(st.carry or [], np.int32))
+        packer = Packer(self.seq_len, np.asarray(st.carry or [], np.int32), self.bos_id, self.eos_id)
         rows: list[np.ndarray] = []
         epoch, window, row = st.epoch, st.window, st.row
         while self.epochs is None or epoch < self.epochs:
@@ -230,31 +248,30 @@ class ShardStream:
 
 
 class _Dataset(IterableDataset):
-    """Torch IterableDataset around ShardStreams: one per DataLoader worker; yields whole batches."""
+    """Torch IterableDataset: DataLoader worker k streams partitions local[k::K], one part per step."""
 
     def __init__(self, loader: ShardLoader):
         self.loader = loader
 
     def __iter__(self):
         info = get_worker_info()
-        n_workers = max(1, self.loader.num_workers)
-        worker = 0 if info is None else info.id
-        logical = (worker + self.loader.rotation) % n_workers  # who serves next resumes first
-        stream = self.loader.stream(logical)
-        for batch, state in stream:
-            yield torch.from_numpy(batch.astype(np.int64)), logical, state
+        worker, n = (0, 1) if info is None else (info.id, info.num_workers)
+        yield from self.loader.parts(self.loader.local_partitions[worker::n])
 
 
 class ShardLoader:
-    """Batches of packed windows for one rank: dict(tokens, targets, doc_ids) of shape (B, seq_len).
+    """Micro-batches of packed windows for one rank: dict(tokens, targets, doc_ids, sample_ids), (B, seq_len).
 
-    `state_dict()` / `load_state_dict()` make it resumable; see the module docstring.
+    Elastic: the data order is a function of the step only, not of the world size or the worker
+    count (see "Elastic resume" in the module docstring), so `state_dict()` saved on W1 ranks x K1
+    workers restores on W2 x K2 (`load_state_dict` takes every rank's saved state).
     """
 
     def __init__(
         self, shards: str | list[str], seq_len: int, batch_size: int, *, split: str | None = None,
         rank: int = 0, world_size: int = 1, num_workers: int = 0, seed: int = 0, shuffle: bool = True,
-        shuffle_rowgroups: int = 8, epochs: int | None = None,
+        shuffle_rowgroups: int = 8, epochs: int | None = None, grad_accum: int = 1, partitions: int = 0,
+        bos_id: int | None = schema.BOS_ID, eos_id: int | None = schema.EOS_ID,
     ):
         self.files = resolve_shards(shards, split)
         if not self.files:
@@ -262,33 +279,75 @@ class ShardLoader:
         self.row_groups = list_row_groups(self.files)
         if not self.row_groups:
             raise ValueError(f"the shards of {shards!r} hold no rows")
-        self.seq_len, self.batch_size = seq_len, batch_size
+        self.seq_len, self.batch_size, self.grad_accum = seq_len, batch_size, grad_accum
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.seed, self.shuffle, self.shuffle_rowgroups, self.epochs = seed, shuffle, shuffle_rowgroups, epochs
-        self.reader_states: dict[int, ReaderState] = {}
-        self.rotation = 0
-        self.served = 0
+        self.bos_id, self.eos_id = bos_id, eos_id
+        self.windows_per_step = batch_size * grad_accum * world_size
+        self.num_partitions = partitions or self.windows_per_step
+        if self.windows_per_step % self.num_partitions or self.num_partitions % world_size:
+            raise ValueError(f"partitions {self.num_partitions} must divide the {self.windows_per_step} windows per "
+                             f"step (batch_size x grad_accum x world_size) and be a multiple of world_size "
+                             f"{world_size}")
+        self.per_partition = self.windows_per_step // self.num_partitions  # windows of each partition per step
+        per_rank = self.num_partitions // world_size
+        self.local_partitions = list(range(rank * per_rank, (rank + 1) * per_rank))
+        self.partition_states: dict[int, ReaderState] = {}
+        self.step = 0
         self._it = None
 
-    def stream(self, logical_worker: int) -> ShardStream:
-        n = max(1, self.num_workers)
+    def stream(self, partition: int) -> ShardStream:
         return ShardStream(
-            self.files, self.row_groups, reader=self.rank * n + logical_worker, n_readers=self.world_size * n,
-            seq_len=self.seq_len, batch_size=self.batch_size, seed=self.seed, shuffle=self.shuffle,
-            shuffle_rowgroups=self.shuffle_rowgroups, epochs=self.epochs, state=self.reader_states.get(logical_worker),
+            self.files, self.row_groups, reader=partition, n_readers=self.num_partitions, seq_len=self.seq_len,
+            batch_size=self.per_partition, seed=self.seed, shuffle=self.shuffle,
+            shuffle_rowgroups=self.shuffle_rowgroups,
+            epochs=self.epochs, state=self.partition_states.get(partition), bos_id=self.bos_id, eos_id=self.eos_id,
         )
 
+    def parts(self, partitions: list[int]):
+        """Per step: (partitions, their windows stacked in partition order, their states after the step)."""
+        streams = [iter(self.stream(p)) for p in partitions]
+        while True:
+            got = [next(s, None) for s in streams]
+            if any(g is None for g in got):
+                return
+            yield partitions, np.concatenate([w for w, _ in got]), [st for _, st in got]
+
     def __iter__(self):
-        if self.num_workers == 0:
-            source = ((torch.from_numpy(b.astype(np.int64)), 0, s) for b, s in self.stream(0))
+        local = self.local_partitions
+        workers = min(self.num_workers, len(local))
+        if workers == 0:
+            source = self.parts(local)
         else:
-            source = iter(DataLoader(_Dataset(self), batch_size=None, num_workers=self.num_workers,
-                                     prefetch_factor=4, pin_memory=torch.cuda.is_available()))
-        for windows, logical, state in source:
-            self.reader_states[logical] = state
-            self.served += 1
-            inputs = windows[:, :-1]
-            yield {"tokens": inputs, "targets": windows[:, 1:], "doc_ids": torch.from_numpy(doc_ids_for(inputs.numpy()))}
+            # fork where there is one: also under a spawned parent (which would make workers re-import torch)
+            ctx = "fork" if sys.platform == "linux" else None
+            source = iter(DataLoader(_Dataset(self), batch_size=None, num_workers=workers, prefetch_factor=4,
+                                     pin_memory=torch.cuda.is_available(), multiprocessing_context=ctx))
+        c, n_parts = self.per_partition, self.num_partitions
+        while True:
+            # One part from every worker (DataLoader serves its workers round-robin, in order).
+            parts = [next(source, None) for _ in range(max(1, workers))]
+            if any(p is None for p in parts):  # finite (epochs): the step ends with the first empty partition
+                return
+            by_partition = {}
+            for partitions, windows, states in parts:
+                for i, (p, st) in enumerate(zip(partitions, states)):
+                    by_partition[p] = (windows[i * c : (i + 1) * c], st)
+            if sorted(by_partition) != local:  # a finite stream ended: its worker dropped out of the rotation
+                return
+            windows = torch.from_numpy(np.concatenate([by_partition[p][0] for p in local]).astype(np.int64))
+            # canonical window id: the n-th window of partition p is n * P + p (independent of the layout)
+            n = self.step * c + np.arange(c)
+            ids = torch.from_numpy(np.concatenate([n * n_parts + p for p in local]).astype(np.int64))
+            b = self.batch_size
+            for i in range(self.grad_accum):
+                if i == self.grad_accum - 1:  # the step is complete once its last micro-batch is served
+                    self.partition_states.update({p: st for p, (_, st) in by_partition.items()})
+                    self.step += 1
+                w = windows[i * b : (i + 1) * b]
+                inputs = w[:, :-1]
+                yield {"tokens": inputs, "targets": w[:, 1:], "sample_ids": ids[i * b : (i + 1) * b],
+                       "doc_ids": torch.from_numpy(doc_ids_for(inputs.numpy(), self.bos_id))}
 
     def __next__(self):
         if self._it is None:
@@ -296,18 +355,32 @@ class ShardLoader:
         return next(self._it)
 
     def state_dict(self) -> dict:
-        n = max(1, self.num_workers)
+        """This rank's partitions' cursors after the last complete step (plus what must not change)."""
+        mine = {p: vars(self.partition_states[p]).copy() for p in self.local_partitions if p in self.partition_states}
         return {
-            "readers": {k: vars(v).copy() for k, v in self.reader_states.items()},
-            "rotation": (self.rotation + self.served) % n,
-            "num_workers": self.num_workers, "world_size": self.world_size, "rank": self.rank,
-            "seed": self.seed, "files": list(self.files),
+            "version": 2, "step": self.step, "partitions": mine,
+            "num_partitions": self.num_partitions, "windows_per_step": self.windows_per_step,
+            "seed": self.seed, "seq_len": self.seq_len, "files": list(self.files),
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        """Resume; the reader layout (world size, workers, files) must match the saved one."""
-        for key in ("num_workers", "world_size", "files"):
-            if state[key] != getattr(self, key):
-                raise ValueError(f"loader state has {key}={state[key]!r}, this loader {getattr(self, key)!r}")
-        self.reader_states = {int(k): ReaderState(**v) for k, v in state["readers"].items()}
-        self.rotation, self.served, self._it = state["rotation"], 0, None
+    def load_state_dict(self, state: dict | list[dict]) -> None:
+        """Resume from one rank's state or the list of every rank's (a checkpoint's `loader`), any layout."""
+        states = state if isinstance(state, list) else [state]
+        if any("partitions" not in s for s in states):
+            raise ValueError("loader state predates elastic resume (uvd < issue 21); restart the data order with "
+                             "--resume=<checkpoint> after deleting its 'loader' entry, or retrain")
+        first = states[0]
+        for key in ("num_partitions", "windows_per_step", "seed", "seq_len", "files"):
+            mine = getattr(self, key)
+            if first[key] != mine:
+                raise ValueError(f"loader state has {key}={first[key]!r}, this loader {mine!r}: the global batch "
+                                 "(batch_size x grad_accum x world_size), partitions, seed, seq_len and shards "
+                                 "must stay")
+        merged: dict[int, ReaderState] = {}
+        for s in states:
+            if s["step"] != first["step"]:
+                raise ValueError(f"ranks saved different steps: {s['step']} != {first['step']}")
+            merged.update({int(p): ReaderState(**v) for p, v in s["partitions"].items()})
+        if first["step"] and not set(self.local_partitions) <= set(merged):
+            raise ValueError(f"loader state lacks partitions {sorted(set(self.local_partitions) - set(merged))}")
+        self.partition_states, self.step, self._it = merged, first["step"], None

@@ -6,8 +6,11 @@ averaged over the task's prompts. Prompts come from held-out annotated sentences
 `annotated`, source `ann/<task>`, images alternating input, output): the first 5 pairs are the
 examples and the 6th pair is the query and its target.
 
-`python -m uvd.model.evaluate --checkpoint runs/x/step_00001000.pt --data out/sample [--split validation]`
-prints one line per task and the validation loss.
+Sequential prompting (uvd.model.sequential): next-frame perplexity given 1..15 frames on held-out
+video sentences, a curve per checkpoint, plotted to `--plot`.
+
+`python -m uvd.model.evaluate --checkpoint runs/x/step_00001000.pt [more checkpoints or HF ids] --data out/sample`
+prints one line per task, the sequential curve and the validation loss of each checkpoint.
 """
 
 from __future__ import annotations
@@ -17,21 +20,27 @@ import json
 import math
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
 
 from uvd import schema
+from uvd.devices import autocast
 from uvd.model.data import ShardLoader, resolve_shards
 
 N_EXAMPLES = 5
 T = schema.TOKENS_PER_IMAGE
 
 
-def prompt_tokens(pairs: list[tuple[np.ndarray, np.ndarray]], query: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, slice]:
-    """[BOS] in1 out1 ... in5 out5 query target; returns the tokens and the target's positions."""
-    parts = [np.array([schema.BOS_ID])]
+def prompt_tokens(pairs: list[tuple[np.ndarray, np.ndarray]], query: np.ndarray, target: np.ndarray,
+                  bos_id: int | None = schema.BOS_ID) -> tuple[np.ndarray, slice]:
+    """[BOS] in1 out1 ... in5 out5 query target; returns the tokens and the target's positions.
+
+    bos_id None (a model trained without BOS, such as the official LVM weights) starts with in1.
+    """
+    parts = [np.array([] if bos_id is None else [bos_id], np.int64)]
     for a, b in pairs:
         parts += [a, b]
     parts += [query, target]
@@ -49,7 +58,7 @@ def target_nll(model, tokens: torch.Tensor, target: slice) -> torch.Tensor:
 
 def prompts_from_shards(shards: str | list[str], split: str | None = "validation", max_per_task: int = 50,
                         n_examples: int = N_EXAMPLES, skip_sources: tuple[str, ...] = ("ann/multi",),
-                        ) -> dict[str, list[tuple[np.ndarray, slice]]]:
+                        bos_id: int | None = schema.BOS_ID) -> dict[str, list[tuple[np.ndarray, slice]]]:
     """task -> prompts from annotated sentences with at least n_examples + 1 pairs.
 
     `ann/multi` sentences (m picks of one image's 1 + k annotations) are not (input, output) pairs.
@@ -63,7 +72,7 @@ def prompts_from_shards(shards: str | list[str], split: str | None = "validation
                 continue
             imgs = np.asarray(toks, np.int64).reshape(k, T)
             pairs = [(imgs[2 * i], imgs[2 * i + 1]) for i in range(n_examples)]
-            out[source].append(prompt_tokens(pairs, imgs[2 * n_examples], imgs[2 * n_examples + 1]))
+            out[source].append(prompt_tokens(pairs, imgs[2 * n_examples], imgs[2 * n_examples + 1], bos_id))
     return dict(out)
 
 
@@ -92,8 +101,6 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
     passes (a sharded model's forward is a collective): a rank out of data runs a dummy batch that
     is not counted, and the loop ends when every rank is out.
     """
-    from uvd.model.train import autocast_for
-
     distributed = torch.distributed.is_initialized()
     model.eval()
     total, count = torch.zeros((), device=device), torch.zeros((), device=device)
@@ -109,7 +116,7 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
             if not distributed:
                 break
             dummy = dummy or {k: torch.zeros(loader.batch_size, loader.seq_len, dtype=torch.long) for k in ("tokens", "targets", "doc_ids")}
-        with autocast_for(torch.device(device), amp_dtype):
+        with autocast(device, amp_dtype):
             b = batch or dummy
             loss = model(b["tokens"].to(device), targets=b["targets"].to(device),
                          doc_ids=b["doc_ids"].to(device) if doc_mask else None)
@@ -123,42 +130,81 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
     return (total / count).item() if count.item() > 0 else None
 
 
-def load_model(path: str, device="cpu"):
-    """An LVM from a uvd-train checkpoint (the checkpoint carries its model config)."""
-    from uvd.model import checkpoint
+def load_model(path: str, device="cpu", max_seq_len: int | None = None):
+    """An LVM and its checkpoint dict from a uvd-train checkpoint (`*.pt`, which carries its model
+    config) or a Hugging Face Llama folder / hub id (uvd.model.hf; the dict then has no train config).
+    """
+    from uvd.model import checkpoint, hf
     from uvd.model.model import LVM, ModelConfig
 
+    if hf.is_hf(path):
+        model = hf.load_hf(path, device, max_seq_len=max_seq_len)
+        return model.eval(), {"model_config": vars(model.cfg), "config": {}, "source": path}
     ckpt = checkpoint.read(path)
     model = LVM(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt
 
 
+def evaluate_checkpoint(path: str, data: str, split: str, max_per_task: int = 50, val_batches: int = 20,
+                        max_videos: int = 50, device="cpu") -> dict:
+    """Task perplexities, the sequential-prompting curve and the validation loss of one checkpoint."""
+    from uvd.model import sequential
+
+    model, ckpt = load_model(path, device)
+    bos = model.cfg.bos_id
+    prompts = prompts_from_shards(data, split, max_per_task, bos_id=bos)
+    results: dict = {"tasks": task_perplexity(model, prompts, device)}
+    videos = sequential.video_sentences(data, split, max_sentences=max_videos)
+    if len(videos) and model.cfg.max_seq_len >= videos.shape[1] * T + (bos is not None) - 1:
+        results["sequential"] = sequential.curve(model, videos, device)
+    seq_len = ckpt["config"].get("seq_len") or min(model.cfg.max_seq_len, schema.CONTEXT_LENGTH)
+    try:
+        loader = ShardLoader(data, seq_len, 4, split=split, shuffle=False, epochs=1, bos_id=bos,
+                             eos_id=model.cfg.eos_id)
+        results["val_loss"] = validation_loss(model, loader, val_batches, device)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"{path}: no validation loss: {exc}", file=sys.stderr)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m uvd.model.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--checkpoint", required=True, nargs="+",
+                    help="uvd-train checkpoints (*.pt) and/or Hugging Face Llama folders / hub ids")
     ap.add_argument("--data", required=True, help="shard dir / glob")
     ap.add_argument("--split", default="validation")
     ap.add_argument("--max_per_task", type=int, default=50)
+    ap.add_argument("--max_videos", type=int, default=50, help="video sentences for the sequential curve")
     ap.add_argument("--val_batches", type=int, default=20)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--plot", default="sequential.png", help="the sequential curves, one per checkpoint ('' = none)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
-    model, ckpt = load_model(args.checkpoint, args.device)
-    seq_len = ckpt["config"]["seq_len"]
-    results: dict = {"tasks": task_perplexity(model, prompts_from_shards(args.data, args.split, args.max_per_task), args.device)}
-    for task, r in results["tasks"].items():
-        print(f"{task:30s} perplexity {r['perplexity']:10.2f}  ({r['prompts']} prompts)")
-    try:
-        loader = ShardLoader(args.data, seq_len, 4, split=args.split, shuffle=False, epochs=1)
-        results["val_loss"] = validation_loss(model, loader, args.val_batches, args.device)
-        print(f"validation loss {results['val_loss']:.4f} (perplexity {math.exp(results['val_loss']):.1f})")
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"no validation loss: {exc}", file=sys.stderr)
+    from uvd.devices import pick_device
+    from uvd.model import sequential
+
+    device = pick_device(args.device)
+    everything = {}
+    for path in args.checkpoint:
+        r = everything[path] = evaluate_checkpoint(path, args.data, args.split, args.max_per_task, args.val_batches,
+                                                   args.max_videos, device)
+        print(f"== {path}")
+        for task, t in r["tasks"].items():
+            print(f"{task:30s} perplexity {t['perplexity']:10.2f}  ({t['prompts']} prompts)")
+        if "sequential" in r:
+            c = r["sequential"]
+            print(f"sequential ({c['sentences']} videos): next-frame perplexity at 1..15 context frames: "
+                  + " ".join(f"{p:.1f}" for p in c["perplexity"]))
+        if r.get("val_loss") is not None:
+            print(f"validation loss {r['val_loss']:.4f} (perplexity {math.exp(r['val_loss']):.1f})")
+    curves = {Path(p).name or p: r["sequential"] for p, r in everything.items() if "sequential" in r}
+    if curves and args.plot and (png := sequential.plot(curves, args.plot)):
+        print(f"sequential curves: {png}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump(everything if len(everything) > 1 else everything[args.checkpoint[0]], f, indent=2)
     return 0
 
 

@@ -28,9 +28,11 @@ from uvd.model.model import LVM, KVCache
 T = schema.TOKENS_PER_IMAGE
 
 
-def prompt_from_images(image_codes: list[np.ndarray]) -> torch.Tensor:
-    """[BOS] + codes of each image, as a (1, L) long tensor."""
-    return torch.from_numpy(np.concatenate([[schema.BOS_ID]] + [np.asarray(c).reshape(-1) for c in image_codes]).astype(np.int64))[None]
+def prompt_from_images(image_codes: list[np.ndarray], bos_id: int | None = schema.BOS_ID) -> torch.Tensor:
+    """[BOS] + codes of each image, as a (1, L) long tensor (no BOS when bos_id is None)."""
+    head = [] if bos_id is None else [bos_id]
+    tokens = np.concatenate([head] + [np.asarray(c).reshape(-1) for c in image_codes]).astype(np.int64)
+    return torch.from_numpy(tokens)[None]
 
 
 def analogy_order(pairs: list[tuple[np.ndarray, np.ndarray]], query: np.ndarray) -> list[np.ndarray]:
@@ -108,7 +110,7 @@ def save_strip(images: np.ndarray, path: str | Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="uvd-generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, help="a uvd-train checkpoint (step_*.pt)")
+    ap.add_argument("--checkpoint", required=True, help="a uvd-train checkpoint (step_*.pt), or a Hugging Face Llama folder / hub id")
     ap.add_argument("--vqgan", default=None, help="VQGAN folder or hub id (default: uvd.tokenize.DEFAULT_CHECKPOINT)")
     ap.add_argument("--mode", choices=("sequential", "analogy"), default="sequential")
     ap.add_argument("--images", nargs="*", default=[], help="prompt images in order (analogy: A1 B1 ... query)")
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ap.error("give --images or --shard")
     gen = torch.Generator(device=args.device).manual_seed(args.seed)
-    prompt = prompt_from_images(codes).to(args.device)
+    prompt = prompt_from_images(codes, model.cfg.bos_id).to(args.device)
     new = generate(model, prompt, args.num_images * T, args.temperature, args.top_k, generator=gen)
     new_codes = new[0].cpu().numpy().reshape(args.num_images, T)
     if args.out.endswith(".npy"):

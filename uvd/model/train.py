@@ -9,7 +9,12 @@ warmup 8000), AdamW (0.9, 0.95), weight decay 0.1 on matrices only, gradient cli
 
 Resume: with `resume: auto` a run restarts from the newest checkpoint in out_dir, restoring model,
 optimizer, step (the schedule is a pure function of it), loader position and RNG, so the losses
-continue exactly as if the run had not stopped.
+continue exactly as if the run had not stopped, also on another number of ranks or loader workers
+(elastic: keep the global batch, batch_size x grad_accum x world_size; uvd.model.data).
+
+Fine-tuning: `init_from` starts from a Hugging Face Llama checkpoint (folder or hub id, e.g. the
+official LVM weights; uvd.model.hf) or a uvd `.pt` checkpoint: its weights and architecture, a
+fresh optimizer and schedule. The data then uses that model's BOS/EOS convention.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import math
 import os
 import sys
 import time
+import zlib
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +35,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from uvd import schema
 from uvd.config import ConfigError, from_dict, require
+from uvd.devices import PRECISIONS, autocast, pick_device
 from uvd.model import checkpoint
 from uvd.model.data import ShardLoader
 from uvd.model.logger import RunLogger, peak_flops
-from uvd.model.model import LVM, MODEL_NAMES, flops_per_token, model_config
+from uvd.model.model import ATTN_IMPLS, LVM, MODEL_NAMES, ModelConfig, flops_per_token, model_config
 
 
 @dataclass
@@ -58,6 +65,10 @@ class TrainConfig:
     dtype: str = "auto"                 # auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float32
     compile: bool = False
     doc_mask: bool = False              # attention reset at sentence boundaries
+    attn_impl: str = "auto"             # document mask: auto (flex on CUDA, segments on CPU) | flex | segments | sdpa
+    init_from: str = ""                 # fine-tune: HF Llama folder / hub id, or a uvd .pt (model is then ignored)
+    data_partitions: int = 0            # canonical data partitions; 0 = the global batch in windows
+    log_samples: bool = False           # write samples-rank<r>.csv: step, canonical window ids, crc32s
     parallel: str = "auto"              # auto (ddp when world > 1) | none | ddp | fsdp
     device: str = "auto"
     seed: int = 0
@@ -73,14 +84,16 @@ class TrainConfig:
     tensorboard: bool = True
 
     def validate(self) -> None:
-        require(self.model in MODEL_NAMES, "model", f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        require(bool(self.init_from) or self.model in MODEL_NAMES, "model", f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
         require(self.seq_len >= 2, "seq_len", "must be >= 2")
         require(self.batch_size >= 1 and self.grad_accum >= 1, "batch_size", "batch_size and grad_accum must be >= 1")
         require(self.max_steps >= 1, "max_steps", "must be >= 1")
         require(0 <= self.stop_step <= self.max_steps, "stop_step", "must be in 0..max_steps")
         require(0 <= self.min_lr <= self.lr, "min_lr", "must be in 0..lr")
         require(0 <= self.warmup_steps <= self.max_steps, "warmup_steps", "must be in 0..max_steps")
-        require(self.dtype in ("auto", "bfloat16", "float32"), "dtype", "auto | bfloat16 | float32")
+        require(self.dtype in PRECISIONS, "dtype", " | ".join(PRECISIONS))
+        require(self.attn_impl in ATTN_IMPLS, "attn_impl", " | ".join(ATTN_IMPLS))
+        require(self.data_partitions >= 0, "data_partitions", "must be >= 0 (0: the global batch)")
         require(self.parallel in ("auto", "none", "ddp", "fsdp"), "parallel", "auto | none | ddp | fsdp")
         require(self.num_workers >= 0, "num_workers", "must be >= 0")
         require(self.log_every >= 1, "log_every", "must be >= 1")
@@ -131,9 +144,8 @@ def init_distributed(device_pref: str = "auto") -> tuple[int, int, torch.device]
     """(rank, world_size, device); joins the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available() and device_pref in ("auto", "cuda")
-    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu" if device_pref == "auto" else device_pref)
+    device = pick_device(device_pref, int(os.environ.get("LOCAL_RANK", "0")))
+    cuda = device.type == "cuda"
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -166,12 +178,6 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
 
 
-def autocast_for(device: torch.device, dtype: str):
-    """bf16 autocast where it pays (CUDA with bf16 support, or when asked), else a no-op."""
-    want_bf16 = dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
-    return torch.autocast(device.type, dtype=torch.bfloat16) if want_bf16 else nullcontext()
-
-
 def train_step(model, optimizer, micro_batches: list[dict], *, device, amp_dtype="auto", grad_clip=1.0,
                doc_mask=False) -> tuple[float, float]:
     """One optimizer step over the micro-batches (gradient accumulation); (mean loss, grad norm).
@@ -189,7 +195,7 @@ def train_step(model, optimizer, micro_batches: list[dict], *, device, amp_dtype
         tokens = mb["tokens"].to(device, non_blocking=True)
         targets = mb["targets"].to(device, non_blocking=True)
         doc_ids = mb["doc_ids"].to(device, non_blocking=True) if doc_mask else None
-        with ctx, autocast_for(device, amp_dtype):
+        with ctx, autocast(device, amp_dtype):
             loss = model(tokens, targets=targets, doc_ids=doc_ids)
         (loss / n).backward()
         total += loss.detach()
@@ -216,26 +222,35 @@ def train(cfg: TrainConfig) -> list[float]:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    # RoPE tables cover the full LVM context even when training on shorter windows, so a
-    # checkpoint can prompt with up to 4096 tokens (16 images) at generation time.
-    mcfg = model_config(cfg.model, max_seq_len=max(cfg.seq_len, schema.CONTEXT_LENGTH))
-    with torch.device(device):
-        raw = LVM(mcfg)
+    resume_from = checkpoint.latest(cfg.out_dir) if cfg.resume == "auto" else \
+        (None if cfg.resume == "none" else cfg.resume)
+    raw = build_model(cfg, device)
+    raw.attn_impl = cfg.attn_impl
+    if cfg.compile and cfg.attn_impl == "auto" and device.type == "cpu":
+        raw.attn_impl = "sdpa"  # per-sentence calls would recompile each compiled block for every new split
+    mcfg = raw.cfg
     model = parallelize(raw, mode, device, cfg.compile)
     optimizer = build_optimizer(model, cfg)
     loader = ShardLoader(cfg.train_data, cfg.seq_len, cfg.batch_size, split=cfg.train_split, rank=rank,
                          world_size=world, num_workers=cfg.num_workers, seed=cfg.seed,
-                         shuffle_rowgroups=cfg.shuffle_rowgroups)
+                         shuffle_rowgroups=cfg.shuffle_rowgroups, grad_accum=cfg.grad_accum,
+                         partitions=cfg.data_partitions, bos_id=mcfg.bos_id, eos_id=mcfg.eos_id)
 
     start = 0
-    resume_from = checkpoint.latest(cfg.out_dir) if cfg.resume == "auto" else (None if cfg.resume == "none" else cfg.resume)
     if resume_from:
         ckpt = checkpoint.read(resume_from)
         checkpoint.restore(ckpt, model, optimizer, rank)
-        loader.load_state_dict(ckpt["loader"][rank])
+        try:
+            loader.load_state_dict(ckpt["loader"])
+        except ValueError as exc:
+            raise ConfigError(f"train.resume: {resume_from}: {exc}") from None
         start = ckpt["step"]
         if rank == 0:
-            print(f"resumed from {resume_from} at step {start}")
+            print(f"resumed from {resume_from} at step {start} on {world} rank(s) x {cfg.num_workers} worker(s)")
+    samples = None
+    if cfg.log_samples:
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        samples = open(Path(cfg.out_dir) / f"samples-rank{rank}.csv", "a")
 
     end = cfg.stop_step or cfg.max_steps
     tokens_per_step = cfg.batch_size * cfg.grad_accum * world * cfg.seq_len
@@ -243,7 +258,8 @@ def train(cfg: TrainConfig) -> list[float]:
     fpt = flops_per_token(mcfg, cfg.seq_len)
     log = RunLogger(cfg.out_dir, cfg.max_steps, start, enabled=rank == 0, tensorboard=cfg.tensorboard)
     if rank == 0:
-        log.bar.write(f"model {cfg.model}: {raw.num_params() / 1e6:.1f}M params; {world} rank(s), {mode}; "
+        log.bar.write(f"model {cfg.init_from or cfg.model}: {raw.num_params() / 1e6:.1f}M params; "
+                      f"{world} rank(s), {mode}; "
                       f"{tokens_per_step:,} tokens/step; device {device}")
     losses: list[float] = []
     batches = iter(loader)
@@ -253,6 +269,12 @@ def train(cfg: TrainConfig) -> list[float]:
         for group in optimizer.param_groups:
             group["lr"] = lr
         micro = [next(batches) for _ in range(cfg.grad_accum)]
+        if samples:
+            ids = torch.cat([m["sample_ids"] for m in micro]).tolist()
+            crcs = [zlib.crc32(torch.cat([t, y[-1:]]).numpy().tobytes()) for m in micro
+                    for t, y in zip(m["tokens"], m["targets"])]
+            samples.write("".join(f"{step},{i},{c}\n" for i, c in zip(ids, crcs)))
+            samples.flush()
         loss, gnorm = train_step(model, optimizer, micro, device=device, amp_dtype=cfg.dtype,
                                  grad_clip=cfg.grad_clip, doc_mask=cfg.doc_mask)
         losses.append(loss)
@@ -274,6 +296,8 @@ def train(cfg: TrainConfig) -> list[float]:
                 log.log(done, val_loss=val)
         if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == end:
             save_checkpoint(model, optimizer, done, cfg, mcfg, loader, rank)
+    if samples:
+        samples.close()
     if rank == 0:
         png = log.close()
         if png:
@@ -281,12 +305,38 @@ def train(cfg: TrainConfig) -> list[float]:
     return losses
 
 
+def build_model(cfg: TrainConfig, device: torch.device) -> LVM:
+    """The named size, or the architecture and weights of `init_from` (a resume then overwrites them).
+
+    RoPE tables cover the full LVM context even when training on shorter windows, so a
+    checkpoint can prompt with up to 4096 tokens (16 images) at generation time.
+    """
+    max_len = max(cfg.seq_len, schema.CONTEXT_LENGTH)
+    if not cfg.init_from:
+        with torch.device(device):
+            return LVM(model_config(cfg.model, max_seq_len=max_len))
+    from uvd.model import hf
+
+    if hf.is_hf(cfg.init_from):
+        model = hf.load_hf(cfg.init_from, device)
+    else:
+        ckpt = checkpoint.read(cfg.init_from)
+        with torch.device(device):
+            model = LVM(ModelConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+    if model.cfg.max_seq_len < cfg.seq_len:
+        raise ConfigError(f"train.seq_len: {cfg.seq_len} > the context of {cfg.init_from} ({model.cfg.max_seq_len})")
+    return model
+
+
 def validation(model, cfg: TrainConfig, rank: int, world: int, device) -> float | None:
     from uvd.model.evaluate import validation_loss
 
+    mcfg = getattr(model, "module", model).cfg
     try:
         loader = ShardLoader(cfg.val_data or cfg.train_data, cfg.seq_len, cfg.batch_size, split=cfg.val_split,
-                             rank=rank, world_size=world, shuffle=False, epochs=1)
+                             rank=rank, world_size=world, shuffle=False, epochs=1, bos_id=mcfg.bos_id,
+                             eos_id=mcfg.eos_id)
     except (FileNotFoundError, ValueError):
         return None
     return validation_loss(model, loader, cfg.eval_batches, device=device, amp_dtype=cfg.dtype, doc_mask=cfg.doc_mask)
@@ -328,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         train(cfg)
+    except ConfigError as exc:
+        print(f"uvd-train: {exc}", file=sys.stderr)
+        return 2
     except FileNotFoundError as exc:
         print(f"uvd-train: {exc}. Build shards first (`make dataset`) or set --train_data.", file=sys.stderr)
         return 1
