@@ -12,6 +12,7 @@ stage module's `Config` (docs/architecture.md), which imports the stage modules.
     validation_fraction: 0.1     # of groups, for sentences whose source fixes no split
     tokenizer: {checkpoint: default, batch_size: 32}
     shards: {target_shard_mb: 256, row_group_mb: 4}
+    quality: {near_duplicates: {policy: report}, ...}   # uvd/quality/config.py; all off by default
     sources:
       laion:                     # entry name (sentences keep their own `source` column)
         stage: laion             # a source stage of uvd/cli.py STAGES
@@ -35,6 +36,7 @@ import yaml
 
 from uvd.cli import STAGES
 from uvd.config import ConfigError, from_dict, require
+from uvd.quality import config as quality_config
 
 NOT_SOURCES = ("tokenize", "decode", "shards", "dataset", "preview")
 SOURCE_STAGES = tuple(s for s in STAGES if s not in NOT_SOURCES)
@@ -100,6 +102,7 @@ class Manifest:
     validation_fraction: float = 0.01
     tokenizer: dict = field(default_factory=dict)
     shards: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)   # uvd/quality/config.py: near-duplicates, decontamination...
     # filled by load():
     text: str = ""
     path: str = ""
@@ -117,6 +120,7 @@ class Manifest:
     entries: dict[str, SourceEntry] = field(default_factory=dict)
     tokenizer_spec: TokenizerSpec = field(default_factory=TokenizerSpec)
     shard_spec: ShardSpec = field(default_factory=ShardSpec)
+    quality_spec: quality_config.Quality = field(default_factory=quality_config.Quality)
 
     @property
     def hash(self) -> str:
@@ -147,7 +151,7 @@ def parse(data: dict, text: str = "", base: Path | None = None, check_inputs: bo
     """Validate a manifest dict; `base` resolves relative inputs (the manifest's folder)."""
     if not isinstance(data, dict):
         raise ConfigError("manifest: expected a YAML mapping at the top level (name, sources, ...)")
-    reserved = {"text", "path", "entries", "tokenizer_spec", "shard_spec"} & set(data)
+    reserved = {"text", "path", "entries", "tokenizer_spec", "shard_spec", "quality_spec"} & set(data)
     if reserved:
         raise ConfigError(f"{sorted(reserved)[0]}: reserved name, not a manifest option")
     manifest = from_dict(Manifest, data)
@@ -165,6 +169,7 @@ def parse(data: dict, text: str = "", base: Path | None = None, check_inputs: bo
         manifest.entries[name] = entry
     manifest.tokenizer_spec = from_dict(TokenizerSpec, manifest.tokenizer, where="tokenizer")
     manifest.shard_spec = from_dict(ShardSpec, manifest.shards, where="shards")
+    manifest.quality_spec = quality_config.parse(manifest.quality, base, check_inputs)
     manifest.text = text
     return manifest
 
