@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from uvd.quality import learn, sequence, testset
 from uvd.quality import fingerprint as F
+from uvd.quality import learn, sequence, testset
 
 
 def test_psnr_and_distinct_codes():

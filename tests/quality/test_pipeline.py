@@ -48,7 +48,8 @@ class _Photos:
         ids = []
         for k, img in enumerate(images):
             ids.append(schema.image_id_for(img))
-            yield IMAGES, {"image_id": ids[-1], "image": encode_png(img), "source": "photos", "provenance": f"{name}/{k}"}
+            yield IMAGES, {"image_id": ids[-1], "image": encode_png(img), "source": "photos",
+                           "provenance": f"{name}/{k}"}
         yield SENTENCES, schema.sentence_row(schema.sentence_id_for("photos", name), "photos", kind, ids, name, split)
 
 

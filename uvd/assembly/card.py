@@ -20,8 +20,8 @@ from apache_beam.io.filesystems import FileSystems
 import uvd
 from uvd.core import tables
 from uvd.core.metrics import SumCounts
-from uvd.quality import card as quality_card
 from uvd.assembly.shards import PLAN_FILE, planned_names, read_json, remove_stale_shards, write_json
+from uvd.quality import card as quality_card
 
 log = logging.getLogger("uvd")
 # What RunSource counts per input record (uvd/core/stage.py). "images only" is normal for a

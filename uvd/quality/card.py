@@ -74,7 +74,8 @@ def section(quality: dict | None) -> list[str]:
         if rows:
             out += [f"Action `{decon.get('action')}`; training sentences with an image within the threshold of an "
                     "evaluation image:", ""] + _table(["evaluation set", "images", "training images matched"], rows)
-            out += _table(["source", "sentences matched"], [[k, v] for k, v in sorted(_by(counts, "eval_sentences").items())])
+            matched = sorted(_by(counts, "eval_sentences").items())
+            out += _table(["source", "sentences matched"], [[k, v] for k, v in matched])
         if decon.get("validation"):
             val = _by(counts, "validation_near_train")
             verb = "removed" if decon.get("action") == "drop" else "flagged (kept: action `flag`)"

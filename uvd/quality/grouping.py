@@ -28,6 +28,11 @@ def band_slices(nbytes: int, bands: int) -> list[slice]:
     return [slice(i * step, (i + 1) * step) for i in range(bands)]
 
 
+def band_start(key: str, nbytes: int, bands: int) -> int:
+    """The byte after a bucket key's slice: where a sorted bucket of that band starts its sort key."""
+    return ((int(key.split(":", 1)[0]) + 1) * (nbytes // bands)) % nbytes
+
+
 def band_keys(h: np.ndarray, bands: int) -> list[str]:
     """One packed hash -> its bucket keys 'band:hexslice'."""
     h = np.asarray(h, dtype=np.uint8)
@@ -35,8 +40,12 @@ def band_keys(h: np.ndarray, bands: int) -> list[str]:
 
 
 def bucket_pairs(ids: Sequence[str], hashes: np.ndarray, threshold: int, max_bucket: int = 4096,
-                 window: int = 64) -> Iterator[tuple[str, str, int]]:
-    """Pairs (a, b, distance), a < b, within `threshold` bits among the images of one bucket."""
+                 window: int = 64, start: int = 0) -> Iterator[tuple[str, str, int]]:
+    """Pairs (a, b, distance), a < b, within `threshold` bits among the images of one bucket.
+
+    A sorted bucket orders by the hash's bytes from `start` on (then wrapping round): give each band
+    its own start (the byte after its slice) so that each band's sort brings different pairs together.
+    """
     n = len(ids)
     if n < 2:
         return
@@ -48,7 +57,8 @@ def bucket_pairs(ids: Sequence[str], hashes: np.ndarray, threshold: int, max_buc
             a, b = sorted((ids[i], ids[j]))
             yield a, b, int(d[i, j])
         return
-    order = np.lexsort(hashes.T[::-1])          # keyed sort by the whole hash, first byte major
+    rotated = np.roll(hashes, -start, axis=1)
+    order = np.lexsort(rotated.T[::-1])         # keyed sort by the whole hash, byte `start` major
     sorted_h = hashes[order]
     for offset in range(1, min(window, n - 1) + 1):
         d = hamming(sorted_h[:-offset], sorted_h[offset:])

@@ -29,7 +29,7 @@ from uvd.quality import learn, verdict
 from uvd.quality.config import Quality
 from uvd.quality.decontam import EvalIndex
 from uvd.quality.fingerprint import dct_hash, thumbnail
-from uvd.quality.grouping import band_keys, bucket_pairs, greedy_keep, key_id, rank_key
+from uvd.quality.grouping import band_keys, band_start, bucket_pairs, greedy_keep, key_id, rank_key
 
 REPORT = "report"
 STATS = "stats"
@@ -128,7 +128,8 @@ class ClusterImages(beam.PTransform):
             members = sorted(kv[1])
             ids = [m[0] for m in members]
             hashes = np.stack([np.frombuffer(m[1], np.uint8) for m in members])
-            for a, b, d in bucket_pairs(ids, hashes, self.threshold, self.max_bucket, self.window):
+            start = band_start(kv[0], hashes.shape[1], bands)
+            for a, b, d in bucket_pairs(ids, hashes, self.threshold, self.max_bucket, self.window, start):
                 yield (a, b), d
 
         def both_ways(kv: tuple[tuple[str, str], int]) -> Iterator[tuple[str, tuple[str, int]]]:
@@ -305,7 +306,8 @@ class QualityChecks(beam.PTransform):
                 pngs = images | "PngById" >> beam.Map(lambda r: (r["image_id"], r["image"]))
                 toks = tokens | "TokensById" >> beam.Map(lambda r: (r["image_id"], r["tokens"]))
                 facts["psnr"] = ({"png": pngs, "tokens": toks} | "PixelsAndTokens" >> beam.CoGroupByKey()
-                                 | "Reconstruct" >> beam.ParDo(_Reconstruct(self.checkpoint, q.learn.psnr_fraction, seed)))
+                                 | "Reconstruct" >> beam.ParDo(
+                                     _Reconstruct(self.checkpoint, q.learn.psnr_fraction, seed)))
         if q.needs_groups:
             d = q.dups
             facts["rep"] = sigs | "NearDuplicates" >> ClusterImages(d.bands, d.threshold, d.max_bucket, d.window,
