@@ -17,7 +17,7 @@ from uvd.config import ConfigError
 from uvd.quality import testset
 from uvd.quality.decontam import EvalIndex, load_eval_set
 from uvd.quality.fingerprint import dct_hash
-from uvd.quality.pipeline import _Reconstruct
+from uvd.quality.pipeline import _Reconstruct, remove_stale
 
 
 def _manifest(tmp_path: Path, quality) -> dict:
@@ -71,11 +71,12 @@ def tokenized():
     from uvd.tokenize import DEFAULT_CHECKPOINT, encode, load_vqgan
 
     photos = np.stack(testset.sample_photos(2))
-    return DEFAULT_CHECKPOINT, photos, encode(load_vqgan(DEFAULT_CHECKPOINT), photos, batch_size=1)
+    model = load_vqgan(DEFAULT_CHECKPOINT)
+    return DEFAULT_CHECKPOINT, photos, encode(model, photos, batch_size=1), model
 
 
 def test_prompt_shards_are_decoded_then_matched(tmp_path, tokenized):
-    checkpoint, photos, ids = tokenized
+    checkpoint, photos, ids, _ = tokenized
     table = pa.table({"sentence_id": ["p0"], "source": ["eval"], "kind": ["single"], "num_images": [1],
                       "tokens": [ids[0].tolist()]}, schema=schema.SHARD_SCHEMA)
     pq.write_table(table, tmp_path / "test-00000-of-00001.parquet")
@@ -89,9 +90,9 @@ def test_prompt_shards_are_decoded_then_matched(tmp_path, tokenized):
 def test_reconstruct_measures_psnr_of_the_decoded_tokens(tokenized):
     from uvd.transforms.image import encode_png
 
-    checkpoint, photos, ids = tokenized
+    checkpoint, photos, ids, model = tokenized
     fn = _Reconstruct(checkpoint, fraction=1.0, seed=0)
-    fn.setup()
+    fn.model = model                           # what setup() loads once per worker
     (image_id, out), = fn.process(("a", {"png": [encode_png(photos[0])], "tokens": [ids[0]]}))
     assert image_id == "a" and 12 < out["psnr"] < 40        # the small VQGAN: ~20 dB on photos
     noise = np.random.default_rng(0).integers(0, 256, photos[0].shape, dtype=np.uint8)
@@ -99,3 +100,13 @@ def test_reconstruct_measures_psnr_of_the_decoded_tokens(tokenized):
     assert worse["psnr"] < out["psnr"] - 5                  # the tokens of another image reconstruct badly
     unsampled = _Reconstruct(checkpoint, fraction=1e-9, seed=0)
     assert list(unsampled.process(("a", {"png": [b""], "tokens": [ids[0]]}))) == []
+
+
+def test_a_rerun_never_shows_an_earlier_runs_quality_section(tmp_path):
+    (tmp_path / "stats").mkdir()
+    (tmp_path / "quality").mkdir()
+    (tmp_path / "stats" / "quality.json").write_text("{}")
+    (tmp_path / "quality" / "part-00000-of-00001.parquet").write_bytes(b"old")
+    (tmp_path / "stats" / "failures.json").write_text("[]")
+    remove_stale(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["failures.json"]

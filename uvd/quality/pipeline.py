@@ -409,9 +409,23 @@ def build_eval_index(q: Quality, checkpoint: str) -> EvalIndex | None:
     return EvalIndex(sets, q.dups.bands, q.decon_threshold)
 
 
+def remove_stale(output: str) -> None:
+    """An earlier run's report and stats must not reach this run's card (checks may now be off)."""
+    paths = [FileSystems.join(output, "stats", "quality.json")]
+    pattern = FileSystems.join(output, "quality", "part*.parquet")
+    try:
+        paths += [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+    except Exception:  # noqa: BLE001 - nothing matched: no earlier run
+        pass
+    existing = [p for p in paths if FileSystems.exists(p)]
+    if existing:
+        FileSystems.delete(existing)
+
+
 def apply(q: Quality, sentences: beam.PCollection, images: beam.PCollection, tokens: beam.PCollection,
           output: str, seed: int, validation_fraction: float, checkpoint: str) -> tuple[beam.PCollection, list]:
     """What `uvd dataset` calls between tokenize and compose: (sentences that go on, [failure rows])."""
+    remove_stale(output)
     if not q.enabled:
         return sentences, []
     config = {"near_duplicates": vars(q.dups), "decontaminate": {**vars(q.decon)}, "learnability": vars(q.learn),
