@@ -55,3 +55,35 @@ def test_components_and_labels_are_seeded_and_deterministic():
     assert comp["a"] == comp["b"] == comp["c"] != comp["d"]
     assert G.key_id(G.rank_key(3, "img")) == "img"
     assert G.rank_key(0, "x") != G.rank_key(1, "x")
+
+
+def test_the_beam_clustering_equals_the_one_worker_reference():
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from uvd.quality.pipeline import ClusterImages
+
+    rng = np.random.default_rng(3)
+    hashes, ids = [], []
+    for b in range(40):                                   # 40 families of 4: a base and 3 nearby copies
+        base = rng.integers(0, 256, 16, dtype=np.uint8)
+        for k in range(4):
+            hashes.append(base if k == 0 else _flip(base, (8 + rng.choice(120, 4 * k, replace=False)).tolist()))
+            ids.append(f"f{b}-{k}")
+    sigs = [(i, {"hash": h.tobytes()}) for i, h in zip(ids, hashes)]
+    edges = set()
+    for key in {k for h in hashes for k in G.band_keys(h, 16)}:
+        members = [i for i, h in enumerate(hashes) if key in G.band_keys(h, 16)]
+        edges |= {(a, b, d) for a, b, d in G.bucket_pairs([ids[m] for m in members], np.stack(
+            [hashes[m] for m in members]), 20)}
+    adj: dict = {}
+    for a, b, d in edges:
+        adj.setdefault(a, []).append((b, d))
+        adj.setdefault(b, []).append((a, d))
+    expected = sorted((i, r, d) for i, (r, d) in G.greedy_keep(adj.items(), seed=5).items())
+    assert any(r != i for i, r, _ in expected) and any(r == i for i, r, _ in expected)
+    with beam.Pipeline() as p:
+        out = (p | beam.Create(sigs) | ClusterImages(bands=16, threshold=20, max_bucket=4096, window=64,
+                                                      rounds=4, seed=5)
+               | beam.Map(lambda kv: (kv[0], kv[1]["rep"], kv[1]["dist"])))
+        assert_that(out, equal_to(expected))
