@@ -10,6 +10,7 @@ cycle is still a cycle a reader has to untangle). The layers, bottom to top:
     core       Beam plumbing shared by every stage
     annotated  the annotated-record core (records, rendering, sentences, pooling)
     sources    one package per source stage
+    quality    near-duplicates, decontamination, learnability, sequence checks (run by assembly)
     assembly   manifest -> sources -> tokens -> shards, card, preview
     viewer     reads what a build wrote
     cli        the entry point; nothing imports it
@@ -33,7 +34,8 @@ ALLOWED = {
     "core": {"transforms"},
     "annotated": {"transforms", "core"},
     "sources": {"transforms", "core", "annotated", "tokenize"},
-    "assembly": {"transforms", "core", "annotated", "sources", "tokenize"},
+    "quality": {"transforms", "core", "tokenize"},
+    "assembly": {"transforms", "core", "annotated", "sources", "tokenize", "quality"},
     "viewer": {"transforms", "core", "assembly", "tokenize"},
     "sample": {"transforms"},
     "cli": {"core"},

@@ -17,7 +17,7 @@ FP32 = ("fp32", "float32")
 PRECISIONS = ("auto", *BF16, *FP32)
 
 
-def pick_device(device: str = "auto", index: int | None = None) -> "torch.device":
+def pick_device(device: str = "auto", index: int | None = None) -> torch.device:
     """'auto' -> CUDA when a GPU is visible (device `index`, e.g. LOCAL_RANK), else CPU; else as given."""
     import torch
 
@@ -28,7 +28,7 @@ def pick_device(device: str = "auto", index: int | None = None) -> "torch.device
     return torch.device(device)
 
 
-def autocast(device: "str | torch.device", precision: str = "auto") -> contextlib.AbstractContextManager:
+def autocast(device: str | torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
     """bf16 autocast where it pays: CUDA with bf16 support for 'auto', or whenever bf16 is asked for.
 
     'auto' stays fp32 on CPU (CPU bf16 matmuls are slower, not faster); fp32/float32 is a no-op.

@@ -22,6 +22,7 @@ from uvd import hashing
 from uvd.assembly.shards import PLAN_FILE, planned_names, read_json, remove_stale_shards, write_json
 from uvd.core import tables
 from uvd.core.metrics import SumCounts
+from uvd.quality import card as quality_card
 
 log = logging.getLogger("uvd")
 # What RunSource counts per input record (uvd/core/stage.py). "images only" is normal for a
@@ -176,6 +177,7 @@ def collect(output: str) -> dict:
         "failures": optional("failures.json", []),
         "sources": optional("sources.json", {}),
         "mixture": optional("mixture.json", None),
+        "quality": optional("quality.json", None),
     }
 
 
@@ -264,6 +266,7 @@ def render_card(summary: dict) -> str:
                          "yes" if v.get("inputs", 0) == sum(v.get(o, 0) for o in RECORD_OUTCOMES)
                          and not v.get("records_no_output", 0) else "NO"]
                         for k, v in records.items()]), ""]
+    out += quality_card.section(summary.get("quality"))
     failures = summary.get("failures") or []
     out += ["## Failures", "",
             f"{sum(f['count'] for f in failures):,} rows in `failures/` (Parquet: record_id, source, stage, "

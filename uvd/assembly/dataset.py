@@ -4,6 +4,7 @@ One Beam pipeline (what `make dataset` runs):
 
     each manifest entry: its stage module's source_transform(options + input)  -> images, sentences, failures
     images   --DedupImages--> --TokenizeImages--> tokens           (each unique image tokenized once)
+    sentences + images + tokens --Quality--> sentences (+ failures)  (manifest `quality:`; uvd/quality)
     sentences + tokens --ComposeSentences--> --AssignSplits--> --Mix--> --WriteShards-->
     failures (sources, tokenizer, compose) --WriteFailures--> failures/ + stats/failures.json
     then, on the driver: Beam counters -> record reconciliation; stats/*.json -> README.md card
@@ -29,6 +30,7 @@ from uvd.config import ConfigError
 from uvd.core import tables
 from uvd.core.options import setup_logging, split_args
 from uvd.core.outputs import SourceOutputs, merge_outputs
+from uvd.quality import pipeline as quality
 
 log = logging.getLogger("uvd")
 TokenizeFactory = Callable[[str, int], beam.PTransform]
@@ -75,14 +77,17 @@ def build(p: beam.Pipeline, m: manifest_lib.Manifest, output: str, modules: dict
     images = merged.images | "DedupImages" >> tables.DedupImages()
     tokens, token_failures = _split_tokenize_output(
         images | "Tokenize" >> tokenize(checkpoint, m.tokenizer_spec.batch_size, **m.tokenizer_spec.handler_options()))
-    rows, compose_failures = (merged.sentences, tokens) | "Compose" >> ComposeSentences()
+    sentences, quality_failures = quality.apply(m.quality_spec, merged.sentences, images, tokens, output, m.seed,
+                                                m.validation_fraction, checkpoint)
+    rows, compose_failures = (sentences, tokens) | "Compose" >> ComposeSentences()
     rows = rows | "Splits" >> AssignSplits(m.validation_fraction, m.seed)
     mixed = rows | "Mix" >> Mix(
         weights={n: e.weight for n, e in m.entries.items()},
         replacement={n: e.replacement for n, e in m.entries.items()},
         weights_by=m.weights_by, total=m.total, seed=m.seed, output=output)
     _ = mixed | "Shards" >> WriteShards(output, m.seed, m.shard_spec.target_shard_mb, m.shard_spec.row_group_mb)
-    failures = [merged.failures, compose_failures] + ([token_failures] if token_failures is not None else [])
+    failures = [merged.failures, compose_failures, *quality_failures] + (
+        [token_failures] if token_failures is not None else [])
     _ = failures | "AllFailures" >> beam.Flatten() | "Failures" >> card.WriteFailures(output)
     _ = merged.sentences | "SourceCounts" >> card.SummarizeAvailable(output)
 

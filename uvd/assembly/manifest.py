@@ -12,6 +12,7 @@ stage module's `Config` (docs/architecture.md), which imports the stage modules.
     validation_fraction: 0.1     # of groups, for sentences whose source fixes no split
     tokenizer: {checkpoint: default, batch_size: 32}
     shards: {target_shard_mb: 256, row_group_mb: 4}
+    quality: {near_duplicates: {policy: report}, ...}   # uvd/quality/config.py; all off by default
     sources:
       laion:                     # entry name (sentences keep their own `source` column)
         stage: laion             # a source stage of uvd/registry.py STAGES
@@ -34,6 +35,7 @@ import yaml
 
 from uvd import hashing
 from uvd.config import ConfigError, from_dict, require
+from uvd.quality import config as quality_config
 from uvd.registry import SOURCE_STAGES, STAGES
 
 WEIGHT_UNITS = ("sentences", "tokens")
@@ -106,6 +108,7 @@ class Manifest:
     validation_fraction: float = 0.01
     tokenizer: dict = field(default_factory=dict)
     shards: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)   # uvd/quality/config.py: near-duplicates, decontamination...
     # filled by load():
     text: str = ""
     path: str = ""
@@ -123,6 +126,7 @@ class Manifest:
     entries: dict[str, SourceEntry] = field(default_factory=dict)
     tokenizer_spec: TokenizerSpec = field(default_factory=TokenizerSpec)
     shard_spec: ShardSpec = field(default_factory=ShardSpec)
+    quality_spec: quality_config.Quality = field(default_factory=quality_config.Quality)
 
     @property
     def hash(self) -> str:
@@ -153,7 +157,7 @@ def parse(data: dict, text: str = "", base: Path | None = None, check_inputs: bo
     """Validate a manifest dict; `base` resolves relative inputs (the manifest's folder)."""
     if not isinstance(data, dict):
         raise ConfigError("manifest: expected a YAML mapping at the top level (name, sources, ...)")
-    reserved = {"text", "path", "entries", "tokenizer_spec", "shard_spec"} & set(data)
+    reserved = {"text", "path", "entries", "tokenizer_spec", "shard_spec", "quality_spec"} & set(data)
     if reserved:
         raise ConfigError(f"{sorted(reserved)[0]}: reserved name, not a manifest option")
     manifest = from_dict(Manifest, data)
@@ -171,6 +175,7 @@ def parse(data: dict, text: str = "", base: Path | None = None, check_inputs: bo
         manifest.entries[name] = entry
     manifest.tokenizer_spec = from_dict(TokenizerSpec, manifest.tokenizer, where="tokenizer")
     manifest.shard_spec = from_dict(ShardSpec, manifest.shards, where="shards")
+    manifest.quality_spec = quality_config.parse(manifest.quality, base, check_inputs)
     manifest.text = text
     return manifest
 
