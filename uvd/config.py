@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import inspect
 import re
 import types
@@ -232,3 +233,42 @@ def config_parser(prog: str, description: str, cls: type, skip: tuple[str, ...] 
     parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
     add_config_flags(parser, cls, skip)
     return parser
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    """argparse whose mistakes are ConfigErrors naming the field (for configs merged from several places)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        bad = re.match(r"argument --(\w+)(?:/--\w+)?: invalid (\w+) value: '(.*)'", message)
+        if bad:
+            name, kind, value = bad.groups()
+            kind = {"parse_bool": "bool", "parse": "a number or none"}.get(kind, kind)
+            raise ConfigError(f"{name}: expected {kind}, got {value!r}")
+        raise ConfigError(message)
+
+
+def _underscored(arg: str) -> str:
+    """`--max-steps=3` -> `--max_steps=3` (YAML keys and fields use underscores)."""
+    if not arg.startswith("--"):
+        return arg
+    key, eq, value = arg[2:].partition("=")
+    return "--" + key.replace("-", "_") + eq + value
+
+
+def flag_overrides(cls: type, argv: list[str], prog: str = "") -> dict[str, Any]:
+    """Only the fields that `argv` sets (`--key=value` or `--key value`), typed by the Config's flags,
+    to lay over a YAML file's values (the trainer: a config file, then flags). Unknown flags are a
+    ConfigError naming the closest field."""
+    parser = _RaisingParser(prog=prog, allow_abbrev=False, add_help=False)
+    names = add_config_flags(parser, cls)
+    for action in parser._actions:            # absent unless given (set_defaults would fill them in)
+        if action.dest in names:
+            action.default = argparse.SUPPRESS
+    given, unknown = parser.parse_known_args([_underscored(a) for a in argv])
+    if unknown:
+        name = unknown[0].split("=", 1)[0].lstrip("-")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        close = difflib.get_close_matches(name, fields, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; allowed options are: {', '.join(fields)}"
+        raise ConfigError(f"{name}: unknown option{hint}")
+    return vars(given)

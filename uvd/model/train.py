@@ -34,7 +34,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from uvd import schema
-from uvd.config import ConfigError, from_dict, require
+from uvd.config import ConfigError, config_parser, flag_overrides, from_dict, require
 from uvd.devices import PRECISIONS, autocast, pick_device
 from uvd.model import checkpoint
 from uvd.model.data import ShardLoader
@@ -100,25 +100,13 @@ class TrainConfig:
 
 
 def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
-    """YAML file, then `--key=value` (or `--key value`) overrides; unknown keys are errors."""
+    """YAML file, then `--key=value` (or `--key value`) flags built from TrainConfig; unknown keys are errors."""
     import yaml
 
     data = {}
     if path:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
-    i = 0
-    while i < len(overrides):
-        arg = overrides[i]
-        if not arg.startswith("--"):
-            raise ConfigError(f"{arg}: expected --key=value")
-        key, eq, value = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(overrides):
-                raise ConfigError(f"--{key}: missing a value")
-            i, value = i + 1, overrides[i + 1]
-        data[key.replace("-", "_")] = yaml.safe_load(value)
-        i += 1
     # YAML 1.1 reads `1.5e-4` (no dot before the e) as a string: accept it for float fields.
     floats = {f.name for f in dataclasses.fields(TrainConfig) if f.type in (float, "float")}
     for key in floats & set(data):
@@ -127,7 +115,7 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
                 data[key] = float(data[key])
             except ValueError:
                 pass
-    return from_dict(TrainConfig, data, where="train")
+    return from_dict(TrainConfig, {**data, **flag_overrides(TrainConfig, overrides, "uvd-train")}, where="train")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -355,22 +343,19 @@ def save_checkpoint(model, optimizer, step: int, cfg: TrainConfig, mcfg, loader:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
-        print("options (YAML keys or --key=value):")
-        for f in dataclasses.fields(TrainConfig):
-            print(f"  --{f.name}={f.default!r}")
+        parser = config_parser("uvd-train", (__doc__ or "").strip().split("\n")[0], TrainConfig)
+        parser.add_argument("--config", help="a YAML file of these options; flags override it")
+        parser.print_help()
         return 0
     path = None
     rest = []
-    i = 0
-    while i < len(argv):
-        if argv[i] == "--config":
-            path, i = argv[i + 1], i + 2
-        elif argv[i].startswith("--config="):
-            path, i = argv[i].split("=", 1)[1], i + 1
-        else:
-            rest.append(argv[i])
-            i += 1
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        elif arg == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif i == 0 or argv[i - 1] != "--config":
+            rest.append(arg)
     try:
         cfg = load_config(path, rest)
     except ConfigError as exc:

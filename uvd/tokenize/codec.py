@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from uvd.devices import autocast
 from uvd.tokenize.vqgan import VQGANModel
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -30,11 +31,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 autocast for the convolutions (the quantizer turns it off for its distances); "fp32"
-    on CUDA also turns cuDNN's TF32 off, which PyTorch enables by default and which moves ids."""
+    on CUDA also turns cuDNN's TF32 off, which PyTorch enables by default and which moves ids
+    (the exactness the tokenizer needs beyond uvd.devices.autocast)."""
     if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return autocast(device, "bf16")
     if device.type == "cuda":
         return torch.backends.cudnn.flags(enabled=True, benchmark=torch.backends.cudnn.benchmark,
                                           deterministic=torch.backends.cudnn.deterministic, allow_tf32=False)
@@ -69,7 +71,7 @@ def encode_batch(model: VQGANModel, images: np.ndarray, precision: str = "auto")
     """One forward pass: uint8 (N, H, W, 3) -> uint16 (N, tokens_per_image). No size checks."""
     device = model_device(model)
     precision = resolve_precision(precision, device)
-    with torch.inference_mode(), autocast(precision, device):
+    with torch.inference_mode(), precision_context(device, precision):
         ids = model.get_code(to_model_input(images, device))
     return ids.to("cpu", torch.int32).numpy().astype(np.uint16)
 
@@ -97,7 +99,7 @@ def decode(model: VQGANModel, ids: np.ndarray, batch_size: int = 32, precision: 
     out = np.empty((len(ids), res, res, 3), dtype=np.uint8)
     for part in _batches(len(ids), batch_size):
         with torch.inference_mode():
-            with autocast(precision, device):
+            with precision_context(device, precision):
                 x = model.decode_code(torch.from_numpy(ids[part].astype(np.int64)).to(device))
             x = x.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
             out[part] = x.permute(0, 2, 3, 1).cpu().numpy()

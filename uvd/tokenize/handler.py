@@ -17,16 +17,8 @@ from typing import Any
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
+from uvd.devices import pick_device
 from uvd.tokenize.codec import PRECISIONS, encode_batch, model_device
-
-
-def pick_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is used as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def worker_checkpoint(checkpoint: str) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from uvd.annotated.records import annotation
+from uvd.devices import autocast
 from uvd.sources.label import checks
-from uvd.sources.label.handler import ExpertHandler, autocast, to_batch
+from uvd.sources.label.handler import ExpertHandler, to_batch
 from uvd.sources.label.hf import Preprocess, load_hf_model, read_preprocess
 
 DEFAULT_DEPTH_MODEL = "Intel/dpt-large"

@@ -19,7 +19,6 @@ is retried image by image so one bad image never fails its neighbours.
 
 from __future__ import annotations
 
-import contextlib
 import traceback
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -42,27 +41,6 @@ def new_item(record_id: str, image: np.ndarray, provenance: dict | None = None) 
     """A fresh label item for one decoded RGB image."""
     return {"record_id": record_id, "image": image, "provenance": dict(provenance or {}),
             "annotations": {}, "skipped": {}, "error": None}
-
-
-def pick_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is used as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA ('auto' or 'bf16'); plain fp32 otherwise (CPU bf16 is slower, not faster)."""
-    import torch
-
-    kind = torch.device(device).type
-    if kind == "cuda" and precision in ("auto", "bf16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if kind == "cpu" and precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 class ExpertHandler(ModelHandler[dict, dict, Any]):

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from uvd.sources.label.handler import pick_device
+from uvd.devices import pick_device
 
 log = logging.getLogger("uvd")
 

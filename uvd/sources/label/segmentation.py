@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from uvd.annotated.records import annotation
+from uvd.devices import autocast
 from uvd.sources.label import checks
-from uvd.sources.label.handler import ExpertHandler, autocast, nearest_resize, to_batch
+from uvd.sources.label.handler import ExpertHandler, nearest_resize, to_batch
 from uvd.sources.label.hf import Preprocess, load_hf_model, read_preprocess
 
 DEFAULT_SEGMENTATION_MODEL = "nvidia/segformer-b5-finetuned-ade-640-640"

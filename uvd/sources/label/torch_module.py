@@ -14,7 +14,8 @@ import importlib
 import os
 from typing import Any
 
-from uvd.sources.label.handler import autocast, pick_device, to_batch
+from uvd.devices import autocast, pick_device
+from uvd.sources.label.handler import to_batch
 
 
 def run_dense_module(model: Any, images: list, preprocess: Any, precision: str, channels: int, what: str) -> Any:
