@@ -48,6 +48,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -294,7 +295,7 @@ class ShardLoader:
         self.local_partitions = list(range(rank * per_rank, (rank + 1) * per_rank))
         self.partition_states: dict[int, ReaderState] = {}
         self.step = 0
-        self._it = None
+        self._it: Any = None
 
     def stream(self, partition: int) -> ShardStream:
         return ShardStream(
@@ -309,9 +310,10 @@ class ShardLoader:
         streams = [iter(self.stream(p)) for p in partitions]
         while True:
             got = [next(s, None) for s in streams]
-            if any(g is None for g in got):
+            ready = [g for g in got if g is not None]
+            if len(ready) < len(got):
                 return
-            yield partitions, np.concatenate([w for w, _ in got]), [st for _, st in got]
+            yield partitions, np.concatenate([w for w, _ in ready]), [st for _, st in ready]
 
     def __iter__(self):
         local = self.local_partitions
@@ -326,8 +328,9 @@ class ShardLoader:
         c, n_parts = self.per_partition, self.num_partitions
         while True:
             # One part from every worker (DataLoader serves its workers round-robin, in order).
-            parts = [next(source, None) for _ in range(max(1, workers))]
-            if any(p is None for p in parts):  # finite (epochs): the step ends with the first empty partition
+            got = [next(source, None) for _ in range(max(1, workers))]
+            parts = [p for p in got if p is not None]
+            if len(parts) < len(got):  # finite (epochs): the step ends with the first empty partition
                 return
             by_partition = {}
             for partitions, windows, states in parts:

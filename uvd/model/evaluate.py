@@ -104,7 +104,8 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
     distributed = torch.distributed.is_initialized()
     model.eval()
     total, count = torch.zeros((), device=device), torch.zeros((), device=device)
-    batches, dummy = iter(loader), None
+    batches = iter(loader)
+    dummy: dict[str, torch.Tensor] = {}
     for _ in range(max_batches):
         batch = next(batches, None)
         if distributed:
@@ -117,7 +118,7 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
                 break
             dummy = dummy or {k: torch.zeros(loader.batch_size, loader.seq_len, dtype=torch.long) for k in ("tokens", "targets", "doc_ids")}
         with autocast(device, amp_dtype):
-            b = batch or dummy
+            b: dict[str, torch.Tensor] = batch or dummy
             loss = model(b["tokens"].to(device), targets=b["targets"].to(device),
                          doc_ids=b["doc_ids"].to(device) if doc_mask else None)
         if batch is not None:

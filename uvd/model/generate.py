@@ -89,7 +89,7 @@ def _load_png_codes(paths: list[str], vqgan) -> list[np.ndarray]:
     from uvd.tokenize import encode
 
     size = schema.IMAGE_SIZE
-    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BICUBIC)) for p in paths])
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)) for p in paths])
     return list(encode(vqgan, pixels))
 
 

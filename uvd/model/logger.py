@@ -10,6 +10,7 @@ import csv
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,7 +35,9 @@ class RunLogger:
                  tensorboard: bool = True):
         self.enabled = enabled
         self.out_dir = Path(out_dir)
-        self.bar = self.tb = self.csv_file = None
+        self.bar: Any = None       # tqdm on rank 0; None when disabled (log() and advance() check)
+        self.tb: Any = None
+        self.csv_file: Any = None
         if not enabled:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +84,7 @@ class RunLogger:
             post = {"loss": f"{metrics['loss']:.4f}", "lr": f"{metrics['lr']:.2e}",
                     "gnorm": f"{metrics['grad_norm']:.2f}", "tok/s": f"{metrics['tokens_per_s']:,.0f}"}
             if metrics.get("mfu") is not None:
-                post["mfu"] = f"{100 * metrics['mfu']:.1f}%"
+                post["mfu"] = f"{100 * (metrics['mfu'] or 0.0):.1f}%"
             self.bar.set_postfix(post, refresh=False)
         if "val_loss" in metrics:
             self.bar.write(f"step {step}: val_loss {metrics['val_loss']:.4f}")

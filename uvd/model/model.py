@@ -255,6 +255,9 @@ class Block(nn.Module):
 
 
 class LVM(nn.Module):
+    rope_cos: torch.Tensor    # buffers, registered in __init__
+    rope_sin: torch.Tensor
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg

@@ -27,7 +27,7 @@ MAX_CONTEXT = 15
 def video_sentences(shards, split: str | None = "validation", frames: int = MAX_CONTEXT + 1, max_sentences: int = 50,
                     sources: tuple[str, ...] = ("video",)) -> np.ndarray:
     """(N, frames, 256) codes: the first `frames` frames of up to max_sentences `sequence` sentences."""
-    out = []
+    out: list[np.ndarray] = []
     for path in resolve_shards(shards, split):
         table = pq.read_table(path, columns=["source", "kind", "num_images", "tokens"])
         cols = (table.column(c).to_pylist() for c in ("source", "kind", "num_images", "tokens"))

@@ -103,7 +103,7 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
     """YAML file, then `--key=value` (or `--key value`) flags built from TrainConfig; unknown keys are errors."""
     import yaml
 
-    data = {}
+    data: dict = {}
     if path:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
@@ -144,14 +144,14 @@ def init_distributed(device_pref: str = "auto") -> tuple[int, int, torch.device]
 def parallelize(model: torch.nn.Module, mode: str, device: torch.device, compile_blocks: bool = False):
     """Wrap for DDP or FSDP2 (`fully_shard` per block, then the root); optionally compile blocks."""
     if compile_blocks:
-        for block in model.layers:
+        for block in model.layers:  # type: ignore[union-attr]  # LVM.layers is a ModuleList
             block.compile()
     if mode == "ddp":
         return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     if mode == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        for block in model.layers:
+        for block in model.layers:  # type: ignore[union-attr]
             fully_shard(block)
         fully_shard(model)
     return model
