@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "shards": ("uvd.assembly.shards", "sentences + tokens tables -> Parquet shards + dataset card"),
     "dataset": ("uvd.assembly.dataset", "a mixture manifest -> every source -> tokens -> mixed shards"),
     "preview": ("uvd.assembly.preview", "shards -> contact-sheet PNG of decoded sentences"),
+    "view": ("uvd.viewer.build", "shards, failures, stats -> a static viewer site (overview, sources, failures)"),
 }
 
 

@@ -100,6 +100,7 @@ class Manifest:
     validation_fraction: float = 0.01
     tokenizer: dict = field(default_factory=dict)
     shards: dict = field(default_factory=dict)
+    viewer: dict | bool | None = None  # also write <output>/viewer (uvd view); a dict of its options, or true
     # filled by load():
     text: str = ""
     path: str = ""
