@@ -4,6 +4,7 @@ once per session (browser tests)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -92,16 +93,23 @@ def tiny(tmp_path: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def sample_viewer(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The embedded sample manifest built once (~30-60 s on 2 cores), and its viewer with a few strips
-    (the real VQGAN; one image per sentence keeps decoding to ~60 images)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from uvd.assembly import dataset
-    from uvd.assembly import manifest as manifest_lib
+    """The embedded sample manifest built once per session (~30-60 s on 2 cores; or a folder already built
+    from it, named by $UVD_SAMPLE_DATASET), and its viewer with the real VQGAN: one image per sentence and
+    10 sentences per source keep decoding to ~60 images."""
     from uvd.viewer.build import Config, build_viewer
 
-    out = tmp_path_factory.mktemp("sample") / "dataset"
-    m = manifest_lib.load(ROOT / "manifests" / "sample.yaml")
-    summary = dataset.build_dataset(m, str(out), PipelineOptions([]))
-    report = build_viewer(Config(shards=str(out), per_source=10, max_images=1, thumb=64))
-    return {"out": out, "summary": summary, "report": report, "site": Path(report["site"])}
+    reuse = os.environ.get("UVD_SAMPLE_DATASET")
+    if reuse and (Path(reuse) / "stats" / "dataset.json").exists():
+        out = Path(reuse)
+    else:
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from uvd.assembly import dataset
+        from uvd.assembly import manifest as manifest_lib
+
+        out = tmp_path_factory.mktemp("sample") / "dataset"
+        dataset.build_dataset(manifest_lib.load(ROOT / "manifests" / "sample.yaml"), str(out), PipelineOptions([]))
+    summary = json.loads((out / "stats" / "dataset.json").read_text())
+    site = tmp_path_factory.mktemp("viewer") / "site"
+    report = build_viewer(Config(shards=str(out), output=str(site), per_source=10, max_images=1, thumb=64))
+    return {"out": out, "summary": summary, "report": report, "site": site}

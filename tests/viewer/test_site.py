@@ -58,14 +58,18 @@ def test_view_writes_every_page_and_decodes_each_sentence_once(tiny):
     report = build_viewer(Config(shards=str(tiny["root"]), per_source=3, max_images=4, thumb=32), decoder)
     names = sorted(p.name for p in out.iterdir())
     assert {"index.html", "failures.html", "viewer.css", "viewer.js", "source-a.html", "source-b-x.html"} <= set(names)
-    assert report["decoded"] == 5 and sorted(calls) == [1, 2, 4, 4, 4]  # a: 1, 2, 16->4 images; b/x: 4, 4
+    # a: 1 + 2 + (16 -> 4) images, b/x: 4 + 4, each source's sentences decoded together in one batch
+    assert report["decoded"] == 5 and sorted(calls) == [7, 8]
     a = _page_data(out / "source-a.html")
     assert [s["sentence_id"] for s in a["sentences"]] == ["a-0000", "a-0001", "a-0002"]
     assert a["sentences"][2]["shown"] == 4 and a["sentences"][2]["num_images"] == 16
-    strip = Image.open(out / "strips" / a["sentences"][2]["strip"])
-    assert strip.size == (4 * 32 + 3 * thumbs.GAP, 32)
+    strip = np.asarray(Image.open(out / "strips" / a["sentences"][2]["strip"]), dtype=np.int16)
+    assert strip.shape == (32, 4 * 32 + 3 * thumbs.GAP, 3)
+    ids = np.asarray(tiny["train"][2]["tokens"], dtype=np.uint16).reshape(16, 256)[:4]
+    want = thumbs.strip(cheap_decoder(ids), 32).astype(np.int16)  # its own images, in order, not a neighbour's
+    assert np.abs(strip - want).mean() < 4  # JPEG
     again = build_viewer(Config(shards=str(tiny["root"]), per_source=3, max_images=4, thumb=32), decoder)
-    assert again["decoded"] == 0 and len(calls) == 5  # thumbnails are written once
+    assert again["decoded"] == 0 and len(calls) == 2  # thumbnails are written once
 
 
 def test_failures_page_lists_groups_and_copies_inputs_that_exist(tiny):

@@ -149,7 +149,7 @@ def build_viewer(cfg: Config, decoder: thumbs.Decoder | None = None) -> dict:
     groups = data.failure_groups(ds, cfg.rows_per_group)
     input_thumbs = _failure_inputs(cfg, ds, groups)
     counts = {s: sum(c["sentences"] for c in by_source.get(s, {}).values()) for s in sources}
-    previews = {s: rows[0]["strip"] for s, rows in listed.items() if rows and rows[0]["strip"]}
+    previews = {s: [r["strip"] for r in rows[:4] if r["strip"]] for s, rows in listed.items()}
 
     for asset in ("viewer.css", "viewer.js"):
         _write(FileSystems.join(cfg.site, asset), resources.files("uvd.viewer").joinpath("static", asset).read_text())

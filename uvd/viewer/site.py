@@ -106,7 +106,7 @@ def family(source: str) -> str:
 
 def overview(name: str, by_source: dict[str, dict[str, dict[str, int]]], lengths: dict[str, list[int]],
              lengths_rows: int, usage: dict | None, failures_total: int, shards: int, missing: list[str],
-             card: str | None, pages: dict[str, str], previews: dict[str, str]) -> str:
+             card: str | None, pages: dict[str, str], previews: dict[str, list[str]]) -> str:
     splits = sorted({sp for v in by_source.values() for sp in v}, key=lambda s: (s != "train", s != "validation", s))
     sent = sum(c["sentences"] for v in by_source.values() for c in v.values())
     imgs = sum(c["images"] for v in by_source.values() for c in v.values())
@@ -148,8 +148,8 @@ def overview(name: str, by_source: dict[str, dict[str, dict[str, int]]], lengths
     cards = []
     for s, p in pages.items():
         n = sum(c["sentences"] for c in by_source.get(s, {}).values())
-        img = (f'<img src="strips/{previews[s]}" alt="first sentence of {escape(s)}" loading="lazy">'
-               if s in previews else '<div class="noimg">no decoded sentence</div>')
+        img = ("".join(f'<img src="strips/{name}" alt="a sentence of {escape(s)}" loading="lazy">'
+                       for name in previews.get(s, [])) or '<div class="noimg">no decoded sentence</div>')
         cards.append(f'<a class="src" href="{p}" data-source="{escape(s)}"><div class="thumbs">{img}</div>'
                      f'<div class="meta"><b title="{escape(s)}">{escape(s)}</b>'
                      f'<span>{plural(n, "sentence")}</span></div></a>')

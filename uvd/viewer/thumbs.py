@@ -69,28 +69,41 @@ def _write(path: str, data: bytes) -> None:
 
 
 def write_strips(sentences: list[dict], folder: str, decoder: Decoder, checkpoint: str, max_images: int,
-                 thumb: int) -> tuple[dict[str, str], int]:
+                 thumb: int, batch_images: int = 16) -> tuple[dict[str, str], int]:
     """Each sentence's first `max_images` images -> `<folder>/<hash>.jpg`, skipping strips already there.
-    Returns sentence_id -> file name, and how many sentences had to be decoded."""
+    Images of several sentences go through the decoder together (about `batch_images` a call: a CPU
+    decodes a batch of 8 in half the time of 8 single images). Returns sentence_id -> file name, and
+    how many sentences had to be decoded."""
     names: dict[str, str] = {}
+    pending: list[tuple[str, np.ndarray]] = []  # (strip path, ids (n, 256))
     decoded = 0
+
+    def flush() -> None:
+        if not pending:
+            return
+        images = decoder(np.concatenate([ids for _, ids in pending]))
+        at = 0
+        for path, ids in pending:
+            _write(path, _jpeg(strip(images[at:at + len(ids)], thumb)))
+            at += len(ids)
+        pending.clear()
+
     for row in sentences:
         n = min(int(row["num_images"]), max_images)
-        name = strip_name(row["tokens"], n, thumb, checkpoint)
+        ids = np.asarray(row["tokens"], dtype=np.uint16)[: n * schema.TOKENS_PER_IMAGE]
+        n = min(n, len(ids) // schema.TOKENS_PER_IMAGE)  # a short (malformed) row: show what there is
+        if n == 0:
+            continue
+        name = strip_name(ids, n, thumb, checkpoint)
         names[row["sentence_id"]] = name
         path = FileSystems.join(folder, name)
         if FileSystems.exists(path):
             continue
-        ids = np.asarray(row["tokens"], dtype=np.uint16)[: n * schema.TOKENS_PER_IMAGE]
-        if len(ids) < n * schema.TOKENS_PER_IMAGE:  # a malformed row: show what there is, say nothing more
-            n = len(ids) // schema.TOKENS_PER_IMAGE
-            if n == 0:
-                names.pop(row["sentence_id"])
-                continue
-            ids = ids[: n * schema.TOKENS_PER_IMAGE]
-        images = decoder(ids.reshape(n, schema.TOKENS_PER_IMAGE))
-        _write(path, _jpeg(strip(images, thumb)))
+        if pending and sum(len(i) for _, i in pending) + n > batch_images:
+            flush()
+        pending.append((path, ids[: n * schema.TOKENS_PER_IMAGE].reshape(n, schema.TOKENS_PER_IMAGE)))
         decoded += 1
+    flush()
     return names, decoded
 
 
