@@ -1,9 +1,8 @@
 """The viewer of the embedded sample in a real headless browser (Debian's chromium + chromedriver,
 driven by selenium; installed by scripts/setup.sh). The tests start and stop the browser themselves.
 
-Cost: the sample dataset is built once per session (sample_viewer fixture, ~30-60 s on 2 cores, or
-reused from $UVD_SAMPLE_DATASET), its viewer decodes ~60 images, and the browser checks take a few
-seconds more. The overview's screenshot is written to
+Cost: `uvd dataset` on the sample, viewer included, runs once per session (sample_viewer fixture,
+~1 min on 2 cores, or reused from $UVD_SAMPLE_DATASET); the browser checks take ~8 s more. The overview's screenshot is written to
 $UVD_TEST_ARTIFACTS (default out/test-artifacts/) as viewer-overview.png.
 """
 
@@ -96,7 +95,7 @@ def test_overview_shows_every_source_and_is_screenshotted(browser, sample_viewer
 
 def test_a_source_page_pages_through_its_sentences(browser, sample_viewer):
     site = sample_viewer["site"]
-    _open(browser, site, "source-laion.html")  # 20 laion sentences, 10 decoded, 8 a page
+    _open(browser, site, "source-laion.html")  # 20 laion sentences, 10 decoded (the manifest's viewer), 8 a page
 
     def shown() -> list[str]:
         return [li.get_attribute("data-id") for li in browser.find_elements("css selector", "li.sentence")]

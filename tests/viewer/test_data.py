@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
+from tests.viewer.conftest import make_tiny_dataset
 from uvd import schema
 from uvd.viewer import data
-from tests.viewer.conftest import make_tiny_dataset
 
 
 def test_split_comes_from_the_shard_name():

@@ -8,9 +8,9 @@ import re
 import numpy as np
 from PIL import Image
 
+from tests.viewer.conftest import cheap_decoder, make_tiny_dataset
 from uvd.viewer import charts, markdown, site, thumbs
 from uvd.viewer.build import Config, build_viewer, from_manifest, run
-from tests.viewer.conftest import cheap_decoder, make_tiny_dataset
 
 
 def test_source_pages_are_file_safe_and_unique():
