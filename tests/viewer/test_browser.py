@@ -2,8 +2,9 @@
 driven by selenium; installed by scripts/setup.sh). The tests start and stop the browser themselves.
 
 Cost: `uvd dataset` on the sample, viewer included, runs once per session (sample_viewer fixture,
-~1 min on 2 cores, or reused from $UVD_SAMPLE_DATASET); the browser checks take ~8 s more. The overview's screenshot is written to
-$UVD_TEST_ARTIFACTS (default out/test-artifacts/) as viewer-overview.png.
+~1 min on 2 cores, or reused from $UVD_SAMPLE_DATASET); the browser checks take ~8 s more. The
+overview's screenshot is written to $UVD_TEST_ARTIFACTS (default out/test-artifacts/) as
+viewer-overview.png.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from html import escape
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d", "#bab0ac")
@@ -33,7 +34,7 @@ def legend(series: list[str], x: float = 0, y: float = 10, c: dict[str, str] | N
     return "".join(parts)
 
 
-def stacked_bars(rows: list[tuple[str, dict[str, float]]], series: list[str], width: int = 560,
+def stacked_bars(rows: Sequence[tuple[str, Mapping[str, float]]], series: list[str], width: int = 560,
                  label_width: int = 190, bar_height: int = 16, gap: int = 5, aria: str = "") -> str:
     """Horizontal bars, one per (label, {series: value}) row, stacked in `series` order."""
     if not rows:

@@ -117,14 +117,14 @@ def input_thumbnail(path: str, folder: str, size: int = 160) -> str | None:
     if FileSystems.exists(out):
         return name
     try:
-        with Image.open(path) as im:
-            if im.width * im.height > 64_000_000:  # a decompression bomb is a failure, not a thumbnail
+        with Image.open(path) as src:
+            if src.width * src.height > 64_000_000:  # a decompression bomb is a failure, not a thumbnail
                 return None
-            im.draft("RGB", (size, size))
-            im = im.convert("RGB")
-            im.thumbnail((size, size))
+            src.draft("RGB", (size, size))
+            small = src.convert("RGB")
+            small.thumbnail((size, size))
             buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=85)
+            small.save(buf, format="JPEG", quality=85)
     except Exception as exc:  # noqa: BLE001 - unreadable inputs are why many rows failed
         log.debug("no thumbnail for %s: %s", path, exc)
         return None
