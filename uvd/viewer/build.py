@@ -31,8 +31,8 @@ class Config:
 
     shards: str                          # dataset folder (uvd dataset --output)
     output: str | None = None            # site folder (default: <shards>/viewer)
-    per_source: int = 24                 # sentences decoded and shown per source
-    max_images: int = 16                 # images decoded per sentence (VQGAN decoding is the slow part on CPU)
+    per_source: int = 16                 # sentences decoded and shown per source (two pages)
+    max_images: int = 8                  # images decoded per sentence, <= 16 (VQGAN decoding is the slow part on CPU)
     thumb: int = 96                      # thumbnail side in pixels
     rows_per_group: int = 200            # failure rows listed per (stage, source, status, reason); counts stay whole
     checkpoint: str | None = None        # VQGAN folder or hub id (default: the one the dataset was built with)
