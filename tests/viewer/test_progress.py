@@ -80,3 +80,16 @@ def test_stage_summary_reads_a_real_pipelines_counters(capsys):
     assert line == ("[uvd toy] 10 inputs -> 6 sentences; 4 failures (filtered 4: divisible_by_3 4); "
                     "tables: /o/{images,sentences,failures}/")
     assert "[uvd toy] 10/10 in (100%)" in capsys.readouterr().err  # the closing progress line, with its total
+
+
+def test_laion_total_comes_from_the_parquet_footers(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from uvd.sources.laion.reader import metadata_rows
+
+    for i, n in enumerate((3, 5)):
+        pq.write_table(pa.table({"URL": [f"file:{j}.jpg" for j in range(n)]}), tmp_path / f"part-{i}.parquet")
+    assert metadata_rows(str(tmp_path / "*.parquet")) == 8
+    assert metadata_rows(str(tmp_path / "*.parquet"), max_files=1) is None  # too many footers to read up front
+    assert metadata_rows(str(tmp_path / "none-*.parquet")) is None
