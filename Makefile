@@ -20,7 +20,7 @@ BEAM_ARGS ?= $(if $(RUNNER),--runner=$(RUNNER),) $(if $(PROJECT),--project=$(PRO
 TRAIN_CONFIG ?= uvd/model/configs/sample.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup dataset test lint bench tokenizer train preview setup-pose test-pose clean
+.PHONY: setup dataset test lint bench tokenizer train preview view setup-pose test-pose clean
 
 $(STAMP): pyproject.toml scripts/setup.sh scripts/apt-packages.txt
 	bash scripts/setup.sh $(VENV) all
@@ -59,6 +59,12 @@ out/sample/README.md:
 
 preview: $(STAMP)
 	$(VENV)/bin/uvd preview --shards $(OUTPUT) --output $(OUTPUT)/preview.png
+
+## Open the dataset viewer that `make dataset` writes (built first for the sample; others: uvd view).
+view: $(STAMP) $(if $(filter out/sample,$(OUTPUT)),out/sample/README.md)
+	@test -f $(OUTPUT)/viewer/index.html || $(VENV)/bin/uvd view --shards $(OUTPUT)
+	@echo "viewer: file://$(abspath $(OUTPUT))/viewer/index.html"
+	@command -v xdg-open >/dev/null 2>&1 && xdg-open $(OUTPUT)/viewer/index.html >/dev/null 2>&1 || true
 
 $(POSE_STAMP): $(STAMP) scripts/setup-pose.sh requirements/pose.txt
 	bash scripts/setup-pose.sh $(VENV)

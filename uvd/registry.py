@@ -20,8 +20,9 @@ STAGES: dict[str, tuple[str, str]] = {
     "shards": ("uvd.assembly.shards", "sentences + tokens tables -> Parquet shards + dataset card"),
     "dataset": ("uvd.assembly.dataset", "a mixture manifest -> every source -> tokens -> mixed shards"),
     "preview": ("uvd.assembly.preview", "shards -> contact-sheet PNG of decoded sentences"),
+    "view": ("uvd.viewer.build", "shards, failures, stats -> a static viewer site (overview, sources, failures)"),
 }
 
 # Stages that are not sources of `uvd dataset` (they consume what sources produce).
-NOT_SOURCES = ("tokenize", "decode", "shards", "dataset", "preview")
+NOT_SOURCES = ("tokenize", "decode", "shards", "dataset", "preview", "view")
 SOURCE_STAGES = tuple(name for name in STAGES if name not in NOT_SOURCES)

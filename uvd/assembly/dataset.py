@@ -30,6 +30,7 @@ from uvd.config import ConfigError
 from uvd.core import tables
 from uvd.core.options import setup_logging, split_args
 from uvd.core.outputs import SourceOutputs, merge_outputs
+from uvd.core.summary import stage_summaries
 from uvd.quality import pipeline as quality
 
 log = logging.getLogger("uvd")
@@ -101,10 +102,19 @@ def build_dataset(m: manifest_lib.Manifest, output: str, options: PipelineOption
     build(p, m, output, modules, tokenize or real_tokenizer, checkpoint)
     result = p.run()
     result.wait_until_finish()
+    for line in stage_summaries(result, output):
+        print(line, file=sys.stderr)
     config = {"manifest": m.path or None, "manifest name": m.name, "seed": m.seed, "weights_by": m.weights_by,
               "validation_fraction": m.validation_fraction}
     return card.finish(output, config=config, manifest_text=m.text, tokenizer_checkpoint=checkpoint,
                        metrics=card.record_metrics(result), name=m.name)
+
+
+def viewer_config(m: manifest_lib.Manifest, output: str) -> Any:
+    """The manifest's `viewer:` section -> the viewer's Config (None: off), checked before any work."""
+    from uvd.viewer.build import from_manifest
+
+    return from_manifest(m.viewer, output)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -119,6 +129,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         m = manifest_lib.load(args.manifest)
         modules = manifest_lib.check_stage_options(m)
+        viewer = viewer_config(m, args.output)
     except ConfigError as exc:  # a bad manifest: the field and the fix, not a traceback
         print(f"uvd dataset: {args.manifest}: {exc}", file=sys.stderr)
         return 2
@@ -129,4 +140,9 @@ def run(argv: list[str] | None = None) -> int:
     for split, t in summary["totals"]["by_split"].items():
         print(f"[uvd dataset] {split}: {t['sentences']:,} sentences, {t['tokens']:,} tokens in {t['shards']} shards")
     print(f"[uvd dataset] card: {args.output}/README.md")
+    if viewer is not None:
+        from uvd.viewer.build import build_viewer
+
+        report = build_viewer(viewer)
+        print(f"[uvd dataset] viewer: {report['index']} ({report['decoded']} sentences decoded, {report['seconds']}s)")
     return 0

@@ -109,6 +109,7 @@ class Manifest:
     tokenizer: dict = field(default_factory=dict)
     shards: dict = field(default_factory=dict)
     quality: dict = field(default_factory=dict)   # uvd/quality/config.py: near-duplicates, decontamination...
+    viewer: dict | bool | None = None  # also write <output>/viewer (uvd view); a dict of its options, or true
     # filled by load():
     text: str = ""
     path: str = ""

@@ -29,21 +29,26 @@ TAGS = (IMAGES, SENTENCES, FAILURES)
 
 class _RouteDoFn(beam.DoFn):
     def __init__(self, fn: Any, source: str, stage: str, record_id: Callable[[Any], str],
-                 count_records: bool = True) -> None:
+                 count_records: bool = True, total: int | None = None) -> None:
         self.fn = fn
         self.source = source
         self.stage = stage
         self.record_id = record_id
         self.count_records = count_records
+        self.total = total
 
     def setup(self) -> None:
         if hasattr(self.fn, "setup"):
             self.fn.setup()
-        self.progress = Progress(self.stage)
+        self.progress = Progress.shared(self.stage, self.total)
         self.counters = {tag: Metrics.counter(f"uvd.{self.stage}", tag) for tag in TAGS}
         self.inputs = Metrics.counter(f"uvd.{self.stage}", "inputs")
+        self.total_set = self.total is None
 
     def process(self, element: Any) -> Iterable[beam.pvalue.TaggedOutput]:
+        if not self.total_set:  # remote runners: the total beside the counters (Beam metrics)
+            Metrics.gauge(f"uvd.{self.stage}", "total").set(self.total)
+            self.total_set = True
         if self.count_records:
             self.inputs.inc()
         self.progress.add("in")
@@ -71,8 +76,8 @@ class _RouteDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(tag, row)
 
     def teardown(self) -> None:
-        if hasattr(self, "progress") and self.progress.counts:
-            self.progress.print()
+        if hasattr(self, "progress"):
+            self.progress.release()
         if hasattr(self.fn, "teardown"):
             self.fn.teardown()
 
@@ -92,17 +97,18 @@ class RunSource(beam.PTransform):
 
     def __init__(self, fn: Any, source: str, stage: str,
                  record_id: Callable[[Any], str] = str, label: str | None = None,
-                 count_records: bool = True) -> None:
+                 count_records: bool = True, total: int | None = None) -> None:
         super().__init__(label)
         self.fn = fn
         self.source = source
         self.stage = stage
         self.record_id = record_id
         self.count_records = count_records
+        self.total = total  # input records, when the stage knows them up front: progress shows % and ETA
 
     def expand(self, pcoll: beam.PCollection) -> SourceOutputs:
         out = pcoll | "Route" >> beam.ParDo(
-            _RouteDoFn(self.fn, self.source, self.stage, self.record_id, self.count_records)
+            _RouteDoFn(self.fn, self.source, self.stage, self.record_id, self.count_records, self.total)
         ).with_outputs(*TAGS)
         return SourceOutputs(out[IMAGES], out[SENTENCES], out[FAILURES])
 

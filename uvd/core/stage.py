@@ -22,8 +22,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from uvd.config import ConfigError, add_config_flags, config_from_flags, from_dict
 from uvd.core.files import check_input_exists
-from uvd.core.metrics import stage_summary
 from uvd.core.options import setup_logging, split_args
+from uvd.core.summary import stage_summary
 from uvd.core.tables import write_source_tables
 
 log = logging.getLogger("uvd")
@@ -107,5 +107,5 @@ def run_source_stage(stage: SourceStage, argv: list[str] | None = None) -> int:
     write_source_tables(p | stage.name.title() >> stage.transform(cfg), args.output)
     result = p.run()
     result.wait_until_finish()
-    print(f"[uvd {stage.name}] {stage_summary(result, stage.name)}; tables under {args.output}", file=sys.stderr)
+    print(stage_summary(result, stage.name, args.output), file=sys.stderr)
     return 0

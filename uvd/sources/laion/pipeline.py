@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from uvd.config import ConfigError, require
+from uvd.core.metrics import Progress
 from uvd.core.outputs import FAILURES, IMAGES, RunSource, SourceOutputs, SourceTransform
 from uvd.core.stage import SourceStage
 from uvd.sources.laion.downloader import DEFAULT_USER_AGENT, DownloadConfig, Downloader
 from uvd.sources.laion.filters import FilterConfig
-from uvd.sources.laion.reader import ReadLaionMetadata, metadata_columns
+from uvd.sources.laion.reader import ReadLaionMetadata, metadata_columns, metadata_rows
 from uvd.sources.laion.record import (
     SOURCE,
     STAGE,
@@ -122,16 +123,26 @@ def _input_folder(pattern: str) -> str:
 class _FetchBatch(beam.DoFn):
     """Fetch a batch of rows with a thread pool: downloads wait on the network, not the CPU."""
 
-    def __init__(self, download: DownloadConfig, filters: FilterConfig, threads: int) -> None:
-        self.download, self.filters, self.threads = download, filters, threads
+    def __init__(self, download: DownloadConfig, filters: FilterConfig, threads: int, total: int | None = None) -> None:
+        self.download, self.filters, self.threads, self.total = download, filters, threads, total
 
     def setup(self) -> None:
         self.downloader = Downloader(self.download)
         self.downloader.setup()
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="uvd-fetch")
+        # the download phase's own progress line and counters (uvd.laion_download/fetched, .../errors)
+        self.progress = Progress.shared(f"{STAGE} download", self.total, key="fetched")
+        self.fetched = beam.metrics.Metrics.counter(f"uvd.{STAGE}_download", "fetched")
+        self.errors = beam.metrics.Metrics.counter(f"uvd.{STAGE}_download", "errors")
 
     def process(self, batch: list[dict]) -> Iterator[Fetched]:
-        yield from self.pool.map(self._fetch_one, batch)
+        for item in self.pool.map(self._fetch_one, batch):
+            self.fetched.inc()
+            self.progress.add("fetched")
+            if item.error is not None:
+                self.errors.inc()
+                self.progress.add("errors")
+            yield item
 
     def _fetch_one(self, row: dict) -> Fetched:
         try:
@@ -140,6 +151,8 @@ class _FetchBatch(beam.DoFn):
             return Fetched(row, error=(f"exception_{type(exc).__name__}", str(exc)[:300], "failed"))
 
     def teardown(self) -> None:
+        if hasattr(self, "progress"):
+            self.progress.release()
         if hasattr(self, "pool"):
             self.pool.shutdown(wait=False, cancel_futures=True)
         if hasattr(self, "downloader"):
@@ -161,16 +174,17 @@ class LaionSource(SourceTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
         cfg = self.cfg
+        total = metadata_rows(cfg.input)
         fetched = (
             pbegin
             | "ReadMetadata" >> ReadLaionMetadata(cfg.input)
             | "Spread" >> beam.Reshuffle()
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4 * cfg.download_threads)
-            | "Fetch" >> beam.ParDo(_FetchBatch(cfg.download(), cfg.filters(), cfg.download_threads))
+            | "Fetch" >> beam.ParDo(_FetchBatch(cfg.download(), cfg.filters(), cfg.download_threads, total))
         )
         return fetched | "Decode" >> RunSource(
             _Decode(cfg.render(), cfg.filters()), source=SOURCE, stage=STAGE,
-            record_id=lambda item: record_id(item.row))
+            record_id=lambda item: record_id(item.row), total=total)
 
 
 

@@ -53,6 +53,22 @@ def metadata_columns(pattern: str) -> dict[str, str]:
     return found
 
 
+def metadata_rows(pattern: str, max_files: int = 64) -> int | None:
+    """Rows in the metadata (Parquet footers only), the total that progress lines count towards;
+    None past `max_files` files, where reading every footer up front would cost more than it tells."""
+    try:
+        paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+        if not paths or len(paths) > max_files:
+            return None
+        total = 0
+        for path in paths:
+            with FileSystems.open(path) as f:
+                total += pq.ParquetFile(f).metadata.num_rows
+        return total
+    except Exception:  # noqa: BLE001 - a total is a nicety; the read itself reports real problems
+        return None
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
