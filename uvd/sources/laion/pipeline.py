@@ -1,8 +1,10 @@
 """`uvd laion`: LAION metadata Parquet -> 256x256 images + single-image sentences + failures.
 
-    ReadMetadata (Parquet, split by row group) -> Spread (reshuffle) -> Batch
-      -> Fetch (a thread pool per worker; filters first, errors as values)
-      -> Decode (RunSource: decode, orient, RGB, resize/crop, PNG; dead letter) -> images/sentences/failures
+    ReadMetadata (Parquet footers -> row-range chunks) -> Spread (reshuffle)
+      -> Process (per chunk: rows read lazily; a thread pool per worker runs each row's fetch ->
+         decode -> orient -> resize/crop -> encode, results streamed as they complete, per-host
+         caps and Retry-After scheduling: scheduler.py)
+      -> Route (RunSource: tagged outputs, counters, dead letter) -> images/sentences/failures
 
 Every input row ends as one sentence or one failure row (status failed or filtered, with a reason
 such as http_404, timeout, too_large, not_an_image, truncated, too_small, opted_out,
@@ -16,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 import sys
 import types
 import typing
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -32,18 +34,11 @@ from uvd.core.options import setup_logging, split_args
 from uvd.core.outputs import FAILURES, IMAGES, RunSource, SourceOutputs
 from uvd.sources.laion.downloader import DEFAULT_USER_AGENT, DownloadConfig, Downloader
 from uvd.sources.laion.filters import FilterConfig
-from uvd.sources.laion.reader import ReadLaionMetadata
-from uvd.sources.laion.record import (
-    SOURCE,
-    STAGE,
-    Fetched,
-    LaionRecord,
-    RenderConfig,
-    fetch_row,
-    fetched_rows,
-    record_id,
-)
-from uvd.transforms.image import DEFAULT_MAX_PIXELS, INTERPOLATIONS, MODES
+from uvd.sources.laion.reader import Chunk, ReadLaionMetadata, metadata_columns, read_chunk
+from uvd.sources.laion.record import SOURCE, STAGE, LaionRecord, RenderConfig, RowStep
+from uvd.sources.laion.scheduler import Scheduler
+from uvd.schema import failure_row
+from uvd.transforms.image import DEFAULT_MAX_PIXELS, IMAGE_FORMATS, INTERPOLATIONS, MODES
 
 SAMPLE_INPUT = os.path.join(os.path.dirname(__file__), "..", "..", "sample", "laion", "laion_sample.parquet")
 SCHEMES = ("http", "https", "file")
@@ -59,23 +54,31 @@ class Config:
     mode: str = "crop"                          # crop (shorter side + centre crop) | squash
     interpolation: str | None = None            # None: area when shrinking, bicubic when enlarging
     max_pixels: int = DEFAULT_MAX_PIXELS        # decompression-bomb guard on header dimensions
+    image_format: str = "png"                   # images table: png (lossless) | jpeg (lossy, smaller, faster)
+    jpeg_quality: int = 95                      # with image_format jpeg (docs/scaling.md has its PSNR)
     # filters (status "filtered")
     min_side: int = 128
     max_aspect_ratio: float = 3.0
     max_punsafe: float | None = 0.5
     max_pwatermark: float | None = 0.8
     # downloading
-    download_threads: int = 16                  # concurrent requests per worker thread
+    download_threads: int = 16                  # rows in flight per worker (fetch + decode threads)
+    max_per_host: int = 8                       # concurrent requests to one host
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
-    total_timeout_s: float = 30.0
+    total_timeout_s: float = 30.0               # one deadline per URL: all attempts, waits and body
     retries: int = 2
     backoff_s: float = 0.5
     max_bytes: int = 20 * 1024 * 1024
     max_redirects: int = 5
     user_agent: str = DEFAULT_USER_AGENT
-    allowed_schemes: list[str] = field(default_factory=lambda: list(SCHEMES))
+    allowed_schemes: list[str] = field(default_factory=lambda: ["http", "https"])  # file: is opt-in
+    allow_private_addresses: bool = False       # allow loopback/private/link-local hosts (local test servers)
+    allowed_networks: list[str] = field(default_factory=list)  # CIDRs allowed although private
     honour_opt_out: bool = True
+    honour_noindex: bool = False                # also skip X-Robots-Tag noindex / noimageindex
+    check_robots_txt: bool = False              # obey robots.txt, fetched once per host
+    chunk_rows: int = 1000                      # metadata rows per work unit
     base_dir: str | None = None                 # relative file: URLs; default: the input's folder
 
     def validate(self) -> None:
@@ -91,6 +94,15 @@ class Config:
             value = getattr(self, name)
             require(value is None or 0.0 <= value <= 1.0, name, f"must be a probability in [0, 1] or null, got {value}")
         require(self.download_threads >= 1, "download_threads", "must be >= 1")
+        require(self.max_per_host >= 1, "max_per_host", "must be >= 1")
+        require(self.chunk_rows >= 1, "chunk_rows", "must be >= 1")
+        require(self.image_format in IMAGE_FORMATS, "image_format", f"must be one of {IMAGE_FORMATS}")
+        require(1 <= self.jpeg_quality <= 100, "jpeg_quality", f"must be in 1..100, got {self.jpeg_quality}")
+        for net in self.allowed_networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                require(False, "allowed_networks", f"{net!r} is not a CIDR such as 10.1.0.0/16")
         for name in ("connect_timeout_s", "read_timeout_s", "total_timeout_s"):
             require(getattr(self, name) > 0, name, "must be > 0 seconds")
         require(self.retries >= 0, "retries", "must be >= 0")
@@ -106,11 +118,14 @@ class Config:
             total_timeout_s=self.total_timeout_s, retries=self.retries, backoff_s=self.backoff_s,
             max_bytes=self.max_bytes, max_redirects=self.max_redirects, user_agent=self.user_agent,
             allowed_schemes=tuple(self.allowed_schemes), honour_opt_out=self.honour_opt_out,
+            honour_noindex=self.honour_noindex, check_robots_txt=self.check_robots_txt,
+            allow_private_addresses=self.allow_private_addresses, allowed_networks=tuple(self.allowed_networks),
             base_dir=self.base_dir or _input_folder(self.input), pool_size=self.download_threads,
         )
 
     def render(self) -> RenderConfig:
-        return RenderConfig(self.size, self.mode, self.interpolation, self.max_pixels)
+        return RenderConfig(self.size, self.mode, self.interpolation, self.max_pixels, self.image_format,
+                            self.jpeg_quality)
 
     def filters(self) -> FilterConfig:
         return FilterConfig(self.min_side, self.max_aspect_ratio, self.max_punsafe, self.max_pwatermark)
@@ -123,41 +138,43 @@ def _input_folder(pattern: str) -> str:
     return os.path.dirname(os.path.abspath(pattern))
 
 
-class _FetchBatch(beam.DoFn):
-    """Fetch a batch of rows with a thread pool: downloads wait on the network, not the CPU."""
+class _ProcessChunks(beam.DoFn):
+    """A chunk of metadata rows -> each row's output rows, as they complete (scheduler.py)."""
 
-    def __init__(self, download: DownloadConfig, filters: FilterConfig, threads: int) -> None:
-        self.download, self.filters, self.threads = download, filters, threads
+    def __init__(self, config: Config, columns: dict[str, str]) -> None:
+        self.config, self.columns = config, columns
 
     def setup(self) -> None:
-        self.downloader = Downloader(self.download)
+        import cv2
+
+        cv2.setNumThreads(1)  # parallelism comes from the row threads; nested pools only contend
+        cfg = self.config
+        self.downloader = Downloader(cfg.download())
         self.downloader.setup()
-        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="uvd-fetch")
+        step = RowStep(self.downloader, cfg.render(), cfg.filters())
+        self.scheduler = Scheduler(step, threads=cfg.download_threads, per_host=cfg.max_per_host)
 
-    def process(self, batch: list[dict]) -> Iterator[Fetched]:
-        yield from self.pool.map(self._fetch_one, batch)
-
-    def _fetch_one(self, row: dict) -> Fetched:
+    def process(self, chunk: Chunk) -> Iterator[list]:
         try:
-            return fetch_row(row, self.downloader, self.filters)
-        except Exception as exc:  # noqa: BLE001 - a bug on one URL must not lose the batch
-            return Fetched(row, error=(f"exception_{type(exc).__name__}", str(exc)[:300], "failed"))
+            yield from self.scheduler.run(read_chunk(chunk, self.columns), self.config.total_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - unreadable metadata is a failure row, not a crash
+            rid = f"{os.path.basename(chunk.path)}#rg{chunk.row_group}:{chunk.start}-{chunk.stop}"
+            detail = f"{type(exc).__name__}: {exc}"[:300]
+            yield [(FAILURES, failure_row(rid, SOURCE, STAGE, "unreadable_metadata", detail))]
 
     def teardown(self) -> None:
-        if hasattr(self, "pool"):
-            self.pool.shutdown(wait=False, cancel_futures=True)
+        if hasattr(self, "scheduler"):
+            self.scheduler.close()
         if hasattr(self, "downloader"):
             self.downloader.close()
 
 
-class _Decode:
-    """RunSource's per-element function: a Fetched -> image + sentence rows, or a failure row."""
+def _rows(outcome: list) -> list:
+    return outcome
 
-    def __init__(self, render: RenderConfig, filters: FilterConfig) -> None:
-        self.render, self.filters = render, filters
 
-    def __call__(self, item: Fetched) -> Iterator[tuple[str, dict]]:
-        return fetched_rows(item, self.render, self.filters)
+def _outcome_id(outcome: list) -> str:
+    return next((row.get("record_id", "") for _, row in outcome if "record_id" in row), "row")
 
 
 class LaionSource(beam.PTransform):
@@ -169,16 +186,13 @@ class LaionSource(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
         cfg = self.config
-        fetched = (
+        columns = metadata_columns(cfg.input)  # fails here, before any work, without a URL column
+        outcomes = (
             pbegin
-            | "ReadMetadata" >> ReadLaionMetadata(cfg.input)
-            | "Spread" >> beam.Reshuffle()
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=4 * cfg.download_threads)
-            | "Fetch" >> beam.ParDo(_FetchBatch(cfg.download(), cfg.filters(), cfg.download_threads))
+            | "ReadMetadata" >> ReadLaionMetadata(cfg.input, cfg.chunk_rows)
+            | "Process" >> beam.ParDo(_ProcessChunks(cfg, columns))
         )
-        return fetched | "Decode" >> RunSource(
-            _Decode(cfg.render(), cfg.filters()), source=SOURCE, stage=STAGE,
-            record_id=lambda item: record_id(item.row))
+        return outcomes | "Route" >> RunSource(_rows, source=SOURCE, stage=STAGE, record_id=_outcome_id)
 
 
 def source_transform(config: dict) -> beam.PTransform:
@@ -217,7 +231,15 @@ HELP = {
     "retries": "extra attempts on 5xx, 429 and connection errors",
     "backoff_s": "first retry delay; doubles each attempt (Retry-After honoured, capped)",
     "max_bytes": "largest body accepted (streamed, cut when exceeded)",
-    "allowed_schemes": "comma separated subset of http,https,file",
+    "allowed_schemes": "comma separated subset of http,https,file (file: reads local files: trusted metadata only)",
+    "allow_private_addresses": "allow loopback, private and link-local destinations (local test servers; true/false)",
+    "allowed_networks": "comma separated CIDRs allowed although private (an internal mirror)",
+    "max_per_host": "concurrent requests to one host",
+    "honour_noindex": "also skip images served with X-Robots-Tag noindex/noimageindex (true/false)",
+    "check_robots_txt": "obey robots.txt, fetched once per host (true/false)",
+    "image_format": f"images table encoding, one of {IMAGE_FORMATS}",
+    "jpeg_quality": "JPEG quality with image_format jpeg",
+    "chunk_rows": "metadata rows per work unit",
     "honour_opt_out": "skip images served with X-Robots-Tag noai/noimageai (true/false)",
     "base_dir": "folder that relative file: URLs are resolved against; default: the input's folder",
 }
@@ -266,7 +288,8 @@ def debug_url(config: Config, url: str, output: str) -> dict:
     for tag, out in record({**row, "url": url}):
         if tag == IMAGES:
             os.makedirs(output, exist_ok=True)
-            path = os.path.join(output, f"{out['image_id']}.png")
+            ext = "jpg" if config.image_format == "jpeg" else "png"
+            path = os.path.join(output, f"{out['image_id']}.{ext}")
             with open(path, "wb") as f:
                 f.write(out["image"])
             outcome = {"image_id": out["image_id"], "png": path, "provenance": out["provenance"]}
