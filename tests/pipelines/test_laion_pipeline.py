@@ -94,11 +94,11 @@ def test_cli_flags_become_a_typed_config():
 
 
 # --- one record, no Beam ---------------------------------------------------------------------
-def test_debug_one_url_writes_its_png(tmp_path, http_server):
+def test_debug_one_url_writes_its_image(tmp_path, http_server):
     ok = http_server.add("/hopper.jpg", Reply(200, (PHOTOS / "grace_hopper.jpg").read_bytes()))
     assert laion.run(["--output", str(tmp_path), "--url", ok, "--allow_private_addresses", "true"]) == 0
-    (png,) = tmp_path.glob("*.png")
-    assert decode_png(png.read_bytes()).shape == (256, 256, 3)
+    (jpg,) = tmp_path.glob("*.jpg")
+    assert decode_png(jpg.read_bytes()).shape == (256, 256, 3)
     assert laion.run(["--output", str(tmp_path), "--url", http_server.add("/x", Reply(404)),
                       "--allow_private_addresses", "true"]) == 1
 

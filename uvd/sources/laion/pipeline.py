@@ -54,7 +54,7 @@ class Config:
     mode: str = "crop"                          # crop (shorter side + centre crop) | squash
     interpolation: str | None = None            # None: area when shrinking, bicubic when enlarging
     max_pixels: int = DEFAULT_MAX_PIXELS        # decompression-bomb guard on header dimensions
-    image_format: str = "png"                   # images table: png (lossless) | jpeg (lossy, smaller, faster)
+    image_format: str = "jpeg"                  # images table: jpeg (q95: 44 dB, 9x cheaper than png) | png (lossless)
     jpeg_quality: int = 95                      # with image_format jpeg (docs/scaling.md has its PSNR)
     # filters (status "filtered")
     min_side: int = 128
@@ -268,14 +268,24 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                             help=f"{HELP.get(f.name, '')} (default {default})".strip())
 
 
+def local_defaults(argv: list[str] | None) -> list[str]:
+    """On the local runner, one in-memory worker unless told otherwise: the stage's own thread pool
+    already keeps every core busy (the CPU work runs with the GIL released), and a second runner
+    worker only adds a copy of every buffered table (peak RSS 640 vs 920 MB at 4000 URLs)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a.startswith(("--runner", "--direct_running_mode", "--direct_num_workers")) for a in argv):
+        return argv
+    return [*argv, "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
 def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace, beam.options.pipeline_options.PipelineOptions]:
     """`uvd laion` flags -> (validated Config, the stage's own args, Beam options for the rest)."""
     parser = argparse.ArgumentParser(prog="uvd laion", description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=SAMPLE_INPUT, help="LAION metadata Parquet file or glob (default: the embedded sample)")
     parser.add_argument("--output", required=True, help="folder for the images/, sentences/ and failures/ tables")
-    parser.add_argument("--url", default=None, help="debug one URL without Beam: print its outcome, write <output>/<image_id>.png")
+    parser.add_argument("--url", default=None, help="debug one URL without Beam: print its outcome, write <output>/<image_id>.jpg|png")
     _add_config_flags(parser)
-    args, options = split_args(parser, argv)
+    args, options = split_args(parser, local_defaults(argv))
     values = {k: v for k, v in vars(args).items() if k not in ("output", "url")}
     return from_dict(Config, values, where="uvd laion"), args, options
 

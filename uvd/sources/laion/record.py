@@ -28,7 +28,7 @@ class RenderConfig:
     mode: str = "crop"
     interpolation: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
-    image_format: str = "png"       # images table encoding: png (lossless) | jpeg
+    image_format: str = "jpeg"      # images table encoding: jpeg (lossy, 44 dB at q95) | png (lossless)
     jpeg_quality: int = 95
 
 
