@@ -22,7 +22,6 @@ img2dataset's venv and ~20 s per 1000 corpus images, both cached):
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import multiprocessing
 import os
@@ -293,7 +292,8 @@ def side_by_side(args: argparse.Namespace) -> dict:
               "ratio_wall": u["img_s"] / i["img_s"], "ratio_cpu": u["img_per_cpu_s"] / i["img_per_cpu_s"],
               "ratio_rss": u["max_peak_rss_mb"] / i["max_peak_rss_mb"], "runs": results}
     print(f"peers: uvd {u['img_s']:.0f} img/s ({u['img_per_cpu_s']:.0f}/cpu-s, peak {u['max_peak_rss_mb']:.0f} MB, "
-          f"{u['saved']:.0f} saved) vs img2dataset {I2D_VERSION} {i['img_s']:.0f} img/s ({i['img_per_cpu_s']:.0f}/cpu-s, "
+          f"{u['saved']:.0f} saved) vs img2dataset {I2D_VERSION} {i['img_s']:.0f} img/s "
+          f"({i['img_per_cpu_s']:.0f}/cpu-s, "
           f"peak {i['max_peak_rss_mb']:.0f} MB, {i['saved']:.0f} saved) -> {report['ratio_wall']:.2f}x wall, "
           f"{report['ratio_cpu']:.2f}x per CPU second, {report['ratio_rss']:.2f}x peak RSS "
           f"(medians of {args.rounds} interleaved rounds, {cores} cores)")
@@ -326,8 +326,9 @@ def quality(args: argparse.Namespace) -> dict:
     cv2.setNumThreads(1)
     pixels = [to_square_rgb(b)[0] for b in build_corpus(args.distinct, args.seed)[:300]]
     rows = {}
-    options = [("png (zlib default, before)", lambda p: encode_png(p)), ("png (fast, default)", lambda p: encode_image(p))]
-    options += [(f"jpeg q{q}", (lambda q: lambda p: encode_image(p, "jpeg", q))(q)) for q in (90, 95)]
+    options = [("png (zlib default, before)", lambda p: encode_png(p)), ("png (fast)", lambda p: encode_image(p))]
+    options += [(f"jpeg q{q}" + " (default)" * (q == 95), (lambda q: lambda p: encode_image(p, "jpeg", q))(q))
+                for q in (90, 95)]
     for name, fn in options:
         start = time.process_time()
         blobs = [fn(p) for p in pixels]

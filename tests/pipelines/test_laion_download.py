@@ -10,8 +10,8 @@ import pytest
 from tests.http_server import Reply, http_server  # noqa: F401 - the fixture
 from uvd.sources.laion.downloader import (
     DownloadConfig,
-    DownloadError,
     Downloader,
+    DownloadError,
     file_url_path,
     opted_out,
 )

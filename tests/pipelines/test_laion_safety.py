@@ -10,9 +10,9 @@ import yaml
 
 from tests.http_server import Reply, http_server  # noqa: F401 - the fixture
 from uvd.sources.laion import pipeline as laion
-from uvd.sources.laion.downloader import DownloadConfig, DownloadError, Downloader
-from uvd.sources.laion.record import fetched_rows, record_id
+from uvd.sources.laion.downloader import DownloadConfig, Downloader, DownloadError
 from uvd.sources.laion.record import Fetched as FetchedRow
+from uvd.sources.laion.record import fetched_rows, record_id
 
 ROOT = Path(__file__).resolve().parents[2]
 JPEG = (ROOT / "uvd" / "sample" / "images" / "chelsea_cat.jpg").read_bytes()

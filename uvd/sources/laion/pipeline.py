@@ -32,12 +32,12 @@ from uvd.config import from_dict, require
 from uvd.core import tables
 from uvd.core.options import setup_logging, split_args
 from uvd.core.outputs import FAILURES, IMAGES, RunSource, SourceOutputs
+from uvd.schema import failure_row
 from uvd.sources.laion.downloader import DEFAULT_USER_AGENT, DownloadConfig, Downloader
 from uvd.sources.laion.filters import FilterConfig
 from uvd.sources.laion.reader import Chunk, ReadLaionMetadata, metadata_columns, read_chunk
 from uvd.sources.laion.record import SOURCE, STAGE, LaionRecord, RenderConfig, RowStep
 from uvd.sources.laion.scheduler import Scheduler
-from uvd.schema import failure_row
 from uvd.transforms.image import DEFAULT_MAX_PIXELS, IMAGE_FORMATS, INTERPOLATIONS, MODES
 
 SAMPLE_INPUT = os.path.join(os.path.dirname(__file__), "..", "..", "sample", "laion", "laion_sample.parquet")
@@ -283,7 +283,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace, beam
     parser = argparse.ArgumentParser(prog="uvd laion", description=__doc__.splitlines()[0])
     parser.add_argument("--input", default=SAMPLE_INPUT, help="LAION metadata Parquet file or glob (default: the embedded sample)")
     parser.add_argument("--output", required=True, help="folder for the images/, sentences/ and failures/ tables")
-    parser.add_argument("--url", default=None, help="debug one URL without Beam: print its outcome, write <output>/<image_id>.jpg|png")
+    parser.add_argument("--url", default=None, help="debug one URL without Beam: print its outcome, write <output>/<image_id>.png")
     _add_config_flags(parser)
     args, options = split_args(parser, local_defaults(argv))
     values = {k: v for k, v in vars(args).items() if k not in ("output", "url")}

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from uvd.core.outputs import FAILURES, IMAGES, SENTENCES
-from uvd.sources.laion.downloader import DownloadConfig, DownloadError, Downloader, RetryableError
-from uvd.sources.laion.filters import FilterConfig, metadata_rejection, size_rejection
 from uvd.schema import failure_row, image_id_for, sentence_id_for, sentence_row
+from uvd.sources.laion.downloader import DownloadConfig, Downloader, DownloadError, RetryableError
+from uvd.sources.laion.filters import FilterConfig, metadata_rejection, size_rejection
 from uvd.transforms.image import DEFAULT_MAX_PIXELS, ImageError, encode_image, to_square_rgb
 
 SOURCE = "laion"
