@@ -101,3 +101,18 @@ def test_rows_without_a_url_get_their_position_as_record_id():
     failures = [row for r in rows for _, row in fetched_rows(FetchedRow(r, error=("missing_url", "", "failed")),
                                                             laion.Config("x").render(), laion.Config("x").filters())]
     assert [f["record_id"] for f in failures] == ids
+
+
+def test_dns_answers_are_cached_and_checked_for_each_new_connection(http_server):
+    # no Content-Length: the server closes each connection, so each fetch connects anew
+    urls = [http_server.add(f"/c{i}.jpg", Reply(200, JPEG, send_length=False)) for i in range(3)]
+    asked = []
+
+    def resolver(host: str, _port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    d = Downloader(DownloadConfig(retries=0, allowed_networks=("127.0.0.1/32",)), resolver=resolver)
+    for url in urls:
+        assert d.fetch(url.replace("127.0.0.1", "public.example")).data == JPEG
+    assert asked == ["public.example"]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -34,11 +36,16 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 class AddressGuard:
+    CACHE_TTL_S = 300.0      # DNS answers reused for new connections to a host (we connect to the
+    CACHE_SIZE = 4096        # checked address, so a cached answer cannot be rebound)
+
     def __init__(self, allow_private: bool = False, allowed_networks: Sequence[str] = (),
                  resolver: Resolver | None = None) -> None:
         self.allow_private = allow_private
         self.networks = [ipaddress.ip_network(n, strict=False) for n in allowed_networks]
         self.resolver = resolver or system_resolver
+        self._cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
+        self._lock = threading.Lock()
 
     def blocked(self, address: str) -> bool:
         """True for any address that is not globally routable (loopback, RFC 1918, link-local...)."""
@@ -55,7 +62,7 @@ class AddressGuard:
         try:
             addresses = [str(ipaddress.ip_address(host))]
         except ValueError:
-            addresses = self.resolver(host, port)
+            addresses = self._lookup(host, port)
         if not addresses:
             raise socket.gaierror(f"no address for {host!r}")
         bad = [a for a in addresses if self.blocked(a)]
@@ -63,6 +70,20 @@ class AddressGuard:
             raise BlockedAddress(f"{host} resolves to {bad[0]} (not a public address; "
                                  f"allow_private_addresses allows it)")
         return addresses[0]
+
+
+    def _lookup(self, host: str, port: int) -> list[str]:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get((host, port))
+        if hit and hit[0] > now:
+            return hit[1]
+        addresses = self.resolver(host, port)
+        with self._lock:
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.clear()
+            self._cache[(host, port)] = (now + self.CACHE_TTL_S, addresses)
+        return addresses
 
 
 def guarded_pool_classes(guard: AddressGuard) -> dict[str, type]:
