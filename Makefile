@@ -46,6 +46,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
+## `uvd laion` beside img2dataset (own Python 3.11 venv under $$UVD_BENCH_DIR, default /tmp/uvd-bench), one
+## loopback corpus, interleaved rounds: ~8 min on 2 cores (+~2 min once for the venv and the corpus).
+PEERS_ARGS ?=
+bench-peers: $(STAMP)
+	$(PY) benchmarks/bench_peers.py $(PEERS_ARGS)
+
 ## Train the small VQGAN that the embedded default tokenizes with.
 tokenizer: $(STAMP)
 	$(PY) -m uvd.tokenize.train_small

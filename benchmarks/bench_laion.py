@@ -3,7 +3,8 @@
 Serves ROWS distinct URLs (the sample photos upscaled to 1600 px JPEGs) from 127.0.0.1, runs the
 whole Beam stage (read Parquet -> fetch -> decode -> resize -> PNG -> write tables) on the local
 default runner, and compares with the naive loop measured in the same run: one thread,
-requests.get, PIL full decode, bicubic resize + crop, PNG encode.
+requests.get, PIL full decode, bicubic resize + crop, PNG encode. The comparison with the tool
+users would actually pick (img2dataset) is benchmarks/bench_peers.py (`make bench-peers`).
 
     .venv/bin/python benchmarks/bench_laion.py [beam flags, e.g. --direct_running_mode=in_memory]
 """
@@ -69,7 +70,8 @@ def main(argv: list[str]) -> None:
             meta = Path(tmp) / "meta.parquet"
             pq.write_table(pa.table({"URL": urls}), meta, row_group_size=40)
             start = time.perf_counter()
-            laion.run(["--input", str(meta), "--output", str(Path(tmp) / "out"), *argv])
+            laion.run(["--input", str(meta), "--output", str(Path(tmp) / "out"), "--allow_private_addresses", "true",
+                       *argv])
             stage_s = time.perf_counter() - start
             images = pq.read_table(Path(tmp) / "out" / "sentences").num_rows
         sample = urls[: ROWS // 4]

@@ -18,7 +18,8 @@ from uvd.sources.laion.downloader import (
 
 SAMPLE = Path(__file__).resolve().parents[2] / "uvd" / "sample" / "images"
 JPEG = (SAMPLE / "chelsea_cat.jpg").read_bytes()
-FAST = dict(connect_timeout_s=1.0, read_timeout_s=0.3, total_timeout_s=2.0, retries=2, backoff_s=0.01)
+FAST = dict(connect_timeout_s=1.0, read_timeout_s=0.3, total_timeout_s=2.0, retries=2, backoff_s=0.01,
+            allow_private_addresses=True)  # the loopback test server
 
 
 @pytest.fixture
@@ -130,6 +131,28 @@ def test_opt_out_for_another_agent_does_not_apply(http_server, downloader):
     assert downloader.fetch(url).data == JPEG
 
 
+@pytest.mark.parametrize("header", ["noindex", "uvd: noimageindex"])
+def test_noindex_is_an_opt_out_only_when_asked(http_server, header):
+    url = http_server.add("/unindexed.jpg", Reply(200, JPEG, {"X-Robots-Tag": header}))
+    assert Downloader(DownloadConfig(**FAST)).fetch(url).data == JPEG
+    with pytest.raises(DownloadError) as e:
+        Downloader(DownloadConfig(**FAST, honour_noindex=True)).fetch(url)
+    assert (e.value.reason, e.value.status) == ("opted_out", "filtered")
+
+
+def test_robots_txt_is_obeyed_when_asked_and_fetched_once_per_host(http_server):
+    http_server.add("/robots.txt", Reply(200, b"User-agent: uvd\nDisallow: /private/\n"))
+    ok = http_server.add("/public/a.jpg", Reply(200, JPEG))
+    no = http_server.add("/private/b.jpg", Reply(200, JPEG))
+    d = Downloader(DownloadConfig(**FAST, check_robots_txt=True))
+    assert d.fetch(ok).data == JPEG
+    with pytest.raises(DownloadError) as e:
+        d.fetch(no)
+    assert (e.value.reason, e.value.status) == ("robots_disallowed", "filtered")
+    assert http_server.hits["/private/b.jpg"] == 0 and http_server.hits["/robots.txt"] == 1
+    assert Downloader(DownloadConfig(**FAST)).fetch(no).data == JPEG   # off by default
+
+
 def test_opt_out_parsing():
     assert opted_out("NoAI")
     assert not opted_out(None) and not opted_out("noindex, nofollow")
@@ -146,14 +169,14 @@ def test_bad_scheme(downloader, url):
 def test_file_urls_absolute_relative_and_missing(tmp_path):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "x.jpg").write_bytes(JPEG)
-    d = Downloader(DownloadConfig(base_dir=str(tmp_path / "meta")))
+    d = Downloader(DownloadConfig(base_dir=str(tmp_path / "meta"), allowed_schemes=("file",)))
     assert d.fetch(f"file://{tmp_path}/imgs/x.jpg").data == JPEG
     assert d.fetch("file:../imgs/x.jpg").data == JPEG
     assert d.fetch("file://../imgs/x.jpg").data == JPEG
     with pytest.raises(DownloadError) as e:
         d.fetch("file:../imgs/missing.jpg")
     assert e.value.reason == "file_not_found"
-    small = Downloader(DownloadConfig(base_dir=str(tmp_path), max_bytes=100))
+    small = Downloader(DownloadConfig(base_dir=str(tmp_path), max_bytes=100, allowed_schemes=("file",)))
     with pytest.raises(DownloadError) as e:
         small.fetch("file:imgs/x.jpg")
     assert e.value.reason == "too_large"

@@ -108,16 +108,18 @@ def test_metadata_that_is_not_laion_parquet_fails_before_any_work(tmp_path):
 
 
 # --- one record, no Beam ---------------------------------------------------------------------
-def test_debug_one_url_writes_its_png(tmp_path, http_server):
+def test_debug_one_url_writes_its_image(tmp_path, http_server):
     ok = http_server.add("/hopper.jpg", Reply(200, (PHOTOS / "grace_hopper.jpg").read_bytes()))
-    assert laion.run(["--output", str(tmp_path), "--url", ok]) == 0
-    (png,) = tmp_path.glob("*.png")
-    assert decode_png(png.read_bytes()).shape == (256, 256, 3)
-    assert laion.run(["--output", str(tmp_path), "--url", http_server.add("/x", Reply(404))]) == 1
+    assert laion.run(["--output", str(tmp_path), "--url", ok, "--allow_private_addresses", "true"]) == 0
+    (jpg,) = tmp_path.glob("*.jpg")
+    assert decode_png(jpg.read_bytes()).shape == (256, 256, 3)
+    assert laion.run(["--output", str(tmp_path), "--url", http_server.add("/x", Reply(404)),
+                      "--allow_private_addresses", "true"]) == 1
 
 
 def _record(**download) -> LaionRecord:
-    rec = LaionRecord(DownloadConfig(read_timeout_s=1.0, backoff_s=0.01, **download), RenderConfig(),
+    rec = LaionRecord(DownloadConfig(read_timeout_s=1.0, backoff_s=0.01, allow_private_addresses=True, **download),
+                      RenderConfig(),
                       FilterConfig())
     rec.setup()
     return rec
@@ -179,16 +181,16 @@ def test_render_mode_reaches_the_pixels(http_server, mode, red_kept):
     arr[:, :100] = (255, 0, 0)  # only the sides hold red: a centre crop drops it, squash keeps it
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
-    rec = LaionRecord(DownloadConfig(), RenderConfig(size=64, mode=mode), FilterConfig())
+    rec = LaionRecord(DownloadConfig(allow_private_addresses=True), RenderConfig(size=64, mode=mode), FilterConfig())
     rows = dict(rec(_row(http_server.add("/wide.png", Reply(200, buf.getvalue())))))
     px = decode_png(rows[IMAGES]["image"])
     assert px.shape == (64, 64, 3)
     assert bool((px[..., 0] > 200).any() and (px[..., 1] < 50).any()) is red_kept
 
 
-def test_row_without_url_fails_with_its_laion_hash_as_id():
-    rows = list(_record()(_row(None, hash=42)))
-    assert rows[0][1]["reason"] == "missing_url" and rows[0][1]["record_id"] == "hash:42"
+def test_row_without_url_fails_with_its_position_as_id():
+    rows = list(_record()(_row(None, hash=42, _position="m.parquet#3")))
+    assert rows[0][1]["reason"] == "missing_url" and rows[0][1]["record_id"] == "m.parquet#3"
 
 
 def test_metadata_filter_skips_the_download(http_server):
@@ -201,7 +203,8 @@ def test_metadata_filter_skips_the_download(http_server):
 # --- the Beam stage end to end --------------------------------------------------------------------
 @pytest.mark.slow
 def test_stage_on_the_embedded_sample_reconciles(tmp_path):
-    assert laion.run(["--input", str(SAMPLE), "--output", str(tmp_path), *LOCAL]) == 0
+    assert laion.run(["--input", str(SAMPLE), "--output", str(tmp_path), "--allowed_schemes", "http,https,file",
+                      *LOCAL]) == 0
     inputs = pq.read_table(SAMPLE).num_rows
     images, sentences, failures = (_read(tmp_path, t) for t in ("images", "sentences", "failures"))
     assert inputs == len(sentences) + len(failures)
@@ -209,6 +212,7 @@ def test_stage_on_the_embedded_sample_reconciles(tmp_path):
     assert reasons == Counter({"file_not_found": 1, "filtered_punsafe": 1, "filtered_pwatermark": 1,
                                "filtered_aspect": 1, "not_an_image": 1, "truncated": 1, "bad_scheme": 1,
                                "missing_url": 1, "too_small": 1})
+    assert {f["record_id"] for f in failures if f["reason"] == "missing_url"} == {f"{SAMPLE.name}#{inputs - 1}"}
     assert {f["status"] for f in failures if f["reason"].startswith("filtered")} == {"filtered"}
     # 22 photos, one too small, plus one duplicate URL of the cat: 22 sentences, 21 unique images.
     ids = {i["image_id"] for i in images}
@@ -217,6 +221,7 @@ def test_stage_on_the_embedded_sample_reconciles(tmp_path):
     assert {s["image_ids"][0] for s in sentences} == ids
     for image in images[:3]:
         assert decode_png(image["image"]).shape == (256, 256, 3)
+        assert json.loads(image["provenance"])["url"].startswith("file:")  # traceable to its URL
 
 
 @pytest.mark.slow
@@ -232,7 +237,8 @@ def test_stage_over_loopback_http(tmp_path, http_server):
     meta = tmp_path / "meta.parquet"
     pq.write_table(pa.table({"url": list(urls.values())}), meta)  # lower-case URL, no other columns
     out = tmp_path / "out"
-    assert laion.run(["--input", str(meta), "--output", str(out), "--backoff_s", "0.01", *LOCAL]) == 0
+    assert laion.run(["--input", str(meta), "--output", str(out), "--backoff_s", "0.01",
+                      "--allow_private_addresses", "true", *LOCAL]) == 0
     sentences, failures = _read(out, "sentences"), _read(out, "failures")
     assert len(sentences) == 2 and len(failures) == 3
     assert {f["record_id"]: f["reason"] for f in failures} == {

@@ -48,6 +48,8 @@ class SourceStage:
     input_field: str | None = "input"
     # A deeper look at an existing input before any work (e.g. LAION: Parquet with a URL column).
     check_inputs: Callable[[Any], None] | None = None
+    # Beam flags the stage runs best with locally, used unless the user names a runner or its mode.
+    local_flags: tuple[str, ...] = ()
 
     def check_input(self, cfg: Any) -> None:
         value = getattr(cfg, self.input_field, None) if self.input_field else None
@@ -84,6 +86,10 @@ def stage_parser(stage: SourceStage) -> argparse.ArgumentParser:
 
 def parse_stage_args(stage: SourceStage, argv: list[str] | None) -> tuple[Any, argparse.Namespace, PipelineOptions]:
     """argv -> (checked Config, the stage's own args, Beam options for the rest)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if stage.local_flags and not any(a.startswith(("--runner", "--direct_running_mode", "--direct_num_workers"))
+                                     for a in argv):
+        argv += stage.local_flags
     args, options = split_args(stage_parser(stage), argv)
     extra = stage.extra_values(args) if stage.extra_values is not None else {}
     cfg = config_from_flags(stage.config, args, where=stage.name, **extra)

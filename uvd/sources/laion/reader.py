@@ -1,14 +1,20 @@
-"""LAION metadata Parquet -> plain row dicts with canonical keys, split across workers by row group.
+"""LAION metadata Parquet -> plain row dicts with canonical keys, split across workers in chunks.
 
 LAION releases spell columns in capitals (URL, TEXT, WIDTH, HEIGHT) and lower case (similarity,
 hash, punsafe, pwatermark); derived sets drop or rename some. Only URL is required: a missing
 optional column reads as None, and NaN (pandas' null) as None too.
+
+The work is split into Chunks (a file's row range inside one row group) listed from the Parquet
+footers on a worker; a chunk's rows are read lazily in batches where they are processed, and each
+row carries `_position` = "<file name>#<row index in the file>" (the record id of a row with no URL).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import os
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import pyarrow.parquet as pq
@@ -81,17 +87,59 @@ def normalize_row(raw: dict, columns: dict[str, str] | None = None) -> dict:
     return {key: _clean(raw.get(columns[key])) if key in columns else None for key in COLUMNS}
 
 
-class ReadLaionMetadata(beam.PTransform):
-    """PBegin -> normalized LAION rows. Beam's Parquet source splits the files by row group."""
+class Chunk(NamedTuple):
+    path: str
+    row_group: int
+    start: int          # rows [start, stop) of the row group
+    stop: int
+    offset: int         # index in the file of the row group's first row
 
-    def __init__(self, pattern: str) -> None:
+
+def list_chunks(pattern: str, chunk_rows: int = 1000) -> Iterator[Chunk]:
+    """Every matching file's row groups, cut in ranges of at most chunk_rows (footers only)."""
+    for path in sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list):
+        with FileSystems.open(path) as f:
+            meta = pq.ParquetFile(f).metadata
+        offset = 0
+        for rg in range(meta.num_row_groups):
+            n = meta.row_group(rg).num_rows
+            for start in range(0, n, chunk_rows):
+                yield Chunk(path, rg, start, min(n, start + chunk_rows), offset)
+            offset += n
+
+
+def read_chunk(chunk: Chunk, columns: dict[str, str], batch_rows: int = 256) -> Iterator[dict]:
+    """A chunk's normalized rows, read a batch at a time (memory flat in the chunk's size)."""
+    name = os.path.basename(chunk.path)
+    wanted = sorted(set(columns.values()))
+    with FileSystems.open(chunk.path) as f:
+        index = 0
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, row_groups=[chunk.row_group],
+                                                     columns=wanted):
+            if index + batch.num_rows <= chunk.start:
+                index += batch.num_rows
+                continue
+            for raw in batch.to_pylist():
+                if chunk.start <= index < chunk.stop:
+                    row = normalize_row(raw, columns)
+                    row["_position"] = f"{name}#{chunk.offset + index}"
+                    yield row
+                index += 1
+            if index >= chunk.stop:
+                return
+
+
+class ReadLaionMetadata(beam.PTransform):
+    """PBegin -> Chunks of the metadata files, spread across workers (rows are read by read_chunk)."""
+
+    def __init__(self, pattern: str, chunk_rows: int = 1000) -> None:
         super().__init__()
-        self.pattern = pattern
+        self.pattern, self.chunk_rows = pattern, chunk_rows
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        columns = metadata_columns(self.pattern)
         return (
             pbegin
-            | "ReadParquet" >> beam.io.ReadFromParquet(self.pattern, columns=sorted(set(columns.values())))
-            | "Normalize" >> beam.Map(normalize_row, columns)
+            | "Pattern" >> beam.Create([self.pattern])
+            | "ListChunks" >> beam.FlatMap(list_chunks, self.chunk_rows)
+            | "Spread" >> beam.Reshuffle()
         )
