@@ -44,7 +44,8 @@ lint: $(STAMP)
 
 ## Every benchmark: each prints its figure beside a baseline measured in the same run.
 bench: $(STAMP)
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	@set -e; for b in $(filter-out benchmarks/bench_peers%,$(wildcard benchmarks/bench_*.py)); do \
+	  echo "== $$b"; $(PY) $$b; done
 
 ## `uvd laion` beside img2dataset (own Python 3.11 venv under $$UVD_BENCH_DIR, default /tmp/uvd-bench), one
 ## loopback corpus, interleaved rounds: ~8 min on 2 cores (+~2 min once for the venv and the corpus).

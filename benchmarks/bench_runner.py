@@ -52,7 +52,7 @@ def main() -> None:
         n = pq.read_table(meta).num_rows
         for name, flags in MODES:
             start = time.perf_counter()
-            laion.run(["--input", str(meta), "--output", str(Path(tmp) / name), *flags])
+            laion.run(["--input", str(meta), "--output", str(Path(tmp) / name), "--allowed_schemes", "file", *flags])
             results.append((name, time.perf_counter() - start))
     base = results[0][1]
     for name, seconds in results:

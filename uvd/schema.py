@@ -49,7 +49,7 @@ SHARD_SCHEMA = pa.schema(
 IMAGES_SCHEMA = pa.schema(
     [
         pa.field("image_id", pa.string(), nullable=False),
-        pa.field("image", pa.binary(), nullable=False),       # PNG bytes, 256x256 RGB
+        pa.field("image", pa.binary(), nullable=False),       # PNG or JPEG bytes (LAION: jpeg q95 by default), 256x256 RGB
         pa.field("source", pa.string(), nullable=False),
         pa.field("provenance", pa.string()),                   # JSON: url, path, frame, view...
     ]
