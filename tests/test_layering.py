@@ -11,8 +11,8 @@ cycle is still a cycle a reader has to untangle). The layers, bottom to top:
     annotated  the annotated-record core (records, rendering, sentences, pooling)
     sources    one package per source stage
     quality    near-duplicates, decontamination, learnability, sequence checks (run by assembly)
+    viewer     reads what a build wrote (the build writes it last)
     assembly   manifest -> sources -> tokens -> shards, card, preview
-    viewer     reads what a build wrote
     cli        the entry point; nothing imports it
 """
 
@@ -35,8 +35,8 @@ ALLOWED = {
     "annotated": {"transforms", "core"},
     "sources": {"transforms", "core", "annotated", "tokenize"},
     "quality": {"transforms", "core", "tokenize"},
-    "assembly": {"transforms", "core", "annotated", "sources", "tokenize", "quality"},
-    "viewer": {"transforms", "core", "assembly", "tokenize"},
+    "viewer": {"transforms", "core", "tokenize"},
+    "assembly": {"transforms", "core", "annotated", "sources", "tokenize", "quality", "viewer"},
     "sample": {"transforms"},
     "cli": {"core"},
 }

@@ -72,10 +72,10 @@ class TokenizerSpec:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.precision in ("auto", "fp32", "bf16"), "precision",
                 f"must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.checkpoint != "default":           # found and readable before any source runs
-            from uvd.tokenize.load import CheckpointError, check_checkpoint
+        from uvd.tokenize.load import CheckpointError, check_checkpoint, is_hub_id
 
-            try:
+        if self.checkpoint != "default" and not is_hub_id(self.checkpoint):   # a local folder: found and
+            try:                                                             # readable before any work
                 check_checkpoint(self.checkpoint)
             except CheckpointError as exc:
                 raise ConfigError(f"checkpoint: {exc}; give a folder with config.json + weights, a cached hub id, "

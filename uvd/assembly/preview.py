@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from uvd import schema
+from uvd.transforms.image import thumbnail
 
 LABEL_WIDTH = 180
 GAP = 2
@@ -48,17 +49,6 @@ def sample_sentences(files: Iterable[str], per_source: int, sources: set[str] | 
             if sources is not None and all(len(picked.get(s, [])) >= per_source for s in sources):
                 return [r for source in sorted(picked) for r in picked[source]]
     return [r for source in sorted(picked) for r in picked[source]]
-
-
-def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
-    """Area-average downscale of a square uint8 image (exact when the factor is whole)."""
-    h = image.shape[0]
-    if h % size == 0:
-        f = h // size
-        return image.reshape(size, f, size, f, 3).mean(axis=(1, 3)).round().astype(np.uint8)
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
 def contact_sheet(rows: list[tuple[str, np.ndarray]], thumb: int = 64, max_images: int = 16) -> np.ndarray:

@@ -168,6 +168,11 @@ def _checkpoint_folder(path: Path) -> Path:
 
 
 # --- public API --------------------------------------------------------------------------------
+def is_hub_id(text: str) -> bool:
+    """`owner/name[/subfolder]` that names no local path: resolved from the hub (or its cache) on a worker."""
+    return bool(_HUB_ID.match(text)) and not text.startswith((".", "/", "~")) and not Path(text).expanduser().exists()
+
+
 def check_checkpoint(path_or_hub_id: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
     """The checkpoint folder, with its config read and its weights found, without loading them:
     what `uvd dataset` checks on the driver before any work (CheckpointError says what is wrong)."""

@@ -391,3 +391,14 @@ def to_square_rgb(data: bytes, size: int = 256, mode: str = "crop", max_pixels: 
     decoded = decode_image(data, min_size=size, max_pixels=max_pixels)
     geometry = compute_geometry(decoded.height, decoded.width, size, mode)
     return apply_geometry(decoded.pixels, geometry, interpolation=interpolation), decoded
+
+
+def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
+    """Area-average downscale of a square uint8 image (exact when the factor is whole)."""
+    h = image.shape[0]
+    if h % size == 0:
+        f = h // size
+        return image.reshape(size, f, size, f, 3).mean(axis=(1, 3)).round().astype(np.uint8)
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))

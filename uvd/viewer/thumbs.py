@@ -16,7 +16,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from uvd import schema
-from uvd.assembly.preview import thumbnail
+from uvd.transforms.image import thumbnail
 
 log = logging.getLogger("uvd")
 Decoder = Callable[[np.ndarray], np.ndarray]  # uint16 ids (N, 256) -> uint8 images (N, 256, 256, 3)
