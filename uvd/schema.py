@@ -43,6 +43,10 @@ SHARD_SCHEMA = pa.schema(
     ]
 )
 
+# A dataset folder is complete only when this file exists: `uvd dataset` writes it last, after the
+# shards, failures, stats and card (uvd.assembly.publish); readers (uvd.model, uvd preview) check it.
+COMPLETE_MARKER = "_COMPLETE.json"
+
 # --- intermediate tables (any stage can start from the previous one's output) --------------------
 # images: one row per unique 256x256 RGB image; image_id is the content hash of its pixels.
 IMAGES_SCHEMA = pa.schema(

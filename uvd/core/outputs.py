@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from uvd.core import units as units_lib
 from uvd.core.metrics import Progress
 from uvd.schema import failure_row
 
@@ -26,11 +27,13 @@ TAGS = (IMAGES, SENTENCES, FAILURES)
 
 
 class _RouteDoFn(beam.DoFn):
-    def __init__(self, fn: Any, source: str, stage: str, record_id: Callable[[Any], str]) -> None:
+    def __init__(self, fn: Any, source: str, stage: str, record_id: Callable[[Any], str],
+                 units: units_lib.Units | None = None) -> None:
         self.fn = fn
         self.source = source
         self.stage = stage
         self.record_id = record_id
+        self.units = units  # work units of `uvd dataset` (uvd.core.units); None: always compute
 
     def setup(self) -> None:
         if hasattr(self.fn, "setup"):
@@ -38,17 +41,21 @@ class _RouteDoFn(beam.DoFn):
         self.progress = Progress(self.stage)
         self.counters = {tag: Metrics.counter(f"uvd.{self.stage}", tag) for tag in TAGS}
         self.inputs = Metrics.counter(f"uvd.{self.stage}", "inputs")
+        self.step_units = self.units.for_step(f"{self.stage}.{type(self.fn).__qualname__}") if self.units else None
+
+    def _compute(self, element: Any) -> list[tuple[str, dict]]:
+        try:
+            return list(self.fn(element))
+        except Exception as exc:  # noqa: BLE001 - the dead letter is the point
+            detail = f"{type(exc).__name__}: {exc} | {traceback.format_exc(limit=3)[-300:]}"
+            return [(FAILURES, failure_row(self.record_id(element), self.source, self.stage,
+                                           f"exception_{type(exc).__name__}", detail))]
 
     def process(self, element: Any) -> Iterable[beam.pvalue.TaggedOutput]:
         self.inputs.inc()
         self.progress.add("in")
-        rows: list[tuple[str, dict]] = []
-        try:
-            rows = list(self.fn(element))
-        except Exception as exc:  # noqa: BLE001 - the dead letter is the point
-            detail = f"{type(exc).__name__}: {exc} | {traceback.format_exc(limit=3)[-300:]}"
-            rows = [(FAILURES, failure_row(self.record_id(element), self.source, self.stage,
-                                           f"exception_{type(exc).__name__}", detail))]
+        rows = (self.step_units.rows(element, lambda: self._compute(element)) if self.step_units
+                else self._compute(element))
         # What became of this input record (the dataset card reconciles inputs against these).
         tags = {tag for tag, _ in rows}
         outcome = ("records_with_sentences" if SENTENCES in tags else "records_failures_only" if FAILURES in tags
@@ -86,10 +93,11 @@ class RunSource(beam.PTransform):
         self.source = source
         self.stage = stage
         self.record_id = record_id
+        self.units = units_lib.current()  # set by `uvd dataset` around the entry's graph construction
 
     def expand(self, pcoll: beam.PCollection) -> SourceOutputs:
         out = pcoll | "Route" >> beam.ParDo(
-            _RouteDoFn(self.fn, self.source, self.stage, self.record_id)
+            _RouteDoFn(self.fn, self.source, self.stage, self.record_id, self.units)
         ).with_outputs(*TAGS)
         return SourceOutputs(out[IMAGES], out[SENTENCES], out[FAILURES])
 
