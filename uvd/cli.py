@@ -24,6 +24,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "decode": ("uvd.tokenize.detokenize", "tokens table or shards -> PNGs"),
     "shards": ("uvd.assembly.shards", "sentences + tokens tables -> Parquet shards + dataset card"),
     "dataset": ("uvd.assembly.dataset", "a mixture manifest -> every source -> tokens -> mixed shards"),
+    "remix": ("uvd.assembly.remix", "a new manifest over a finished build's cache -> new shards, no ingestion"),
     "preview": ("uvd.assembly.preview", "shards -> contact-sheet PNG of decoded sentences"),
 }
 

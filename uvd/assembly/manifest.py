@@ -36,7 +36,7 @@ import yaml
 from uvd.cli import STAGES
 from uvd.config import ConfigError, from_dict, require
 
-NOT_SOURCES = ("tokenize", "decode", "shards", "dataset", "preview")
+NOT_SOURCES = ("tokenize", "decode", "shards", "dataset", "remix", "retry", "preview")
 SOURCE_STAGES = tuple(s for s in STAGES if s not in NOT_SOURCES)
 WEIGHT_UNITS = ("sentences", "tokens")
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "sample.yaml"
