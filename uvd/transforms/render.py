@@ -199,6 +199,17 @@ def _use_platform(platform: str) -> None:
                                              chosen, platform)
 
 
+def _load_triton_before_mesa() -> None:
+    """Mesa's llvmpipe and triton (pulled in by torch's CUDA wheels) each bundle LLVM; a process that
+    creates a GL context first and imports triton later (torch does, lazily, at a model's first
+    init) segfaults. Measured: mesa 22.3 + triton 3.7.1 crash in that order, the reverse works. So
+    triton, when installed, loads before the first context."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        pass
+
+
 class MeshRenderer:
     """One offscreen GL context, made once (per Beam worker via setup()) and reused for every object.
 
@@ -215,6 +226,7 @@ class MeshRenderer:
                  background: tuple[int, int, int] = (255, 255, 255), lighting: Lighting = Lighting(),
                  supersample: int = 1, max_metallic: float = 0.0) -> None:
         _use_platform(platform)
+        _load_triton_before_mesa()
         import pyrender
 
         self._pyrender = pyrender
