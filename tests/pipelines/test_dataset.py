@@ -13,9 +13,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tests.pipelines.fake_sources import FakeTokenize, fake_module
-from uvd.assembly import card
-from uvd.assembly import dataset
-from uvd.assembly import preview
+from uvd.assembly import card, dataset, preview
 from uvd.assembly import manifest as M
 from uvd.assembly.shards import read_json
 
@@ -173,8 +171,20 @@ def test_preview_decodes_a_few_sentences_per_source(built, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("uvd.tokenize.stage") is None, reason="tokenizer stage not present")
 def test_make_dataset_on_the_embedded_sample(tmp_path):
+    """`make dataset` twice (two folders, two caches: nothing reused) gives byte-identical folders."""
     out = str(tmp_path / "sample")
     assert dataset.run(["--manifest", str(ROOT / "manifests" / "sample.yaml"), "--output", out]) == 0
+    again = str(tmp_path / "again")
+    assert dataset.run(["--manifest", str(ROOT / "manifests" / "sample.yaml"), "--output", again]) == 0
+
+    def published(folder: str) -> dict[str, bytes]:
+        names = [f for p in ("*.parquet", "README.md", "_COMPLETE.json", "failures/*", "stats/*")
+                 for f in glob.glob(os.path.join(folder, p))]
+        return {os.path.relpath(f, folder): open(f, "rb").read() for f in sorted(names)}
+
+    first = published(out)
+    assert first == published(again) and "README.md" in first and "_COMPLETE.json" in first
+    assert str(ROOT) not in first["README.md"].decode()  # no machine path in the card
     summary = read_json(os.path.join(out, "stats", "dataset.json"))
     counted = _count_back(out)
     assert {(r["source"], r["split"]): r["sentences"] for r in summary["totals"]["by_source"]} == {

@@ -28,8 +28,8 @@ from apache_beam.metrics import Metrics
 
 from uvd.assembly.shards import read_json, write_json, write_table_atomic
 from uvd.core import tables
-from uvd.core.units import DATA_VERSION, describe, digest
 from uvd.core.outputs import FAILURES
+from uvd.core.units import DATA_VERSION, describe, digest
 
 log = logging.getLogger("uvd")
 FLUSH_ROWS = 64
@@ -92,7 +92,8 @@ class _WriteTokenFiles(beam.DoFn):
     def process(self, item: tuple[str, dict]) -> Iterator[None]:
         tag, row = item
         if tag == FAILURES:
-            self.pending.append({"image_id": row["record_id"], "tokens": [], "failure": json.dumps(row, sort_keys=True)})
+            self.pending.append({"image_id": row["record_id"], "tokens": [],
+                                 "failure": json.dumps(row, sort_keys=True)})
         else:
             self.pending.append({"image_id": row["image_id"], "tokens": np.asarray(row["tokens"], np.uint16).tolist(),
                                  "failure": None})

@@ -20,8 +20,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 import uvd
-from uvd.core.metrics import SumCounts
 from uvd.assembly.shards import PLAN_FILE, planned_names, read_json, remove_stale_shards, write_json
+from uvd.core.metrics import SumCounts
 
 log = logging.getLogger("uvd")
 # What RunSource counts per input record (uvd/core/stage.py). "images only" is normal for a
@@ -401,7 +401,8 @@ def finish(output: str, config: dict, manifest_text: str | None, tokenizer_check
     for warning in summary["warnings"]:
         log.warning("%s: %s", output, warning)
     write_json(FileSystems.join(output, "stats", "dataset.json"),
-               {k: v for k, v in summary.items() if k != "manifest_text"} | {"tokenizer_checkpoint": tokenizer_checkpoint})
+               {k: v for k, v in summary.items() if k != "manifest_text"}
+               | {"tokenizer_checkpoint": tokenizer_checkpoint})
     with FileSystems.create(FileSystems.join(output, "README.md")) as f:
         f.write(render_card(summary).encode())
     return summary

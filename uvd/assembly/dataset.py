@@ -70,7 +70,8 @@ def _split_tokenize_output(out: Any) -> tuple[beam.PCollection, beam.PCollection
     return tokens, failures
 
 
-def _entry_outputs(p: beam.Pipeline, m: manifest_lib.Manifest, name: str, module: Any, plan: BuildPlan) -> SourceOutputs:
+def _entry_outputs(p: beam.Pipeline, m: manifest_lib.Manifest, name: str, module: Any,
+                   plan: BuildPlan) -> SourceOutputs:
     """One manifest entry's images, sentences, failures: from its source stage (work units in the
     cache), or for `uvd remix` from the entry's snapshot; tagged with the entry name."""
     label, key = _label(name), plan.keys[name]

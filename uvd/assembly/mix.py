@@ -13,14 +13,14 @@ rows. Repeats get ids `<sentence_id>~r<k>` (k >= 1), so every shard row id stays
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from uvd.core.metrics import SumCounts
 from uvd.assembly.shards import unit_hash, write_json
+from uvd.core.metrics import SumCounts
 
 UNITS = ("sentences", "tokens")
 
@@ -116,7 +116,8 @@ class Mix(beam.PTransform):
             path = FileSystems.join(self.output, "stats", "mixture.json")
             _ = plan | "Summary" >> beam.Map(
                 _write_summary, sampled=beam.pvalue.AsSingleton(sampled),
-                sampled_units=beam.pvalue.AsSingleton(mixed | "SampledUnits" >> beam.CombineGlobally(_SumPerEntry(unit))),
+                sampled_units=beam.pvalue.AsSingleton(
+                    mixed | "SampledUnits" >> beam.CombineGlobally(_SumPerEntry(unit))),
                 path=path, unit=unit, seed=seed)
         return mixed
 

@@ -97,7 +97,8 @@ def preview(shards: str, output: str, checkpoint: str | None = None, per_source:
 
     from uvd.tokenize import DEFAULT_CHECKPOINT, decode, load_vqgan
 
-    if os.path.isdir(os.path.join(shards, "stats")) and not os.path.exists(os.path.join(shards, schema.COMPLETE_MARKER)):
+    marker = os.path.join(shards, schema.COMPLETE_MARKER)
+    if os.path.isdir(os.path.join(shards, "stats")) and not os.path.exists(marker):
         raise FileNotFoundError(f"--shards: {shards} has no {schema.COMPLETE_MARKER}: its `uvd dataset` build did not "
                                 "finish (killed or still running); rerun the build first")
     files = shard_files(shards)

@@ -495,8 +495,6 @@ def run(argv: list[str] | None = None) -> int:
     """sentences + tokens tables (from earlier stages) -> shards, failures table and dataset card."""
     from uvd.assembly import card, publish
     from uvd.core import tables
-    from uvd.core.metrics import SumCounts
-    from uvd.core.options import setup_logging, split_args
 
     parser = argparse.ArgumentParser(prog="uvd shards", description=__doc__.splitlines()[0])
     parser.add_argument("--input", action="append", default=[], required=True,

@@ -1,0 +1,85 @@
+"""Benchmark resume and remix against a full build of the embedded sample (one run, ratios).
+
+1. Resume: a full `uvd dataset` takes T; a second build is SIGKILLed at 0.8 T and rerun into the
+   same folder. Figure: rerun time / T (lower is better; 1.0 would mean nothing was reused).
+2. Remix: `uvd remix` of the sample with one weight changed, from the first build's cache, versus
+   a full `uvd dataset` of that changed manifest (fresh folder, fresh cache). Figure: remix / full.
+Every build's published files are compared byte for byte with its uninterrupted counterpart.
+
+    .venv/bin/python benchmarks/bench_resume.py [--manifest manifests/sample.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = "import sys, torch._dynamo\nfrom uvd.cli import main\nsys.exit(main(sys.argv[1:]))"
+PUBLISHED = ("*.parquet", "README.md", "_COMPLETE.json", "failures/*", "stats/*")
+
+
+def uvd(*args: str, kill_after: float | None = None) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    if kill_after is not None:
+        try:
+            proc.wait(kill_after)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return time.monotonic() - start, ""
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"uvd {' '.join(args)} failed ({proc.returncode})")
+    return time.monotonic() - start, out
+
+
+def published(folder: Path) -> dict[str, bytes]:
+    return {os.path.relpath(f, folder): open(f, "rb").read()
+            for p in PUBLISHED for f in sorted(glob.glob(str(folder / p)))}
+
+
+def work_line(stdout: str) -> str:
+    return next((line for line in stdout.splitlines() if "work units" in line), "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--manifest", default=str(ROOT / "manifests" / "sample.yaml"))
+    args = parser.parse_args()
+    manifest = Path(args.manifest).resolve()
+    with tempfile.TemporaryDirectory(prefix="uvd-bench-resume-") as tmp:
+        tmp = Path(tmp)
+        full_s, out = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "full"))
+        print(f"full build            {full_s:6.1f} s   {work_line(out)}")
+        killed_s, _ = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "killed"),
+                          kill_after=0.8 * full_s)
+        rerun_s, out = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "killed"))
+        same = published(tmp / "killed") == published(tmp / "full")
+        print(f"killed at {killed_s:5.1f} s, rerun {rerun_s:6.1f} s   {work_line(out)}   same bytes: {same}")
+        text = manifest.read_text()
+        base = str(manifest.parent)
+        changed = tmp / "changed.yaml"  # inputs made absolute so the copy resolves them like the original
+        changed.write_text(text.replace("input: ../", f"input: {base}/../").replace("weight: 20", "weight: 10", 1))
+        remix_s, out = uvd("remix", "--manifest", str(changed), "--from", str(tmp / "full"),
+                           "--output", str(tmp / "remix"))
+        print(f"remix                 {remix_s:6.1f} s   {work_line(out)}")
+        full2_s, _ = uvd("dataset", "--manifest", str(changed), "--output", str(tmp / "full2"))
+        same_remix = published(tmp / "remix") == published(tmp / "full2")
+        print(f"full build of it      {full2_s:6.1f} s   same bytes as the remix: {same_remix}")
+        print(f"RESULT rerun after a kill at 80% / full build: {rerun_s / full_s:.2f}; "
+              f"remix / full build: {remix_s / full2_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
