@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "shards": ("uvd.assembly.shards", "sentences + tokens tables -> Parquet shards + dataset card"),
     "dataset": ("uvd.assembly.dataset", "a mixture manifest -> every source -> tokens -> mixed shards"),
     "remix": ("uvd.assembly.remix", "a new manifest over a finished build's cache -> new shards, no ingestion"),
+    "retry": ("uvd.assembly.retry", "rerun only the work units whose failures are retriable (timeouts, 5xx)"),
     "preview": ("uvd.assembly.preview", "shards -> contact-sheet PNG of decoded sentences"),
 }
 
