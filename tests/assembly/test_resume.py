@@ -11,6 +11,7 @@ import filecmp
 import glob
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,51 +103,30 @@ def reference(tmp_path_factory):
     out = tmp / "reference"
     start = time.monotonic()
     work = _work(_build(manifest, out))
-    return manifest, _published(out), work, time.monotonic() - start
+    return manifest, out, _published(out), work, time.monotonic() - start
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point,ready", [("sources", _units_done(3)), ("tokenize", _token_files),
                                          ("shards", _shard_step)])
 def test_killed_build_reruns_to_the_same_bytes_reusing_finished_work(reference, tmp_path, point, ready):
-    manifest, expected, full_work, _ = reference
+    manifest, _, expected, full_work, _ = reference
     out = tmp_path / "out"
     _kill_when(manifest, out, ready)
     assert not (out / schema.COMPLETE_MARKER).exists()           # a killed build never looks finished
     work = _work(_build(manifest, out))
     assert _published(out) == expected
     assert not glob.glob(str(out / ".tmp-*")) and not glob.glob(str(out / "stats" / ".tmp-*"))
-    assert work["reused"] + work["computed"] == full_work["computed"]
-    if point == "sources":
-        assert work["reused"] >= 3
-    else:  # tokenization and shards come after every source unit
-        assert work["reused"] >= 3 and work["tokens_cached"] >= 1
-
-
-@pytest.mark.slow
-def test_a_changed_input_file_invalidates_only_its_units(reference, tmp_path):
-    manifest, _, full_work, _ = reference
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    for f in (SAMPLE / "videos").glob("*.mp4"):
-        (videos / f.name).write_bytes(f.read_bytes())
-    text = manifest.read_text().replace(f"{SAMPLE}/videos", str(videos))
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(text)
-    out = tmp_path / "out"
-    first = _work(_build(changed, out))
-    touched = videos / "coffee_zoom.mp4"
-    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
-    second = _work(_build(changed, out))
-    assert first["reused"] == 0 and second["computed"] >= 1
-    assert second["reused"] == first["computed"] - second["computed"] and second["computed"] < first["computed"] // 2
+    assert work["reused"] + work["computed"] == full_work["computed"] and work["reused"] >= 3
+    if point == "tokenize":
+        assert work["tokens_cached"] >= 1
+    if point == "shards":  # the shard plan needs every row: every source unit and token was done
+        assert work["computed"] == 0 and work["tokens_encoded"] == 0
 
 
 @pytest.mark.slow
 def test_remix_of_a_new_weight_equals_a_full_build_and_ingests_nothing(reference, tmp_path):
-    manifest, _, _, _ = reference
-    base = tmp_path / "base"
-    _build(manifest, base)
+    manifest, base, _, _, _ = reference
     new = tmp_path / "new.yaml"
     new.write_text(manifest.read_text().replace("weight: 4", "weight: 2").replace("seed: 0", "seed: 3"))
     remixed = tmp_path / "remixed"
@@ -159,3 +139,19 @@ def test_remix_of_a_new_weight_equals_a_full_build_and_ingests_nothing(reference
     _build(new, full)
     assert _published(remixed) == _published(full)
     assert not filecmp.cmp(str(remixed / "README.md"), str(base / "README.md"), shallow=False)
+
+
+@pytest.mark.slow
+def test_a_changed_input_file_invalidates_only_its_units(reference, tmp_path):
+    manifest, base, _, full_work, _ = reference
+    out = tmp_path / "out"
+    shutil.copytree(base, out)  # the finished build with its cache
+    touched = SAMPLE / "videos" / "coffee_zoom.mp4"
+    st = touched.stat()
+    try:
+        os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # "changed": same path, new mtime
+        work = _work(_build(manifest, out))
+    finally:
+        os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert 1 <= work["computed"] <= 3           # that video's decode tasks only (one stride, few clips)
+    assert work["reused"] == full_work["computed"] - work["computed"]

@@ -112,3 +112,10 @@ def test_portable_runner_resumes_and_remixes_like_the_local_one(tmp_path):
     summary = dataset.build_dataset(_manifest(tmp_path), remixed, portable, modules=modules,
                                     cache_dir=os.path.join(out, "cache"), remix=True)
     assert summary["work"]["tokens encoded"] == 0 and _files(remixed) == _files(local_out)
+
+
+def test_grouped_values_count_as_a_multiset_so_runner_order_does_not_miss():
+    step = units.Units("/nowhere").for_step("s")
+    assert step.key((("train", "cat"), [("a.jpg", "1"), ("b.jpg", "2")])) == \
+        step.key((("train", "cat"), [("b.jpg", "2"), ("a.jpg", "1")]))
+    assert step.key(("cat", ["a.jpg"])) != step.key(("cat", ["b.jpg"]))

@@ -22,7 +22,7 @@ import json
 import os
 import pickle
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
@@ -62,9 +62,12 @@ def describe(obj: Any, depth: int = 0) -> Any:
                 "shape": list(getattr(obj, "shape", ()))}
     if isinstance(obj, dict):
         return {str(k): describe(v, depth + 1) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
-        return [describe(v, depth + 1) for v in items]
+    if isinstance(obj, tuple) or (isinstance(obj, list) and depth == 0):
+        return [describe(v, depth + 1) for v in obj]
+    if isinstance(obj, (list, set, frozenset)):
+        # Nested lists count as multisets: a GroupByKey hands its values over in the runner's order
+        # (imagenet's (class, members)), and a step must not depend on that order anyway.
+        return {"values": sorted((describe(v, depth + 1) for v in obj), key=lambda d: json.dumps(d, default=str))}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {type(obj).__name__: describe({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)},
                                              depth + 1)}
@@ -72,6 +75,8 @@ def describe(obj: Any, depth: int = 0) -> Any:
         return {type(obj).__name__: describe(obj._asdict(), depth + 1)}
     if hasattr(obj, "__dict__"):
         return {type(obj).__name__: describe(vars(obj), depth + 1)}
+    if isinstance(obj, Iterable):  # other GroupByKey value iterables, as lists above
+        return {"values": sorted((describe(v, depth + 1) for v in obj), key=lambda d: json.dumps(d, default=str))}
     return repr(obj)  # may hold an address: then the unit is simply never reused
 
 
