@@ -16,12 +16,13 @@ from uvd.core import units
 
 
 def _manifest(tmp_path, checkpoint: str = "fake-a") -> M.Manifest:
+    (tmp_path / "in").mkdir(exist_ok=True)  # the entries' input: its files are part of the entry's identity
     return M.parse({
         "name": "units", "seed": 1, "validation_fraction": 0.2, "tokenizer": {"checkpoint": checkpoint},
         "sources": {
-            "singles": {"stage": "laion", "input": str(tmp_path), "weight": 3,
+            "singles": {"stage": "laion", "input": str(tmp_path / "in"), "weight": 3,
                         "options": {"n": 60, "source": "laion", "fail_every": 7}},
-            "clips": {"stage": "video", "input": str(tmp_path), "weight": 1,
+            "clips": {"stage": "video", "input": str(tmp_path / "in"), "weight": 1,
                       "options": {"n": 10, "source": "video", "kind": "sequence", "images": 4}},
         }}, text="units", base=tmp_path)
 
