@@ -124,3 +124,11 @@ def test_tokenizer_precision_is_checked():
     with pytest.raises(ConfigError, match="tokenizer.precision: must be auto, fp32 or bf16"):
         M.parse({"name": "x", "sources": {"a": {"stage": "laion", "input": ".", "weight": 1}},
                  "tokenizer": {"precision": "fp16"}}, text="", base=ROOT)
+
+
+def test_one_input_spelled_two_ways_resolves_to_one_path(tmp_path):
+    """Work units and remix snapshots key on the resolved input: `../x` and `/abs/m/../x` are one input."""
+    from uvd.assembly.manifest import resolve_input
+
+    assert resolve_input("../data/x", tmp_path / "m") == resolve_input(str(tmp_path / "m" / ".." / "data" / "x"), tmp_path)
+    assert resolve_input("gs://b/../x", tmp_path) == "gs://b/../x"
