@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from uvd.config import ConfigError
 from uvd.assembly import manifest as M
+from uvd.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,7 +103,8 @@ def test_uvd_dataset_reports_a_bad_manifest_without_a_traceback(tmp_path, capsys
     from uvd.assembly import dataset
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"name": "x", "sources": {"a": {"stage": "nope", "input": str(tmp_path), "weight": 1}}}))
+    bad.write_text(yaml.safe_dump({"name": "x", "sources": {"a": {"stage": "nope", "input": str(tmp_path),
+                                                                    "weight": 1}}}))
     assert dataset.run(["--manifest", str(bad), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "sources.a.stage: unknown source stage 'nope'" in err
@@ -130,5 +131,6 @@ def test_one_input_spelled_two_ways_resolves_to_one_path(tmp_path):
     """Work units and remix snapshots key on the resolved input: `../x` and `/abs/m/../x` are one input."""
     from uvd.assembly.manifest import resolve_input
 
-    assert resolve_input("../data/x", tmp_path / "m") == resolve_input(str(tmp_path / "m" / ".." / "data" / "x"), tmp_path)
+    spelled = str(tmp_path / "m" / ".." / "data" / "x")
+    assert resolve_input("../data/x", tmp_path / "m") == resolve_input(spelled, tmp_path) == str(tmp_path / "data" / "x")
     assert resolve_input("gs://b/../x", tmp_path) == "gs://b/../x"
