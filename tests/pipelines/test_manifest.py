@@ -132,5 +132,6 @@ def test_one_input_spelled_two_ways_resolves_to_one_path(tmp_path):
     from uvd.assembly.manifest import resolve_input
 
     spelled = str(tmp_path / "m" / ".." / "data" / "x")
-    assert resolve_input("../data/x", tmp_path / "m") == resolve_input(spelled, tmp_path) == str(tmp_path / "data" / "x")
+    expected = str(tmp_path / "data" / "x")
+    assert resolve_input("../data/x", tmp_path / "m") == resolve_input(spelled, tmp_path) == expected
     assert resolve_input("gs://b/../x", tmp_path) == "gs://b/../x"
