@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,6 +56,13 @@ def published(folder: Path) -> dict[str, bytes]:
             for p in PUBLISHED for f in sorted(glob.glob(str(folder / p)))}
 
 
+def compare(a: Path, b: Path) -> str:
+    """'True', or which published files differ (kept for a look: the bench then leaves the folders)."""
+    pa, pb = published(a), published(b)
+    differ = sorted(k for k in pa.keys() | pb.keys() if pa.get(k) != pb.get(k))
+    return "True" if not differ else f"False ({', '.join(differ)})"
+
+
 def work_line(stdout: str) -> str:
     return next((line for line in stdout.splitlines() if "work units" in line), "")
 
@@ -72,7 +80,7 @@ def main() -> None:
         killed_s, _ = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "killed"),
                           kill_when=lambda: done_units(tmp / "killed") >= 0.8 * units)
         rerun_s, out = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "killed"))
-        same = published(tmp / "killed") == published(tmp / "full")
+        same = compare(tmp / "killed", tmp / "full")
         print(f"killed at {killed_s:5.1f} s, rerun {rerun_s:6.1f} s   {work_line(out)}   same bytes: {same}")
         text = manifest.read_text()
         base = str(manifest.parent)
@@ -82,7 +90,12 @@ def main() -> None:
                            "--output", str(tmp / "remix"))
         print(f"remix                 {remix_s:6.1f} s   {work_line(out)}")
         full2_s, _ = uvd("dataset", "--manifest", str(changed), "--output", str(tmp / "full2"))
-        same_remix = published(tmp / "remix") == published(tmp / "full2")
+        same_remix = compare(tmp / "remix", tmp / "full2")
+        if same_remix != "True" or same != "True":
+            keep = Path(tempfile.mkdtemp(prefix="uvd-bench-resume-kept-"))
+            for name in ("full", "killed", "remix", "full2"):
+                shutil.copytree(tmp / name, keep / name, ignore=shutil.ignore_patterns("cache"))
+            print(f"differing builds kept in {keep}")
         print(f"full build of it      {full2_s:6.1f} s   same bytes as the remix: {same_remix}")
         print(f"RESULT rerun after a kill at 80% / full build: {rerun_s / full_s:.2f}; "
               f"remix / full build: {remix_s / full2_s:.2f}")
