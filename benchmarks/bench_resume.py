@@ -1,7 +1,8 @@
 """Benchmark resume and remix against a full build of the embedded sample (one run, ratios).
 
-1. Resume: a full `uvd dataset` takes T; a second build is SIGKILLed when 80% of its work units are
-   recorded complete, and rerun into the same folder. Figure: rerun time / T (lower is better;
+1. Resume: a full `uvd dataset` takes T; a second build is SIGKILLed once 80% of its work units and
+   80% of its tokens are recorded in the cache (~80% of the work), and rerun into the same folder.
+   Figure: rerun time / T (lower is better;
    1.0 would mean nothing was reused).
 2. Remix: `uvd remix` of the sample with one weight changed, from the first build's cache, versus
    a full `uvd dataset` of that changed manifest (fresh folder, fresh cache). Figure: remix / full.
@@ -24,12 +25,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 CLI = "import sys, torch._dynamo\nfrom uvd.cli import main\nsys.exit(main(sys.argv[1:]))"
 PUBLISHED = ("*.parquet", "README.md", "_COMPLETE.json", "failures/*", "stats/*")
 
 
 def done_units(out: Path) -> int:
     return len(glob.glob(str(out / "cache" / "units" / "**" / "*.done.json"), recursive=True))
+
+
+def token_rows(out: Path) -> int:
+    from uvd.assembly.cache import FLUSH_ROWS  # files of FLUSH_ROWS rows (the last of a bundle may hold fewer)
+
+    return FLUSH_ROWS * len(glob.glob(str(out / "cache" / "tokens" / "*" / "*.parquet")))
 
 
 def uvd(*args: str, kill_when=None) -> tuple[float, str]:
@@ -77,8 +85,10 @@ def main() -> None:
         full_s, out = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "full"))
         print(f"full build            {full_s:6.1f} s   {work_line(out)}")
         units = int(out.split(" computed;")[0].rsplit(" ", 1)[-1].replace(",", ""))
+        tokens = int(out.split(" encoded")[0].rsplit(" ", 1)[-1].replace(",", ""))
         killed_s, _ = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "killed"),
-                          kill_when=lambda: done_units(tmp / "killed") >= 0.8 * units)
+                          kill_when=lambda: done_units(tmp / "killed") >= 0.8 * units
+                          and token_rows(tmp / "killed") >= 0.8 * tokens)
         rerun_s, out = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "killed"))
         same = compare(tmp / "killed", tmp / "full")
         print(f"killed at {killed_s:5.1f} s, rerun {rerun_s:6.1f} s   {work_line(out)}   same bytes: {same}")
