@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CLI = "import sys, torch._dynamo\nfrom uvd.cli import main\nsys.exit(main(sys.argv[1:]))"
+CLI = ["-m", "uvd.cli"]
 PUBLISHED = ("*.parquet", "README.md", "_COMPLETE.json", "failures/*", "stats/*")
 
 
@@ -44,7 +44,7 @@ def uvd(*args: str, kill_when=None) -> tuple[float, str]:
     """Run the CLI; with `kill_when`, SIGKILL it as soon as that holds (80% of the work units done)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, *CLI, *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     if kill_when is not None:
         while proc.poll() is None and not kill_when():

@@ -34,14 +34,12 @@ sources:
   imagenet: {{stage: imagenet, input: {SAMPLE}/imagenet, weight: 1}}
   video: {{stage: video, input: {SAMPLE}/videos, weight: 1, options: {{strides: [10]}}}}
 """
-# The CLI exactly as `make dataset` runs it. torch._dynamo is imported first on the main thread:
-# some torch/triton builds crash when triton is first imported from a Beam worker thread.
-CLI = ("import sys, torch._dynamo\nfrom uvd.cli import main\nsys.exit(main(sys.argv[1:]))")
+CLI = ["-m", "uvd.cli"]  # exactly as `make dataset` runs it
 PUBLISHED = ("*.parquet", "README.md", "failures/*.parquet", "stats/*.json", schema.COMPLETE_MARKER)
 
 
 def _cmd(manifest: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-c", CLI, "dataset", "--manifest", str(manifest), "--output", str(out), *extra]
+    return [sys.executable, *CLI, "dataset", "--manifest", str(manifest), "--output", str(out), *extra]
 
 
 def _env() -> dict:
@@ -130,7 +128,7 @@ def test_remix_of_a_new_weight_equals_a_full_build_and_ingests_nothing(reference
     new = tmp_path / "new.yaml"
     new.write_text(manifest.read_text().replace("weight: 4", "weight: 2").replace("seed: 0", "seed: 3"))
     remixed = tmp_path / "remixed"
-    cmd = [sys.executable, "-c", CLI, "remix", "--manifest", str(new), "--from", str(base), "--output", str(remixed)]
+    cmd = [sys.executable, *CLI, "remix", "--manifest", str(new), "--from", str(base), "--output", str(remixed)]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     work = _work(done.stdout)
