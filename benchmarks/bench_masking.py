@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     train_variants = ["causal", "segments", "sdpa"] + (["flex"] if cuda else [])
     infer_variants = ["causal", "segments", "sdpa"] + ([] if args.no_flex and not cuda else ["flex"])
     for label, variants, train in (("train", train_variants, True), ("inference", infer_variants, False)):
-        secs = timed(lambda v: step(v, train), args.steps, variants)
+        secs = timed(lambda v, train=train: step(v, train), args.steps, variants)
         base = secs["causal"]
         cells = [f"{v} {n_tokens / s:,.0f} tok/s ({base / s:.2f}x)" for v, s in secs.items()]
         print(f"  {label:9s}: " + " | ".join(cells))

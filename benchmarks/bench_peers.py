@@ -125,7 +125,7 @@ class CorpusServer:
         self.port_q, self.stop = ctx.Queue(), ctx.Event()
         self.proc = ctx.Process(target=_serve, args=(bodies, self.port_q, self.stop), daemon=True)
 
-    def __enter__(self) -> "CorpusServer":
+    def __enter__(self) -> CorpusServer:
         self.proc.start()
         self.port = self.port_q.get(timeout=60)
         return self

@@ -232,7 +232,7 @@ def _video_frames() -> tuple[np.ndarray, int] | None:
     except ImportError:
         return None
     out = []
-    for name, count in (("china_pan.mp4", 9), ("coffee_zoom.mp4", 7)):
+    for name, _count in (("china_pan.mp4", 9), ("coffee_zoom.mp4", 7)):
         cap = cv2.VideoCapture(str(testset.SAMPLE_IMAGES.parent / "videos" / name))
         i = 0
         while len(out) < (9 if name.startswith("china") else 16):

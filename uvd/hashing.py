@@ -34,6 +34,11 @@ def unit_float(*parts: object) -> float:
     return int.from_bytes(_digest64(*parts), "big") / 2.0**64
 
 
+def unit_hash(*parts: object) -> float:
+    """unit_float with every part followed by the separator: the layout of split, shard and mix keys."""
+    return unit_float(*parts, "")
+
+
 def text_hash(text: str | None) -> str | None:
     """blake2b-128 hex of a text (manifests, configs); None stays None."""
     return None if text is None else hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

@@ -19,10 +19,12 @@ STAGES: dict[str, tuple[str, str]] = {
     "decode": ("uvd.tokenize.detokenize", "tokens table or shards -> PNGs"),
     "shards": ("uvd.assembly.shards", "sentences + tokens tables -> Parquet shards + dataset card"),
     "dataset": ("uvd.assembly.dataset", "a mixture manifest -> every source -> tokens -> mixed shards"),
+    "remix": ("uvd.assembly.remix", "a new manifest over a finished build's cache -> new shards, no ingestion"),
+    "retry": ("uvd.assembly.retry", "rerun only the work units whose failures are retriable (timeouts, 5xx)"),
     "preview": ("uvd.assembly.preview", "shards -> contact-sheet PNG of decoded sentences"),
     "view": ("uvd.viewer.build", "shards, failures, stats -> a static viewer site (overview, sources, failures)"),
 }
 
 # Stages that are not sources of `uvd dataset` (they consume what sources produce).
-NOT_SOURCES = ("tokenize", "decode", "shards", "dataset", "preview", "view")
+NOT_SOURCES = ("tokenize", "decode", "shards", "dataset", "remix", "retry", "preview", "view")
 SOURCE_STAGES = tuple(name for name in STAGES if name not in NOT_SOURCES)

@@ -19,6 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from uvd.hashing import unit_hash
+
 # --- vocabulary and geometry (the LVM's) --------------------------------------------------------
 IMAGE_SIZE = 256                    # pixels per side of every image in a sentence
 DOWNSAMPLE = 16                     # VQGAN f=16
@@ -43,6 +45,10 @@ SHARD_SCHEMA = pa.schema(
         pa.field("tokens", pa.list_(pa.uint16()), nullable=False),
     ]
 )
+
+# A dataset folder is complete only when this file exists: `uvd dataset` writes it last, after the
+# shards, failures, stats and card (uvd.assembly.publish); readers (uvd.model, uvd preview) check it.
+COMPLETE_MARKER = "_COMPLETE.json"
 
 # --- intermediate tables (any stage can start from the previous one's output) --------------------
 # images: one row per unique 256x256 RGB image; image_id is the content hash of its pixels.
@@ -105,6 +111,20 @@ def normalize_split(split: str | None) -> str | None:
 
 def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def planned_names(plan: dict[str, int]) -> list[str]:
+    return [shard_name(split, i, n) for split, n in sorted(plan.items()) for i in range(n)]
+
+
+def split_for(group: str, validation_fraction: float, seed: int) -> str:
+    """train/validation from the group alone, so every sentence of a group lands in one split.
+
+    The group is not namespaced by source: the same image id used as a group by two sources goes
+    to the same split in both (uvd.assembly.shards.KeepImagesInOneSplit settles images that two
+    groups share).
+    """
+    return "validation" if unit_hash(seed, "split", group) < validation_fraction else "train"
 
 
 def split_shard_glob(split: str) -> str:

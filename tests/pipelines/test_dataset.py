@@ -16,7 +16,7 @@ from tests.pipelines.fake_sources import FakeTokenize, fake_module
 from uvd import hashing
 from uvd.assembly import dataset, preview
 from uvd.assembly import manifest as M
-from uvd.assembly.shards import read_json
+from uvd.core.files import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 STALE = "train-00003-of-00009.parquet"
@@ -86,15 +86,20 @@ def test_failures_table_and_input_reconciliation(built):
         reasons[(f["stage"], f["reason"])] = reasons.get((f["stage"], f["reason"]), 0) + 1
     assert reasons[("laion", "fake_bad_input")] == 10            # records 39, 79, ... of 400
     assert reasons[("shards", "missing_tokens")] == 8            # records 0, 50, ... minus the failed
-    assert sorted(summary["failures"], key=str) == sorted(
+    def key(f: dict) -> tuple:
+        return f["stage"], f["source"], f["status"], f["reason"], f["count"]
+
+    assert sorted(summary["failures"], key=key) == sorted(
         [{"stage": s, "source": src, "status": st, "reason": r, "count": n} for (s, src, st, r), n in
-         _group(failures).items()], key=str)
+         _group(failures).items()], key=key)
     records = summary["records"]["fake_laion"]
     assert records["inputs"] == 400 == records["records_with_sentences"] + records["records_failures_only"]
     assert records["records_failures_only"] == 10
     # every record: sentences available to mix + failures (source or compose) = inputs
     available = {e["entry"]: e["available"] for e in summary["mixture"]["entries"]}
-    assert available["singles"] + 10 + 8 == 400
+    # (shared images: a validation sentence using an image a train sentence has is filtered out)
+    leaked = reasons.get(("shards", "image_in_other_split"), 0)
+    assert available["singles"] + 10 + 8 + leaked == 400
 
 
 def _group(rows):
@@ -167,8 +172,20 @@ def test_preview_decodes_a_few_sentences_per_source(built, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("uvd.tokenize.stage") is None, reason="tokenizer stage not present")
 def test_make_dataset_on_the_embedded_sample(tmp_path):
+    """`make dataset` twice (two folders, two caches: nothing reused) gives byte-identical folders."""
     out = str(tmp_path / "sample")
     assert dataset.run(["--manifest", str(ROOT / "manifests" / "sample.yaml"), "--output", out]) == 0
+    again = str(tmp_path / "again")
+    assert dataset.run(["--manifest", str(ROOT / "manifests" / "sample.yaml"), "--output", again]) == 0
+
+    def published(folder: str) -> dict[str, bytes]:
+        names = [f for p in ("*.parquet", "README.md", "_COMPLETE.json", "failures/*", "stats/*")
+                 for f in glob.glob(os.path.join(folder, p))]
+        return {os.path.relpath(f, folder): open(f, "rb").read() for f in sorted(names)}
+
+    first = published(out)
+    assert first == published(again) and "README.md" in first and "_COMPLETE.json" in first
+    assert str(ROOT) not in first["README.md"].decode()  # no machine path in the card
     summary = read_json(os.path.join(out, "stats", "dataset.json"))
     counted = _count_back(out)
     assert {(r["source"], r["split"]): r["sentences"] for r in summary["totals"]["by_source"]} == {

@@ -25,7 +25,7 @@ from tests.pipelines.test_hf import (
     segmentation_dataset,
     write,
 )
-from uvd.sources import hf
+from uvd.sources.hf import pipeline as hf
 from uvd.transforms.image import decode_png
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,8 @@ from PIL import Image
 
 from uvd.config import ConfigError
 from uvd.schema import IMAGES_SCHEMA
-from uvd.sources.label import LabelSource, run, source_transform, tiny
+from uvd.sources.label import tiny
+from uvd.sources.label.pipeline import LabelSource, run, source_transform
 from uvd.transforms.image import encode_png
 from uvd.transforms.segmentation import ADE20K_PALETTE
 

@@ -103,7 +103,8 @@ def test_uvd_dataset_reports_a_bad_manifest_without_a_traceback(tmp_path, capsys
     from uvd.assembly import dataset
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"name": "x", "sources": {"a": {"stage": "nope", "input": str(tmp_path), "weight": 1}}}))
+    bad.write_text(yaml.safe_dump({"name": "x", "sources": {"a": {"stage": "nope", "input": str(tmp_path),
+                                                                    "weight": 1}}}))
     assert dataset.run(["--manifest", str(bad), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "sources.a.stage: unknown source stage 'nope'" in err
@@ -124,3 +125,13 @@ def test_tokenizer_precision_is_checked():
     with pytest.raises(ConfigError, match="tokenizer.precision: must be auto, fp32 or bf16"):
         M.parse({"name": "x", "sources": {"a": {"stage": "laion", "input": ".", "weight": 1}},
                  "tokenizer": {"precision": "fp16"}}, text="", base=ROOT)
+
+
+def test_one_input_spelled_two_ways_resolves_to_one_path(tmp_path):
+    """Work units and remix snapshots key on the resolved input: `../x` and `/abs/m/../x` are one input."""
+    from uvd.assembly.manifest import resolve_input
+
+    spelled = str(tmp_path / "m" / ".." / "data" / "x")
+    expected = str(tmp_path / "data" / "x")
+    assert resolve_input("../data/x", tmp_path / "m") == resolve_input(spelled, tmp_path) == expected
+    assert resolve_input("gs://b/../x", tmp_path) == "gs://b/../x"

@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tests.pipelines.fake_sources import fake_tokens
 from uvd import schema
 from uvd.assembly import shards
+from uvd.core import files
 from uvd.core.outputs import FAILURES
 
 
@@ -81,11 +82,11 @@ def test_shard_ranges_keep_the_global_hash_order():
 
 
 def test_split_is_a_function_of_the_group_and_near_the_fraction():
-    splits = [shards.split_for(f"g{i}", 0.1, 0) for i in range(5000)]
+    splits = [schema.split_for(f"g{i}", 0.1, 0) for i in range(5000)]
     assert 0.08 < splits.count("validation") / 5000 < 0.12
-    assert shards.split_for("g1", 0.1, 0) == shards.split_for("g1", 0.1, 0)
-    assert shards.normalize_split("VAL") == "validation" and shards.normalize_split("") is None
-    assert shards.SHARD_NAME.match(shards.shard_name(shards.normalize_split("Test/Hard 2"), 0, 1))
+    assert schema.split_for("g1", 0.1, 0) == schema.split_for("g1", 0.1, 0)
+    assert schema.normalize_split("VAL") == "validation" and schema.normalize_split("") is None
+    assert schema.SHARD_NAME.match(schema.shard_name(schema.normalize_split("Test/Hard 2"), 0, 1))
 
 
 def test_row_group_bounds_cover_every_row_once():
@@ -126,7 +127,7 @@ def test_shards_read_back_with_pyarrow_in_the_contract(written):
     files = sorted(glob.glob(os.path.join(out, "*-of-*.parquet")))
     names = [os.path.basename(f) for f in files]
     assert any(n.startswith("train-") for n in names) and any(n.startswith("validation-") for n in names)
-    assert all(shards.SHARD_NAME.match(n) for n in names)
+    assert all(schema.SHARD_NAME.match(n) for n in names)
     train = [n for n in names if n.startswith("train-")]
     assert len(train) >= 2 and all(n.endswith(f"-of-{len(train):05d}.parquet") for n in train)
     for f in files:
@@ -172,7 +173,7 @@ def test_no_group_in_both_splits_and_fixed_splits_kept(written):
 def test_stats_match_the_shards(written):
     out, _ = written
     for f in glob.glob(os.path.join(out, "*-of-*.parquet")):
-        stats = shards.read_json(os.path.join(out, "stats", os.path.basename(f) + ".json"))
+        stats = files.read_json(os.path.join(out, "stats", os.path.basename(f) + ".json"))
         t = pq.read_table(f)
         assert stats["rows"] == t.num_rows and stats["bytes"] == os.path.getsize(f)
         assert stats["tokens"] == sum(len(x) for x in t.column("tokens").to_pylist())
@@ -226,7 +227,9 @@ def test_uvd_shards_stage_from_tables(tmp_path):
     assert shards.run(["--input", str(src), "--output", out, "--validation_fraction", "0.5",
                        "--runner=DirectRunner", "--direct_running_mode=in_memory"]) == 0
     files = glob.glob(os.path.join(out, "*-of-*.parquet"))
-    assert sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 40
+    written = pq.read_table(glob.glob(os.path.join(out, "failures", "*.parquet"))).to_pylist()
+    leaked = [f for f in written if f["reason"] == "image_in_other_split"]  # shared images keep one split
+    assert sum(pq.ParquetFile(f).metadata.num_rows for f in files) + len(leaked) == 40
     card_text = open(os.path.join(out, "README.md")).read()
     assert "| laion | laion | failed | http_404 | 1 |" in card_text
-    assert pq.read_table(glob.glob(os.path.join(out, "failures", "*.parquet"))).num_rows == 1
+    assert len(written) == 1 + len(leaked) and os.path.exists(os.path.join(out, schema.COMPLETE_MARKER))

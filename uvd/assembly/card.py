@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+import os
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -19,10 +21,11 @@ from apache_beam.io.filesystems import FileSystems
 
 import uvd
 from uvd import hashing
-from uvd.assembly.shards import PLAN_FILE, planned_names, read_json, remove_stale_shards, write_json
-from uvd.core import tables
+from uvd.assembly.publish import PLAN_FILE, remove_stale_shards
+from uvd.core.files import read_json, write_json, write_table_atomic
 from uvd.core.metrics import SumCounts
 from uvd.quality import card as quality_card
+from uvd.schema import planned_names
 
 log = logging.getLogger("uvd")
 # What RunSource counts per input record (uvd/core/stage.py). "images only" is normal for a
@@ -58,19 +61,101 @@ class _WriteJson(beam.DoFn):
 
 
 class WriteFailures(beam.PTransform):
-    """Failure rows -> `<output>/failures/part-*.parquet` and counts per stage/source/status/reason."""
+    """Failure rows -> `<output>/failures/part-iiiii-of-nnnnn.parquet` and counts per stage/source/status/reason.
 
-    def __init__(self, output: str) -> None:
+    Byte-identical across runs and machines: details lose memory addresses and machine paths
+    (`stable_row`), a row's part file is a hash of the row, and each part is sorted.
+    """
+
+    def __init__(self, output: str, roots: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.output = output
+        self.output, self.roots = output, dict(roots or {})
 
     def expand(self, failures: beam.PCollection) -> beam.PCollection:
-        _ = failures | "Table" >> tables.WriteTable(self.output, "failures")
+        failures = failures | "Stable" >> beam.Map(stable_row, roots=self.roots)
+        _ = failures | "Table" >> WriteSortedTable(self.output, "failures")
         return (
             failures
             | "Count" >> beam.CombineGlobally(_CountBy(("stage", "source", "status", "reason")))
             | "Json" >> beam.ParDo(_WriteJson(FileSystems.join(self.output, "stats", "failures.json")))
         )
+
+
+# What varies between runs of the same inputs: object addresses (`<... at 0x7f..>`, `[mp4 @ 0x55..]`),
+# wall-clock stamps a decoder or library prints, and where the repository sits on this machine.
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+_CLOCK = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?Z?|\b\d{2}:\d{2}:\d{2}\.\d{3,}\b")
+_ELAPSED = re.compile(r"\b(after|in|took|elapsed)\s+\d+\.\d+\s*s\b")
+
+
+def default_roots(manifest_dir: str | None = None) -> dict[str, str]:
+    """Machine paths -> what replaces them in failure rows: the manifest's folder and the uvd checkout."""
+    roots = {os.path.dirname(os.path.dirname(os.path.abspath(uvd.__file__))) + os.sep: ""}
+    if manifest_dir:
+        roots[os.path.abspath(manifest_dir) + os.sep] = ""
+    return roots
+
+
+def stable_text(text: str | None, roots: dict[str, str]) -> str | None:
+    if not text:
+        return text
+    for root in sorted(roots, key=len, reverse=True):
+        text = text.replace(root, roots[root])
+    text = _ADDRESS.sub("0x?", text)
+    text = _CLOCK.sub("<time>", text)
+    return _ELAPSED.sub(lambda m: f"{m.group(1)} <t>s", text)
+
+
+def stable_row(row: dict, roots: dict[str, str]) -> dict:
+    return {**row, "record_id": stable_text(row["record_id"], roots), "detail": stable_text(row.get("detail"), roots)}
+
+
+ROWS_PER_PART = 1_000_000
+
+
+def _part_key(row: dict) -> tuple:
+    return tuple("" if row.get(k) is None else str(row[k]) for k in ("stage", "source", "record_id", "status",
+                                                                      "reason", "detail"))
+
+
+class _WritePartFn(beam.DoFn):
+    def __init__(self, folder: str, table: str) -> None:
+        self.folder, self.table = folder, table
+
+    def process(self, item: tuple[tuple[int, int], Iterable[dict | None]]) -> Iterator[str]:
+        import pyarrow as pa
+
+        from uvd.schema import TABLE_SCHEMAS
+
+        (index, count), values = item
+        rows = sorted((v for v in values if v is not None), key=_part_key)
+        path = FileSystems.join(self.folder, self.table, f"part-{index:05d}-of-{count:05d}.parquet")
+        write_table_atomic(path, pa.Table.from_pylist(rows, schema=TABLE_SCHEMAS[self.table]))
+        yield path
+
+
+class WriteSortedTable(beam.PTransform):
+    """Rows -> `folder/<table>/part-iiiii-of-nnnnn.parquet`: the part from a hash of the row, rows sorted.
+
+    Unlike WriteToParquet (bundle order, random temp names), the same rows give the same files.
+    """
+
+    def __init__(self, folder: str, table: str, rows_per_part: int = ROWS_PER_PART) -> None:
+        super().__init__()
+        self.folder, self.table, self.rows_per_part = folder, table, rows_per_part
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        from uvd.hashing import unit_hash
+
+        per = self.rows_per_part
+        count = (rows | "Count" >> beam.combiners.Count.Globally()
+                 | "Parts" >> beam.Map(lambda n: max(1, -(-n // per))))
+        keyed = rows | "Key" >> beam.Map(
+            lambda r, n: ((min(int(unit_hash("part", *_part_key(r)) * n), n - 1), n), r),
+            n=beam.pvalue.AsSingleton(count))
+        every = count | "Every" >> beam.FlatMap(lambda n: [((i, n), None) for i in range(n)])
+        return ((keyed, every) | "WithEmpty" >> beam.Flatten() | "Group" >> beam.GroupByKey()
+                | "Write" >> beam.ParDo(_WritePartFn(self.folder, self.table)))
 
 
 class _SentenceCounts(beam.CombineFn):
@@ -267,6 +352,8 @@ def render_card(summary: dict) -> str:
                          and not v.get("records_no_output", 0) else "NO"]
                         for k, v in records.items()]), ""]
     out += quality_card.section(summary.get("quality"))
+    if summary.get("warnings"):
+        out += ["## Warnings", "", *[f"- {w}" for w in summary["warnings"]], ""]
     failures = summary.get("failures") or []
     out += ["## Failures", "",
             f"{sum(f['count'] for f in failures):,} rows in `failures/` (Parquet: record_id, source, stage, "
@@ -287,9 +374,20 @@ def render_card(summary: dict) -> str:
     return "\n".join(out)
 
 
+def empty_split_warnings(by_split: dict, expected: Iterable[str]) -> list[str]:
+    """A split the configuration asks for that ended with no sentences is said, not silently absent."""
+    return [f"split {split!r} was requested but has no sentences (too few groups for its fraction, or every "
+            "candidate sentence shared an image with train); use more data or a larger fraction"
+            for split in expected if not by_split.get(split, {}).get("sentences")]
+
+
 def finish(output: str, config: dict, manifest_text: str | None, tokenizer_checkpoint: str | None,
-           metrics: dict | None, name: str | None = None) -> dict:
-    """After the pipeline: drop stale shards, write stats/dataset.json and README.md; return the summary."""
+           metrics: dict | None, name: str | None = None, checkpoint_hash: str | None = None,
+           expected_splits: Iterable[str] = ()) -> dict:
+    """After the pipeline: drop stale shards, write stats/dataset.json and README.md; return the summary.
+
+    `tokenizer_checkpoint` is the name to record (never a machine path); `checkpoint_hash` its content hash.
+    """
     summary = collect(output)
     remove_stale_shards(output, [s["file"] for s in summary["shards"]])
     summary["name"] = name
@@ -299,12 +397,16 @@ def finish(output: str, config: dict, manifest_text: str | None, tokenizer_check
         "uvd version": uvd.__version__,
         "manifest hash (blake2b-128 of the YAML text)": hashing.text_hash(manifest_text),
         "tokenizer checkpoint": tokenizer_checkpoint,
-        "tokenizer checkpoint hash": fingerprint(tokenizer_checkpoint),
+        "tokenizer checkpoint hash": checkpoint_hash or fingerprint(tokenizer_checkpoint),
         **{k: v for k, v in config.items()},
     }
     summary["totals"] = totals(summary["shards"])
+    summary["warnings"] = empty_split_warnings(summary["totals"]["by_split"], expected_splits)
+    for warning in summary["warnings"]:
+        log.warning("%s: %s", output, warning)
     write_json(FileSystems.join(output, "stats", "dataset.json"),
-               {k: v for k, v in summary.items() if k != "manifest_text"} | {"tokenizer_checkpoint": tokenizer_checkpoint})
+               {k: v for k, v in summary.items() if k != "manifest_text"}
+               | {"tokenizer_checkpoint": tokenizer_checkpoint})
     with FileSystems.create(FileSystems.join(output, "README.md")) as f:
         f.write(render_card(summary).encode())
     return summary

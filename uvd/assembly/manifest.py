@@ -149,9 +149,10 @@ def _has_scheme(path: str) -> bool:
 
 def resolve_input(path: str, base: Path) -> str:
     """Relative local inputs are relative to the manifest's folder; URLs (gs://...) pass unchanged."""
-    if _has_scheme(path) or os.path.isabs(path):
+    if _has_scheme(path):
         return path
-    return os.path.normpath(str(base / path))
+    # normalised, so one input spelled two ways is one input (work units and remix snapshots key on it)
+    return os.path.normpath(path if os.path.isabs(path) else str(base / path))
 
 
 def parse(data: dict, text: str = "", base: Path | None = None, check_inputs: bool = True) -> Manifest:

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from uvd.assembly.shards import unit_hash, write_json
+from uvd.core.files import write_json
 from uvd.core.metrics import SumCounts
+from uvd.hashing import unit_hash
 
 UNITS = ("sentences", "tokens")
 
@@ -116,7 +117,8 @@ class Mix(beam.PTransform):
             path = FileSystems.join(self.output, "stats", "mixture.json")
             _ = plan | "Summary" >> beam.Map(
                 _write_summary, sampled=beam.pvalue.AsSingleton(sampled),
-                sampled_units=beam.pvalue.AsSingleton(mixed | "SampledUnits" >> beam.CombineGlobally(_SumPerEntry(unit))),
+                sampled_units=beam.pvalue.AsSingleton(
+                    mixed | "SampledUnits" >> beam.CombineGlobally(_SumPerEntry(unit))),
                 path=path, unit=unit, seed=seed)
         return mixed
 

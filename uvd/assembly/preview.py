@@ -87,13 +87,20 @@ def preview(shards: str, output: str, checkpoint: str | None = None, per_source:
 
     from uvd.tokenize import DEFAULT_CHECKPOINT, decode, load_vqgan
 
+    marker = os.path.join(shards, schema.COMPLETE_MARKER)
+    if os.path.isdir(os.path.join(shards, "stats")) and not os.path.exists(marker):
+        raise FileNotFoundError(f"--shards: {shards} has no {schema.COMPLETE_MARKER}: its `uvd dataset` build did not "
+                                "finish (killed or still running); rerun the build first")
     files = shard_files(shards)
     if not files:
         raise FileNotFoundError(f"--shards: no shard files under {shards!r}; run `uvd dataset` first")
     summary = recorded(shards)
     sources = {r["source"] for r in summary["totals"]["by_source"]} if summary.get("totals") else None
     rows = sample_sentences(files, per_source, sources)
-    model = load_vqgan(checkpoint or summary.get("tokenizer_checkpoint") or DEFAULT_CHECKPOINT)
+    recorded_checkpoint = summary.get("tokenizer_checkpoint")
+    model = load_vqgan(checkpoint or (None if not recorded_checkpoint or recorded_checkpoint.startswith("default")
+                                      else recorded_checkpoint)
+                       or DEFAULT_CHECKPOINT)
     sheet_rows = []
     for row in rows:
         n = min(row["num_images"], max_images)

@@ -4,6 +4,7 @@ Flow (each step a labelled Beam transform; the work sits in plain functions belo
 
     sentences, tokens --ComposeSentences--> composed rows (+ failures: a sentence missing a token)
       --AssignSplits--> split from the sentence, else from a hash of its `group` (no group in two splits)
+      --KeepImagesInOneSplit--> a sentence whose image another split already has is filtered (failures)
       --WriteShards--> plan (a singleton side input: rows/tokens per split -> shard count)
                        -> shard = floor(u * N), u = seeded hash of sentence_id in [0, 1)
                        -> group per shard, sort by that hash, write atomically, per-shard stats
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -29,46 +29,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from uvd import hashing, schema
+from uvd import schema
+from uvd.assembly.publish import PLAN_FILE
+from uvd.core.files import write_json
 from uvd.core.metrics import SumCounts
 from uvd.core.options import setup_logging, split_args
 from uvd.core.outputs import FAILURES
+from uvd.hashing import unit_hash
+from uvd.schema import normalize_split, shard_name, split_for
 
 STAGE = "shards"
-SPLITS_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
 # zstd on dictionary-encoded uint16 codes lands near 1.5 bytes/token; used only to size shards.
 EST_BYTES_PER_TOKEN = 1.5
 DEFAULT_TARGET_SHARD_MB = 256.0
 DEFAULT_ROW_GROUP_MB = 4.0
 ZSTD_LEVEL = 3
-PLAN_FILE = "shard_plan.json"   # split -> number of shards of the latest run
-SHARD_NAME = re.compile(r"^(?P<split>[a-z][a-z0-9_]*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 
 
 # --- pure functions (no Beam) ----------------------------------------------------------------------
-def unit_hash(*parts: Any) -> float:
-    """A seeded uniform number in [0, 1) from its parts: the same on every machine and runner."""
-    return hashing.unit_float(*parts, "")   # every part followed by the separator
-
-
 def shuffle_key(seed: int, sentence_id: str) -> float:
     return unit_hash(seed, "shuffle", sentence_id)
-
-
-def normalize_split(split: str | None) -> str | None:
-    if split is None or split == "":
-        return None
-    split = re.sub(r"[^a-z0-9_]", "_", str(split).strip().lower())  # it becomes part of file names
-    return SPLITS_ALIASES.get(split, split)
-
-
-def split_for(group: str, validation_fraction: float, seed: int) -> str:
-    """train/validation from the group alone, so every sentence of a group lands in one split.
-
-    The group is not namespaced by source: the same image id used as a group by two sources goes
-    to the same split in both, so no image leaks across.
-    """
-    return "validation" if unit_hash(seed, "split", group) < validation_fraction else "train"
 
 
 def compose_sentence(sentence: dict, parts: Iterable[tuple[int, Any]]) -> Iterator[tuple[str, dict]]:
@@ -100,6 +80,7 @@ def compose_sentence(sentence: dict, parts: Iterable[tuple[int, Any]]) -> Iterat
         "num_images": n,
         "tokens": np.concatenate(arrays),
         "group": sentence["group"],
+        "image_ids": list(sentence["image_ids"]),   # for KeepImagesInOneSplit; the shard row drops it
         "split": normalize_split(sentence.get("split")),
         "entry": sentence.get("entry") or sentence["source"],
     }
@@ -112,14 +93,6 @@ def num_shards(tokens: int, target_shard_bytes: float) -> int:
 def shard_of(key: float, count: int) -> int:
     """Shard i holds keys in [i/N, (i+1)/N): concatenated shards keep the global hash order."""
     return min(int(key * count), count - 1)
-
-
-def shard_name(split: str, index: int, count: int) -> str:
-    return f"{split}-{index:05d}-of-{count:05d}.parquet"
-
-
-def planned_names(plan: dict[str, int]) -> list[str]:
-    return [shard_name(split, i, n) for split, n in sorted(plan.items()) for i in range(n)]
 
 
 class ShardRow(NamedTuple):
@@ -221,23 +194,6 @@ def shard_stats(rows: Sequence[ShardRow], split: str, index: int, count: int, si
     }
 
 
-def write_json(path: str, obj: Any) -> None:
-    """Small JSON file through Beam filesystems (stats, summaries), written atomically."""
-    data = json.dumps(obj, indent=1, sort_keys=True).encode()
-    directory, name = path.rsplit("/", 1)
-    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
-    with FileSystems.create(tmp) as f:
-        f.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
-
-
-def read_json(path: str) -> Any:
-    with FileSystems.open(path) as f:
-        return json.loads(f.read().decode())
-
-
 # --- Beam transforms -------------------------------------------------------------------------------
 def _explode(sentence: dict) -> Iterator[tuple[str, tuple[str, int]]]:
     for pos, image_id in enumerate(sentence["image_ids"]):
@@ -251,15 +207,45 @@ def _attach_tokens(item: tuple[str, dict]) -> Iterator[tuple[str, tuple[int, Any
         yield sid, (pos, tokens)
 
 
+def _content(sentence: dict) -> str:
+    """What a sentence says (not which manifest entry brought it): equal content is a harmless duplicate."""
+    return json.dumps({k: v for k, v in sentence.items() if k != "entry"}, sort_keys=True, default=str)
+
+
+def _claimant(sentence: dict) -> str:
+    ids = list(sentence["image_ids"])
+    return (f"{sentence.get('entry') or sentence['source']} ({sentence['source']}, group {sentence['group']}, "
+            f"{len(ids)} images from {ids[0] if ids else '-'})")
+
+
+def resolve_duplicates(sid: str, sentences: list[dict]) -> tuple[dict | None, list[dict]]:
+    """Rows sharing one sentence id -> (the row to compose or None, failure rows).
+
+    Identical rows (one input reached twice) keep one. Different rows mean two inputs claim one id:
+    merging them would mix their images, so every claimant is dead-lettered, each naming the others.
+    """
+    sentences = sorted(sentences, key=_content)
+    if len({_content(s) for s in sentences}) > 1:
+        claims = [_claimant(s) for s in sentences]
+        return None, [schema.failure_row(
+            sid, s["source"], STAGE, "conflicting_sentence_id",
+            f"{len(sentences)} different sentences claim this id: " + "; ".join(claims[:1] + [
+                c for c in claims if c != claims[0]][:3]))
+            for s in sentences]
+    return sentences[0], [schema.failure_row(sid, extra["source"], STAGE, "duplicate_sentence_id",
+                                             "kept one of several identical rows", "skipped")
+                          for extra in sentences[1:]]
+
+
 def _compose(item: tuple[str, dict]) -> Iterator[beam.pvalue.TaggedOutput]:
     sid, joined = item
-    sentences = sorted(joined["sentence"], key=lambda s: json.dumps(s, sort_keys=True, default=str))
-    if not sentences:  # tokens reached a sentence id with no row: cannot happen by construction
+    if not joined["sentence"]:  # tokens reached a sentence id with no row: cannot happen by construction
         return
-    for extra in sentences[1:]:
-        yield beam.pvalue.TaggedOutput(FAILURES, schema.failure_row(
-            sid, extra["source"], STAGE, "duplicate_sentence_id", "kept the first of several rows", "skipped"))
-    sentence = sentences[0]
+    sentence, failures = resolve_duplicates(sid, list(joined["sentence"]))
+    for failure in failures:
+        yield beam.pvalue.TaggedOutput(FAILURES, failure)
+    if sentence is None:
+        return
     for tag, row in compose_sentence(sentence, joined["parts"]):
         yield beam.pvalue.TaggedOutput(tag, row)
 
@@ -300,6 +286,59 @@ class AssignSplits(beam.PTransform):
         fraction, seed = self.fraction, self.seed
         return rows | "Split" >> beam.Map(
             lambda r: r if r.get("split") else {**r, "split": split_for(r["group"], fraction, seed)})
+
+
+def split_rank(split: str) -> tuple[int, str]:
+    """Which split keeps a shared image: train first, then validation, then the others by name."""
+    return (0 if split == "train" else 1 if split == "validation" else 2, split)
+
+
+def _image_claims(row: dict) -> Iterator[tuple[str, tuple[int, str]]]:
+    for image_id in set(row.get("image_ids") or ()):
+        yield image_id, split_rank(row["split"])
+
+
+def _sentence_verdicts(item: tuple[str, dict]) -> Iterator[tuple[str, str | None]]:
+    """Per image: each user sentence gets the winning split if it is not in it, else None."""
+    _, joined = item
+    best = min(joined["best"])
+    for sid, rank in joined["users"]:
+        yield sid, (best[1] if rank > best else None)
+
+
+def _keep_or_fail(item: tuple[str, dict]) -> Iterator[beam.pvalue.TaggedOutput]:
+    _, joined = item
+    conflicts = sorted({v for v in joined["verdicts"] if v})
+    for row in joined["row"]:
+        if conflicts:
+            yield beam.pvalue.TaggedOutput(FAILURES, schema.failure_row(
+                row["sentence_id"], row["source"], STAGE, "image_in_other_split",
+                f"split {row['split']}: an image of this sentence is also in {conflicts[0]}; "
+                "held-out splits never share an image with train", "filtered"))
+        else:
+            yield beam.pvalue.TaggedOutput("rows", row)
+
+
+class KeepImagesInOneSplit(beam.PTransform):
+    """Rows with a split -> (rows, failures): no image_id in two splits, across every source.
+
+    Splits come from each source's `group` (or its own split), and two sources can put the same
+    image in different groups. Each image keeps the best-ranked split that uses it (train first);
+    a sentence of another split that uses it is filtered out with a failure row. Removing sentences
+    only removes uses, so one pass is enough: no image is left in two splits.
+    """
+
+    def expand(self, rows: beam.PCollection):
+        claims = rows | "Claims" >> beam.FlatMap(_image_claims)
+        best = claims | "Best" >> beam.CombinePerKey(min)
+        users = rows | "Users" >> beam.FlatMap(
+            lambda r: [(i, (r["sentence_id"], split_rank(r["split"]))) for i in set(r.get("image_ids") or ())])
+        verdicts = ({"best": best, "users": users} | "JoinImages" >> beam.CoGroupByKey()
+                    | "Verdicts" >> beam.FlatMap(_sentence_verdicts))
+        keyed = rows | "KeyRows" >> beam.Map(lambda r: (r["sentence_id"], r))
+        out = ({"row": keyed, "verdicts": verdicts} | "JoinSentences" >> beam.CoGroupByKey()
+               | "Keep" >> beam.FlatMap(_keep_or_fail).with_outputs("rows", FAILURES))
+        return out["rows"], out[FAILURES]
 
 
 class _SplitTotals(SumCounts):
@@ -362,22 +401,6 @@ class WriteShards(beam.PTransform):
         )
 
 
-def remove_stale_shards(output: str, written: Iterable[str]) -> list[str]:
-    """Delete shard files of an earlier run (other shard counts) so the folder holds one dataset."""
-    keep = set(written)
-    stale = []
-    for meta in FileSystems.match([FileSystems.join(output, "*-of-*.parquet")])[0].metadata_list:
-        name = meta.path.rsplit("/", 1)[-1]
-        if SHARD_NAME.match(name) and name not in keep:
-            stale.append(meta.path)
-    for stats in FileSystems.match([FileSystems.join(output, "stats", "*-of-*.parquet.json")])[0].metadata_list:
-        if stats.path.rsplit("/", 1)[-1][: -len(".json")] not in keep:
-            stale.append(stats.path)
-    if stale:
-        FileSystems.delete(stale)
-    return stale
-
-
 # --- the `uvd shards` stage ------------------------------------------------------------------------
 def _has_table(folder: str, table: str) -> bool:
     from uvd.core.tables import table_pattern
@@ -387,7 +410,7 @@ def _has_table(folder: str, table: str) -> bool:
 
 def run(argv: list[str] | None = None) -> int:
     """sentences + tokens tables (from earlier stages) -> shards, failures table and dataset card."""
-    from uvd.assembly import card
+    from uvd.assembly import card, publish
     from uvd.core import tables
 
     parser = argparse.ArgumentParser(prog="uvd shards", description=__doc__.splitlines()[0])
@@ -404,6 +427,7 @@ def run(argv: list[str] | None = None) -> int:
     for table in ("sentences", "tokens"):
         if not any(_has_table(f, table) for f in args.input):
             parser.error(f"--input: no {table} table (<folder>/{table}/part*.parquet) in {args.input}")
+    publish.begin(args.output)
     p = beam.Pipeline(options=options)
 
     def read(table: str) -> beam.PCollection:
@@ -414,8 +438,9 @@ def run(argv: list[str] | None = None) -> int:
     sentences, tokens, failures = read("sentences"), read("tokens"), read("failures")
     rows, compose_failures = (sentences, tokens) | "Compose" >> ComposeSentences()
     rows = rows | "Splits" >> AssignSplits(args.validation_fraction, args.seed)
+    rows, split_failures = rows | "OneSplitPerImage" >> KeepImagesInOneSplit()
     _ = rows | "Shards" >> WriteShards(args.output, args.seed, args.target_shard_mb, args.row_group_mb)
-    all_failures = (failures, compose_failures) | "AllFailures" >> beam.Flatten()
+    all_failures = (failures, compose_failures, split_failures) | "AllFailures" >> beam.Flatten()
     _ = all_failures | "Failures" >> card.WriteFailures(args.output)
     _ = sentences | "Available" >> card.SummarizeAvailable(args.output)
     result = p.run()
@@ -424,6 +449,7 @@ def run(argv: list[str] | None = None) -> int:
               "validation_fraction": args.validation_fraction}
     summary = card.finish(args.output, config=config, manifest_text=None, tokenizer_checkpoint=None,
                           metrics=card.record_metrics(result))
+    publish.complete(args.output)
     for split, t in summary["totals"]["by_split"].items():
         print(f"[uvd shards] {split}: {t['sentences']:,} sentences, {t['tokens']:,} tokens in {t['shards']} shards")
     return 0

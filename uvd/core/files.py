@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import glob as globlib
 import io
+import json
 import os
+import uuid
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
@@ -100,3 +105,36 @@ def check_input_exists(path: str, field: str = "input") -> None:
             raise ConfigError(f"{field}: {path!r} matches no file; check the path or the glob")
     elif not os.path.exists(local):
         raise ConfigError(f"{field}: {path!r} does not exist; give an existing file or folder")
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Small JSON file through Beam filesystems (stats, summaries), written atomically."""
+    data = json.dumps(obj, indent=1, sort_keys=True).encode()
+    directory, name = path.rsplit("/", 1)
+    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def read_json(path: str) -> Any:
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode())
+
+
+def write_table_atomic(path: str, table: pa.Table) -> None:
+    """A small Parquet table (zstd) through a temporary name, then rename (any Beam filesystem)."""
+    directory, name = path.rsplit("/", 1)
+    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
+    try:
+        with FileSystems.create(tmp) as stream:
+            pq.write_table(table, stream, compression="zstd")
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+        FileSystems.rename([tmp], [path])
+    except BaseException:
+        if FileSystems.exists(tmp):
+            FileSystems.delete([tmp])
+        raise

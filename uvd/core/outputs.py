@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from uvd.core import units as units_lib
 from uvd.core.metrics import Progress
 from uvd.schema import RecordError, failure_row
 
@@ -29,13 +30,15 @@ TAGS = (IMAGES, SENTENCES, FAILURES)
 
 class _RouteDoFn(beam.DoFn):
     def __init__(self, fn: Any, source: str, stage: str, record_id: Callable[[Any], str],
-                 count_records: bool = True, total: int | None = None) -> None:
+                 count_records: bool = True, total: int | None = None,
+                 units: units_lib.Units | None = None) -> None:
         self.fn = fn
         self.source = source
         self.stage = stage
         self.record_id = record_id
         self.count_records = count_records
         self.total = total
+        self.units = units  # work units of `uvd dataset` (uvd.core.units); None: always compute
 
     def setup(self) -> None:
         if hasattr(self.fn, "setup"):
@@ -44,6 +47,15 @@ class _RouteDoFn(beam.DoFn):
         self.counters = {tag: Metrics.counter(f"uvd.{self.stage}", tag) for tag in TAGS}
         self.inputs = Metrics.counter(f"uvd.{self.stage}", "inputs")
         self.total_set = self.total is None
+        self.step_units = self.units.for_step(f"{self.stage}.{type(self.fn).__qualname__}") if self.units else None
+
+    def _compute(self, element: Any) -> list[tuple[str, dict]]:
+        try:
+            return list(self.fn(element))
+        except Exception as exc:  # noqa: BLE001 - the dead letter is the point
+            detail = error_detail(exc)
+            return [(FAILURES, failure_row(self.record_id(element), self.source, self.stage,
+                                           f"exception_{type(exc).__name__}", detail))]
 
     def process(self, element: Any) -> Iterable[beam.pvalue.TaggedOutput]:
         if not self.total_set:  # remote runners: the total beside the counters (Beam metrics)
@@ -52,13 +64,8 @@ class _RouteDoFn(beam.DoFn):
         if self.count_records:
             self.inputs.inc()
         self.progress.add("in")
-        rows: list[tuple[str, dict]] = []
-        try:
-            rows = list(self.fn(element))
-        except Exception as exc:  # noqa: BLE001 - the dead letter is the point
-            detail = error_detail(exc)
-            rows = [(FAILURES, failure_row(self.record_id(element), self.source, self.stage,
-                                           f"exception_{type(exc).__name__}", detail))]
+        rows = (self.step_units.rows(element, lambda: self._compute(element)) if self.step_units
+                else self._compute(element))
         # What became of this input record (the dataset card reconciles inputs against these).
         tags = {tag for tag, _ in rows}
         # Images outrank failures: an annotated image with one skipped task still feeds pair sentences.
@@ -105,10 +112,11 @@ class RunSource(beam.PTransform):
         self.record_id = record_id
         self.count_records = count_records
         self.total = total  # input records, when the stage knows them up front: progress shows % and ETA
+        self.units = units_lib.current()  # set by `uvd dataset` around the entry's graph construction
 
     def expand(self, pcoll: beam.PCollection) -> SourceOutputs:
         out = pcoll | "Route" >> beam.ParDo(
-            _RouteDoFn(self.fn, self.source, self.stage, self.record_id, self.count_records, self.total)
+            _RouteDoFn(self.fn, self.source, self.stage, self.record_id, self.count_records, self.total, self.units)
         ).with_outputs(*TAGS)
         return SourceOutputs(out[IMAGES], out[SENTENCES], out[FAILURES])
 

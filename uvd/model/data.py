@@ -86,6 +86,9 @@ def resolve_shards(spec: str | os.PathLike | list, split: str | None = None) -> 
     if spec.endswith(".parquet"):
         return [spec]
     base = spec.rstrip("/")
+    if not remote and os.path.isdir(os.path.join(base, "stats")) and not os.path.exists(
+            os.path.join(base, schema.COMPLETE_MARKER)):  # a uvd dataset folder whose build did not finish
+        raise FileNotFoundError(f"{base}: no {schema.COMPLETE_MARKER}: an unfinished `uvd dataset` build; rerun it")
     names = SPLIT_ALIASES.get(split, (split,)) if split else (None,)
     for name in names:
         patterns = [f"{base}/{name}-*.parquet", f"{base}/{name}/*.parquet"] if name else [f"{base}/*.parquet"]

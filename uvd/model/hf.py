@@ -277,9 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("source")
     args = ap.parse_args(argv)
     if args.cmd == "export":
-        from uvd.model.evaluate import load_model
+        from uvd.model import checkpoint
 
-        model, _ = load_model(args.checkpoint)
+        ckpt = checkpoint.read(args.checkpoint)
+        model = LVM(ModelConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
         print(export_hf(model, args.out, getattr(torch, args.dtype)))
     else:
         model = load_hf(args.source)

@@ -279,7 +279,7 @@ class _WriteStats(beam.DoFn):
 
 def split_of(sentence: dict, validation_fraction: float, seed: int) -> str:
     """The split AssignSplits will give this sentence (the same functions, called earlier)."""
-    from uvd.assembly.shards import normalize_split, split_for
+    from uvd.schema import normalize_split, split_for
 
     return normalize_split(sentence.get("split")) or split_for(sentence["group"], validation_fraction, seed)
 

@@ -4,7 +4,3 @@
     mappings.py  built-in column mappings and the pure row-value decoders
     pipeline.py  Config, the Beam stage (HFSource), source_transform, run
 """
-
-from uvd.sources.hf.pipeline import Config, HFSource, run, source_transform
-
-__all__ = ["Config", "HFSource", "run", "source_transform"]

@@ -8,7 +8,3 @@
     checks.py        degenerate outputs -> "skipped" rows
     pipeline.py      Config, LabelSource, source_transform, run (the stage)
 """
-
-from uvd.sources.label.pipeline import Config, LabelSource, run, source_transform
-
-__all__ = ["Config", "LabelSource", "run", "source_transform"]
