@@ -1,0 +1,85 @@
+"""The embedded sample on Apache Spark: a standalone master and 2 workers on loopback, Beam's Spark job
+server as the driver. The same shard bytes and failure rows as the DirectRunner, tasks on both workers,
+and the same bytes again when a worker is killed in the middle of the job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.runners import engines
+from tests.runners.conftest import TIMINGS
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+def _spark_args(spark) -> list[str]:
+    return ["--runner=SparkRunner", f"--job_endpoint={spark.endpoint}"]
+
+
+@pytest.fixture(scope="module")
+def spark_sample(spark, tmp_path_factory):
+    out = tmp_path_factory.mktemp("spark") / "sample"
+    TIMINGS["SparkRunner"] = engines.build_sample(out, *_spark_args(spark))
+    app = engines.spark_event_logs(spark.home)[-1]
+    return out, app
+
+
+def test_spark_builds_the_same_dataset_as_the_direct_runner(spark_sample, direct_sample):
+    out, _ = spark_sample
+    assert engines.shard_digests(out) == engines.shard_digests(direct_sample) != {}
+    assert engines.failure_rows(out) == engines.failure_rows(direct_sample)
+    spark_card, direct_card = engines.card_summary(out), engines.card_summary(direct_sample)
+    assert engines.reconciles(spark_card)
+    assert spark_card["records"] == direct_card["records"]
+    assert spark_card["totals"] == direct_card["totals"]
+
+
+def test_both_spark_workers_ran_tasks(spark, spark_sample):
+    _, app = spark_sample
+    seen = engines.spark_tasks(app)
+    workers = engines.executor_workers(spark.home, app.name)
+    assert len(seen["added"]) == 2 and not seen["removed"]
+    assert set(workers.values()) == {"worker1", "worker2"}  # one executor on each worker
+    assert all(seen["tasks"][executor] > 0 for executor in workers), seen["tasks"]
+
+
+def _wait_for_tasks_on(spark, worker: str, timeout: float = 600) -> str:
+    """Wait until the newest application's executor on `worker` has finished a task; its app id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for stderr in (spark.home / "spark" / "work" / worker).glob("app-*/*/stderr"):
+            if "Finished task" in stderr.read_text(errors="replace"):
+                return stderr.parent.parent.name
+        time.sleep(0.5)
+    raise TimeoutError(f"no task finished on {worker} within {timeout} s")
+
+
+def test_a_worker_killed_mid_job_changes_no_byte(spark, spark_sample, direct_sample, tmp_path):
+    done_before = {p.name for p in engines.spark_event_logs(spark.home)}
+    out = tmp_path / "sample"
+    proc = subprocess.Popen(engines.build_command(out, *_spark_args(spark)), env=engines.build_env(),
+                            cwd=engines.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        app_id = _wait_for_tasks_on(spark, "worker2")
+        assert app_id not in done_before
+        worker_pid = int((spark.home / "pids" / "spark-worker2.pid").read_text())
+        os.kill(worker_pid, signal.SIGKILL)  # the worker JVM; its executor exits when it loses it
+        log, _ = proc.communicate(timeout=1200)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, log[-4000:]
+    assert engines.shard_digests(out) == engines.shard_digests(direct_sample)
+    assert engines.failure_rows(out) == engines.failure_rows(direct_sample)
+    assert engines.reconciles(engines.card_summary(out))
+    seen = engines.spark_tasks(spark.home / "spark" / "events" / app_id)
+    executors = engines.executor_workers(spark.home, app_id)
+    lost = [e for e, w in executors.items() if w == "worker2"]
+    assert lost and all(e in seen["removed"] for e in lost), seen["removed"]  # Spark saw it die...
+    survivor = [e for e, w in executors.items() if w == "worker1"]
+    assert survivor and all(seen["tasks"][e] > 0 for e in survivor)  # ...and finished on the other
