@@ -14,6 +14,7 @@ Shard rows (one visual sentence each):
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -117,6 +118,9 @@ def sentence_id_for(source: str, *parts: Any) -> str:
     return h.hexdigest()
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def failure_row(
     record_id: str, source: str, stage: str, reason: str, detail: str = "", status: str = "failed"
 ) -> dict:
@@ -129,7 +133,9 @@ def failure_row(
         "stage": stage,
         "status": status,
         "reason": reason,
-        "detail": detail[:500],
+        # Without object addresses (PIL's "<_io.BytesIO object at 0x7f...>"): the same bad input must
+        # give the same row in every process, runner and rerun (tests/runners compares them).
+        "detail": _ADDRESS.sub("", detail)[:500],
     }
 
 

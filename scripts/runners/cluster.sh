@@ -48,7 +48,8 @@ spark_up() {
       --work-dir "$SPARK_WORKER_DIR/worker$i" "spark://$HOST:$SPARK_PORT"
   done
   for ((i = 0; i < 240; i++)); do
-    alive=$(curl -s "http://$HOST:$SPARK_UI_PORT/json/" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["aliveworkers"])' 2>/dev/null || echo 0)
+    alive=$("$PY" -c 'import json, sys, urllib.request as u; print(json.load(u.urlopen(sys.argv[1], timeout=5))["aliveworkers"])' \
+      "http://$HOST:$SPARK_UI_PORT/json/" 2>/dev/null || echo 0)
     [[ "$alive" -ge "$SPARK_WORKERS" ]] && break
     sleep 0.5
   done

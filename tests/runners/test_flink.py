@@ -9,7 +9,8 @@ import pytest
 from tests.runners import engines
 from tests.runners.conftest import TIMINGS
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+# Each test may carry a session fixture's cost (the reference build, an engine start, a build on it).
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")

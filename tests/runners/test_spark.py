@@ -14,7 +14,8 @@ import pytest
 from tests.runners import engines
 from tests.runners.conftest import TIMINGS
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+# Each test may carry a session fixture's cost (the reference build, an engine start, a build on it).
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 def _spark_args(spark) -> list[str]:
@@ -48,25 +49,29 @@ def test_both_spark_workers_ran_tasks(spark, spark_sample):
     assert all(seen["tasks"][executor] > 0 for executor in workers), seen["tasks"]
 
 
-def _wait_for_tasks_on(spark, worker: str, timeout: float = 600) -> str:
-    """Wait until the newest application's executor on `worker` has finished a task; its app id."""
+def _apps(spark, worker: str) -> set[str]:
+    return {p.name for p in (spark.home / "spark" / "work" / worker).glob("app-*")}
+
+
+def _wait_for_tasks_on(spark, worker: str, old_apps: set[str], timeout: float = 900) -> str:
+    """Wait until a new application's executor on `worker` has finished a task; its app id."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for stderr in (spark.home / "spark" / "work" / worker).glob("app-*/*/stderr"):
-            if "Finished task" in stderr.read_text(errors="replace"):
-                return stderr.parent.parent.name
+            app = stderr.parent.parent.name
+            if app not in old_apps and "Finished task" in stderr.read_text(errors="replace"):
+                return app
         time.sleep(0.5)
     raise TimeoutError(f"no task finished on {worker} within {timeout} s")
 
 
 def test_a_worker_killed_mid_job_changes_no_byte(spark, spark_sample, direct_sample, tmp_path):
-    done_before = {p.name for p in engines.spark_event_logs(spark.home)}
+    old_apps = _apps(spark, "worker2")
     out = tmp_path / "sample"
     proc = subprocess.Popen(engines.build_command(out, *_spark_args(spark)), env=engines.build_env(),
                             cwd=engines.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        app_id = _wait_for_tasks_on(spark, "worker2")
-        assert app_id not in done_before
+        app_id = _wait_for_tasks_on(spark, "worker2", old_apps)
         worker_pid = int((spark.home / "pids" / "spark-worker2.pid").read_text())
         os.kill(worker_pid, signal.SIGKILL)  # the worker JVM; its executor exits when it loses it
         log, _ = proc.communicate(timeout=1200)

@@ -86,8 +86,7 @@ def on_loopback(options: PipelineOptions) -> bool:
     """True when the job server (or the Spark/Flink master it would start for) is on this machine."""
     flags = options.get_all_options()
     endpoint = options.view_as(PortableOptions).job_endpoint or ""
-    master = flags.get("spark_master_url") or flags.get("flink_master") or ""
-    for address in (endpoint, master):
+    for address in (endpoint, flags.get("spark_master_url") or "", flags.get("flink_master") or ""):
         if not address or address in {"embed", "[auto]", "[local]"} or address.startswith("local"):
             continue
         host = urlsplit(address if "://" in address else f"//{address}").hostname or ""
