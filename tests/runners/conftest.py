@@ -1,8 +1,9 @@
-"""Session fixtures: one DirectRunner reference build, one Spark cluster, one Flink job server.
+"""Fixtures: one DirectRunner reference build per session; one Spark cluster and one Flink job server.
 
-Each engine starts once per test session through scripts/runners/cluster.sh (fetching the job server
-jars with Maven the first time) on free loopback ports, with its logs, pid files and event logs in a
-temp folder, and is stopped by the fixture's teardown whatever the tests did.
+Each engine starts once, for the one test module that uses it (so they never run at the same time),
+through scripts/runners/cluster.sh (fetching the job server jars with Maven the first time) on free
+loopback ports, with its logs, pid files and event logs in a temp folder, and is stopped by the
+fixture's teardown whatever the tests did.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def direct_sample(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark(tmp_path_factory):
     home = tmp_path_factory.mktemp("spark-cluster")
     ports = {"SPARK_PORT": engines.free_port(), "SPARK_UI_PORT": engines.free_port(),
@@ -54,7 +55,7 @@ def spark(tmp_path_factory):
         engines.cluster(env, "spark", "down", timeout=120)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def flink(tmp_path_factory):
     home = tmp_path_factory.mktemp("flink-jobserver")
     port = engines.free_port()

@@ -94,6 +94,17 @@ def reconciles(summary: dict) -> bool:
         for v in records.values())
 
 
+def counter_multiples(records: dict, reference: dict) -> set[int]:
+    """Per stage, the whole factor k with records == k * reference (raises where there is none)."""
+    assert records.keys() == reference.keys()
+    factors = set()
+    for stage, ref in reference.items():
+        k, rest = divmod(records[stage]["inputs"], ref["inputs"])
+        assert rest == 0 and records[stage] == {name: k * n for name, n in ref.items()}, (stage, records[stage], ref)
+        factors.add(k)
+    return factors
+
+
 # --- Spark: which executors ran tasks, on which worker --------------------------------------------
 def spark_event_logs(home: Path) -> list[Path]:
     return sorted((home / "spark" / "events").glob("app-*"), key=os.path.getmtime)
