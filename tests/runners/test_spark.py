@@ -37,10 +37,10 @@ def test_spark_builds_the_same_dataset_as_the_direct_runner(spark_sample, direct
     spark_card, direct_card = engines.card_summary(out), engines.card_summary(direct_sample)
     assert engines.reconciles(spark_card)
     assert spark_card["totals"] == direct_card["totals"]
-    # Beam's portable Spark runner caches no multi-output fused stage, so it runs such a stage once
-    # per consumer (annotations: its images feed both PairSentences and DedupImages) and its counters
-    # count each run. The outcomes are the DirectRunner's, times that whole factor.
-    assert engines.counter_multiples(spark_card["records"], direct_card["records"]) <= {1, 2}
+    # Beam's portable Spark runner caches no multi-output fused stage, so it may rerun one per consumer
+    # (annotations: its images feed both PairSentences and DedupImages; 69 or 92 inputs counted for
+    # 46 read), and counters count every run. Never fewer than the DirectRunner's, and only there.
+    assert engines.overcounted(spark_card["records"], direct_card["records"]) <= {"annotations"}
 
 
 def test_both_spark_workers_ran_tasks(spark, spark_sample):
