@@ -46,8 +46,9 @@ def cluster(env: dict[str, str], *args: str, timeout: int = 900) -> None:
 
 
 def build_command(output: Path, *beam_args: str) -> list[str]:
-    return [sys.executable, "-m", "uvd.cli", "dataset", "--manifest", str(SAMPLE), "--output", str(output),
-            *beam_args]
+    # faulthandler: a crash of the SDK workers (they run in this process) leaves its Python stacks.
+    return [sys.executable, "-X", "faulthandler", "-m", "uvd.cli", "dataset", "--manifest", str(SAMPLE),
+            "--output", str(output), *beam_args]
 
 
 def build_env() -> dict[str, str]:
