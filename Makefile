@@ -13,14 +13,24 @@ TEMP      ?=
 CONTAINER ?=
 JOB_ENDPOINT ?=
 MAX_WORKERS ?=
+# Spark and Flink through Beam's job servers (scripts/runners/): RUNNER=SparkRunner alone starts a local
+# standalone cluster (master + 2 workers) for the run; SPARK_MASTER=spark://HOST:7077 puts only the job
+# server in front of that master; RUNNER=FlinkRunner runs Flink [local] inside its job server. A given
+# JOB_ENDPOINT uses that job server instead and starts nothing.
+SPARK_MASTER ?=
+SPARK_JOB_PORT ?= 8099
+FLINK_JOB_PORT ?= 8199
+ENGINE_ENDPOINT := $(if $(JOB_ENDPOINT),,$(if $(filter SparkRunner,$(RUNNER)),127.0.0.1:$(SPARK_JOB_PORT),$(if $(filter FlinkRunner,$(RUNNER)),127.0.0.1:$(FLINK_JOB_PORT),)))
+WITH_ENGINE := $(if $(ENGINE_ENDPOINT),SPARK_JOB_PORT=$(SPARK_JOB_PORT) FLINK_JOB_PORT=$(FLINK_JOB_PORT) PY=$(PY) bash scripts/runners/with.sh $(if $(filter SparkRunner,$(RUNNER)),spark $(SPARK_MASTER),flink) --,)
 BEAM_ARGS ?= $(if $(RUNNER),--runner=$(RUNNER),) $(if $(PROJECT),--project=$(PROJECT),) \
   $(if $(REGION),--region=$(REGION),) $(if $(TEMP),--temp_location=$(TEMP),) \
   $(if $(CONTAINER),--sdk_container_image=$(CONTAINER) --sdk_location=container,) \
-  $(if $(JOB_ENDPOINT),--job_endpoint=$(JOB_ENDPOINT),) $(if $(MAX_WORKERS),--max_num_workers=$(MAX_WORKERS),)
+  $(if $(JOB_ENDPOINT),--job_endpoint=$(JOB_ENDPOINT),) $(if $(MAX_WORKERS),--max_num_workers=$(MAX_WORKERS),) \
+  $(if $(ENGINE_ENDPOINT),--job_endpoint=$(ENGINE_ENDPOINT),) $(if $(SPARK_MASTER),--spark_master_url=$(SPARK_MASTER),)
 TRAIN_CONFIG ?= uvd/model/configs/sample.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup dataset test lint bench tokenizer train preview view setup-pose test-pose clean
+.PHONY: setup dataset test test-fast lint bench tokenizer train preview view setup-pose test-pose clean
 
 $(STAMP): pyproject.toml scripts/setup.sh scripts/apt-packages.txt
 	bash scripts/setup.sh $(VENV) all
@@ -30,7 +40,7 @@ setup: $(STAMP)
 
 ## Build the dataset of a mixture manifest (default: the embedded sample, no network, no GPU).
 dataset: $(STAMP)
-	$(VENV)/bin/uvd dataset --manifest $(MANIFEST) --output $(OUTPUT) $(BEAM_ARGS)
+	$(WITH_ENGINE) $(VENV)/bin/uvd dataset --manifest $(MANIFEST) --output $(OUTPUT) $(BEAM_ARGS)
 
 ## The test suite (what .ci/run calls): lint first, then every test, the MMPose extra included.
 test: $(STAMP) $(POSE_STAMP) lint
@@ -41,6 +51,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check uvd tests benchmarks
 	$(VENV)/bin/ruff format --check uvd tests benchmarks
 	$(VENV)/bin/mypy
+
+## The suite without the tests that start Spark and Flink clusters (tests/runners, marker `cluster`).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not cluster" $(PYTEST_ARGS)
 
 ## Every benchmark: each prints its figure beside a baseline measured in the same run.
 bench: $(STAMP)

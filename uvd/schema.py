@@ -162,6 +162,9 @@ def sentence_id_for(source: str, *parts: Any) -> str:
     return h.hexdigest()
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 class RecordError(ValueError):
     """An input that becomes a failure row, not a crash (errors as values): `reason` is the row's short
     key, `status` its FAILURE_STATUSES entry ("failed" bad input, "skipped" valid but nothing to use)."""
@@ -185,7 +188,9 @@ def failure_row(
         "stage": stage,
         "status": status,
         "reason": reason,
-        "detail": detail[:500],
+        # Without object addresses (PIL's "<_io.BytesIO object at 0x7f...>"): the same bad input must
+        # give the same row in every process, runner and rerun (tests/runners compares them).
+        "detail": _ADDRESS.sub("", detail)[:500],
     }
 
 

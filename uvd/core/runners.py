@@ -8,6 +8,7 @@ fill in how the package reaches the workers (--setup_file, unless a custom conta
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from apache_beam.options.pipeline_options import (
     GoogleCloudOptions,
@@ -24,6 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_RUNNERS = {"DirectRunner", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"}
 PORTABLE_RUNNERS = {"PortableRunner", "SparkRunner", "FlinkRunner"}
 DATAFLOW_RUNNERS = {"DataflowRunner"}
+ENGINE_RUNNERS = {"SparkRunner", "FlinkRunner"}
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 def _runner_name(options: PipelineOptions) -> str:
@@ -63,6 +66,10 @@ def prepare_options(options: PipelineOptions) -> PipelineOptions:
             raise ConfigError("spark_master_url: SparkRunner needs a cluster, --spark_master_url=spark://HOST:7077, "
                               "or a running job server, --job_endpoint=HOST:8099 (or a local "
                               "--spark_job_server_jar=PATH for local[N])")
+        if runner in ENGINE_RUNNERS and not portable.environment_type and not container and on_loopback(options):
+            # A job server on this machine (scripts/runners/cluster.sh): its executors call the SDK
+            # workers in this process. A remote cluster needs DOCKER or EXTERNAL workers, said explicitly.
+            portable.environment_type = "LOOPBACK"
     if not container and not setup.setup_file and runner not in LOCAL_RUNNERS:
         # Remote workers install uvd from this checkout (built with `python -m build`).
         if not (portable_loopback(options)):
@@ -73,3 +80,16 @@ def prepare_options(options: PipelineOptions) -> PipelineOptions:
 def portable_loopback(options: PipelineOptions) -> bool:
     """LOOPBACK runs the workers in this process: they already have uvd."""
     return (options.view_as(PortableOptions).environment_type or "").upper() == "LOOPBACK"
+
+
+def on_loopback(options: PipelineOptions) -> bool:
+    """True when the job server (or the Spark/Flink master it would start for) is on this machine."""
+    flags = options.get_all_options()
+    endpoint = options.view_as(PortableOptions).job_endpoint or ""
+    for address in (endpoint, flags.get("spark_master_url") or "", flags.get("flink_master") or ""):
+        if not address or address in {"embed", "[auto]", "[local]"} or address.startswith("local"):
+            continue
+        host = urlsplit(address if "://" in address else f"//{address}").hostname or ""
+        if host not in LOOPBACK_HOSTS and not host.startswith("127."):
+            return False
+    return bool(endpoint) and endpoint != "embed"
