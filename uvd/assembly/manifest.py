@@ -74,7 +74,9 @@ class TokenizerSpec:
                 f"must be auto, fp32 or bf16, got {self.precision!r}")
         from uvd.tokenize.load import CheckpointError, check_checkpoint, is_hub_id
 
-        if self.checkpoint != "default" and not is_hub_id(self.checkpoint):   # a local folder: found and
+        spec = self.checkpoint
+        looks_local = spec.startswith((".", "/", "~")) or os.sep in spec or Path(spec).expanduser().exists()
+        if spec != "default" and looks_local and not is_hub_id(spec):          # a local folder: found and
             try:                                                             # readable before any work
                 check_checkpoint(self.checkpoint)
             except CheckpointError as exc:

@@ -141,8 +141,9 @@ class DeadLetterDoFn(beam.DoFn):
     `records_passed_on` or `records_failures_only`, and `uvd.<stage>.<status>/<reason>` per failure.
     """
 
-    def __init__(self, source: str, stage: str, step: str) -> None:
+    def __init__(self, source: str, stage: str, step: str, reconcile: bool = True) -> None:
         self.source, self.stage, self.step = source, stage, step
+        self.reconcile = reconcile   # False: a step whose input count depends on a cache (tokenize)
 
     def convert(self, element: Any) -> Iterable[Any]:
         raise NotImplementedError
@@ -161,7 +162,8 @@ class DeadLetterDoFn(beam.DoFn):
 
     def process(self, element: Any) -> Iterable[Any]:
         namespace = f"uvd.{self.stage}_{self.step}"
-        Metrics.counter(namespace, "inputs").inc()
+        if self.reconcile:
+            Metrics.counter(namespace, "inputs").inc()
         try:
             outputs = list(self.convert(element))
         except RecordError as exc:
@@ -169,7 +171,8 @@ class DeadLetterDoFn(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 - the dead letter is the point
             outputs = [self.failure(element, f"exception_{type(exc).__name__}", error_detail(exc))]
         passed = any(not isinstance(o, beam.pvalue.TaggedOutput) for o in outputs)  # main outputs carry on
-        Metrics.counter(namespace, "records_passed_on" if passed else "records_failures_only").inc()
+        if self.reconcile:
+            Metrics.counter(namespace, "records_passed_on" if passed else "records_failures_only").inc()
         yield from outputs
 
 
