@@ -72,7 +72,7 @@ def _checkpoint(cfg: Config, ds: data.Dataset) -> str | None:
     if cfg.checkpoint:
         return cfg.checkpoint
     recorded = (ds.summary or {}).get("tokenizer_checkpoint")
-    if not recorded:
+    if not recorded or recorded == "default" or recorded.startswith("default ("):   # the card's name for it
         return DEFAULT_CHECKPOINT
     looks_local = recorded.startswith(("/", ".")) or os.sep in recorded.strip("/").split("/", 1)[-1]
     if looks_local and not os.path.exists(recorded) and "://" not in recorded:
