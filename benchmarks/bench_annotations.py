@@ -58,9 +58,17 @@ def make_dataset(folder: Path) -> list[dict]:
             angles = np.sort(rng.uniform(0, 2 * np.pi, 10))
             px = x + bw / 2 + np.cos(angles) * bw / 2
             py = y + bh / 2 + np.sin(angles) * bh / 2
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(rng.integers(1, 81)),
-                         "bbox": [x, y, bw, bh], "area": bw * bh, "iscrowd": 0,
-                         "segmentation": [np.stack([px, py], 1).ravel().tolist()]})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": int(rng.integers(1, 81)),
+                    "bbox": [x, y, bw, bh],
+                    "area": bw * bh,
+                    "iscrowd": 0,
+                    "segmentation": [np.stack([px, py], 1).ravel().tolist()],
+                }
+            )
     cats = [{"id": c, "name": f"c{c}"} for c in range(1, 81)]
     (folder / "instances.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
     opts = coco.CocoOptions(annotations="instances.json", images=".", tasks=["detection", "segmentation"])
@@ -77,7 +85,7 @@ def _crop_resize(arr: np.ndarray, interp: int) -> np.ndarray:
     h, w = arr.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    return cv2.resize(arr[top:top + side, left:left + side], (256, 256), interpolation=interp)
+    return cv2.resize(arr[top : top + side, left : left + side], (256, 256), interpolation=interp)
 
 
 def baseline_record(item: dict) -> int:
@@ -87,7 +95,7 @@ def baseline_record(item: dict) -> int:
     rows = []
     anns = sorted(item["anns"], key=lambda a: -a["area"])
     for task in ("detection", "segmentation"):
-        bgr = cv2.imread(item["file"], cv2.IMREAD_COLOR)                     # repeated full decode
+        bgr = cv2.imread(item["file"], cv2.IMREAD_COLOR)  # repeated full decode
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         canvas = np.zeros_like(rgb)
@@ -109,7 +117,7 @@ def baseline_record(item: dict) -> int:
 
 
 def rate(fn, items: list[dict]) -> float:
-    fn(items[0])                                                            # warm up imports
+    fn(items[0])  # warm up imports
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < SECONDS:
         for item in items:
@@ -119,14 +127,16 @@ def rate(fn, items: list[dict]) -> float:
 
 
 def main() -> None:
-    cv2.setNumThreads(1)                                                    # per core
+    cv2.setNumThreads(1)  # per core
     with tempfile.TemporaryDirectory() as tmp:
         items = make_dataset(Path(tmp))
         ours = rate(uvd_record, items)
         base = rate(baseline_record, items)
-    print(f"annotations (COCO detection + segmentation, {LONG_SIDE} px, {OBJECTS} objects): "
-          f"{ours:.1f} records/s/core vs baseline {base:.1f} records/s/core "
-          f"(per-task decode, full-res drawing, resize) -> {ours / base:.2f}x")
+    print(
+        f"annotations (COCO detection + segmentation, {LONG_SIDE} px, {OBJECTS} objects): "
+        f"{ours:.1f} records/s/core vs baseline {base:.1f} records/s/core "
+        f"(per-task decode, full-res drawing, resize) -> {ours / base:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -75,12 +75,18 @@ def main() -> None:
         fast = rate(uvd_path, inputs)
         base = rate(baseline, inputs)
         with_png = rate(lambda d: encode_png(uvd_path(d)), inputs)
-    print(f"inputs: {len(inputs)} JPEGs, {min(max(s) for s in sizes)}-{max(max(s) for s in sizes)} px long side; "
-          f"mean |uvd - baseline| = {diff:.2f} / 255")
-    print(f"decode: {fast:.1f} img/s/core vs baseline {base:.1f} img/s/core (PIL full decode + bicubic resize) "
-          f"-> {fast / base:.2f}x")
-    print(f"decode+png: {with_png:.1f} img/s/core vs baseline {base:.1f} img/s/core (PIL full decode + bicubic resize, "
-          f"no encode) -> {with_png / base:.2f}x")
+    print(
+        f"inputs: {len(inputs)} JPEGs, {min(max(s) for s in sizes)}-{max(max(s) for s in sizes)} px long side; "
+        f"mean |uvd - baseline| = {diff:.2f} / 255"
+    )
+    print(
+        f"decode: {fast:.1f} img/s/core vs baseline {base:.1f} img/s/core (PIL full decode + bicubic resize) "
+        f"-> {fast / base:.2f}x"
+    )
+    print(
+        f"decode+png: {with_png:.1f} img/s/core vs baseline {base:.1f} img/s/core (PIL full decode + bicubic resize, "
+        f"no encode) -> {with_png / base:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ def make_dataset(folder: Path) -> str:
         im.save(buf, format="JPEG", quality=90)
         cells.append({"bytes": buf.getvalue(), "path": path.name})
         labels.append(i % 5)
-    features = datasets.Features({"image": datasets.Image(),
-                                  "label": datasets.ClassLabel(names=[f"c{i}" for i in range(5)])})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[f"c{i}" for i in range(5)])}
+    )
     ds = datasets.Dataset.from_dict({"image": cells, "label": labels}, features=features)
     ds.save_to_disk(str(folder / "ds"), num_shards=2)
     return str(folder / "ds")
@@ -98,8 +99,10 @@ def main() -> None:
         assert uvd_pass() == baseline_pass() == len(ds)
         assert reader.list_shards(path).format == "disk"
         ours, base = timed(uvd_pass), timed(baseline_pass)
-    print(f"hf classification rows: {ours:.1f} rows/s/core vs baseline {base:.1f} rows/s/core "
-          f"(datasets Image decode + same resize) -> {ours / base:.2f}x")
+    print(
+        f"hf classification rows: {ours:.1f} rows/s/core vs baseline {base:.1f} rows/s/core "
+        f"(datasets Image decode + same resize) -> {ours / base:.2f}x"
+    )
 
 
 if __name__ == "__main__":

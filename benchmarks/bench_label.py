@@ -45,7 +45,7 @@ def rate(handler: ExpertHandler, model, images: list[np.ndarray], batch: int, re
         items = [new_item(str(i), im) for i, im in enumerate(images)]
         start = time.perf_counter()
         for i in range(0, len(items), batch):
-            handler.run_inference(items[i:i + batch], model)
+            handler.run_inference(items[i : i + batch], model)
         best = min(best, time.perf_counter() - start)
     return len(images) / best
 
@@ -53,8 +53,11 @@ def rate(handler: ExpertHandler, model, images: list[np.ndarray], batch: int, re
 def compare(name: str, handler: ExpertHandler, images: list[np.ndarray], batch: int, unit: str) -> None:
     model = handler.load_model()
     batched, single = rate(handler, model, images, batch), rate(handler, model, images, 1)
-    print(f"{name}: {batched:.1f} {unit} batched ({batch}) vs baseline {single:.1f} {unit} per-image "
-          f"-> {batched / single:.2f}x", flush=True)
+    print(
+        f"{name}: {batched:.1f} {unit} batched ({batch}) vs baseline {single:.1f} {unit} per-image "
+        f"-> {batched / single:.2f}x",
+        flush=True,
+    )
 
 
 def cpu(n: int, batch: int) -> None:
@@ -66,13 +69,20 @@ def cpu(n: int, batch: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         experts = [
             ("depth (tiny DPT, 64px in)", DepthHandler(tiny.save_tiny_dpt(f"{tmp}/dpt"), device="cpu")),
-            ("segmentation (tiny SegFormer, 64px in, 150 classes)",
-             SegmentationHandler(tiny.save_tiny_segformer(f"{tmp}/seg"), device="cpu")),
-            ("normals (3-conv TorchScript, 128px in)",
-             NormalsHandler(tiny.save_tiny_torchscript(f"{tmp}/n.pt", 3), device="cpu", preprocess=small)),
-            ("edges learned (3-conv TorchScript, 128px in)",
-             LearnedEdgesHandler(tiny.save_tiny_torchscript(f"{tmp}/e.pt", 1), device="cpu", edges_output="logits",
-                                 preprocess=small)),
+            (
+                "segmentation (tiny SegFormer, 64px in, 150 classes)",
+                SegmentationHandler(tiny.save_tiny_segformer(f"{tmp}/seg"), device="cpu"),
+            ),
+            (
+                "normals (3-conv TorchScript, 128px in)",
+                NormalsHandler(tiny.save_tiny_torchscript(f"{tmp}/n.pt", 3), device="cpu", preprocess=small),
+            ),
+            (
+                "edges learned (3-conv TorchScript, 128px in)",
+                LearnedEdgesHandler(
+                    tiny.save_tiny_torchscript(f"{tmp}/e.pt", 1), device="cpu", edges_output="logits", preprocess=small
+                ),
+            ),
             ("edges (Canny at 256)", CannyHandler()),
         ]
         for name, handler in experts:
@@ -86,13 +96,15 @@ def gpu(n: int, batch: int) -> None:
 
     images = photos(n)
     with tempfile.TemporaryDirectory() as tmp:
-        DPTForDepthEstimation(DPTConfig()).save_pretrained(f"{tmp}/dpt-large")           # Intel/dpt-large's config
-        b5 = SegformerConfig(depths=[3, 6, 40, 3], hidden_sizes=[64, 128, 320, 512], decoder_hidden_size=768,
-                             num_labels=150)                                            # SegFormer-B5
+        DPTForDepthEstimation(DPTConfig()).save_pretrained(f"{tmp}/dpt-large")  # Intel/dpt-large's config
+        b5 = SegformerConfig(
+            depths=[3, 6, 40, 3], hidden_sizes=[64, 128, 320, 512], decoder_hidden_size=768, num_labels=150
+        )  # SegFormer-B5
         SegformerForSemanticSegmentation(b5).save_pretrained(f"{tmp}/segformer-b5")
-        for name, handler in [("depth (DPT-Large, 384px, bf16)", DepthHandler(f"{tmp}/dpt-large", device="cuda")),
-                              ("segmentation (SegFormer-B5, 512px, bf16)",
-                               SegmentationHandler(f"{tmp}/segformer-b5", device="cuda"))]:
+        for name, handler in [
+            ("depth (DPT-Large, 384px, bf16)", DepthHandler(f"{tmp}/dpt-large", device="cuda")),
+            ("segmentation (SegFormer-B5, 512px, bf16)", SegmentationHandler(f"{tmp}/segformer-b5", device="cuda")),
+        ]:
             torch.cuda.synchronize()
             compare(f"{name} {torch.cuda.get_device_name()}", handler, images, batch, "img/s")
 

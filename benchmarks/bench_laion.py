@@ -64,14 +64,17 @@ def main(argv: list[str]) -> None:
     bodies = photos()
     server = ScriptedServer().start()
     try:
-        urls = [server.add(f"/img/{i}.jpg", Reply(200, bodies[i % len(bodies)], {"Content-Type": "image/jpeg"}))
-                for i in range(ROWS)]
+        urls = [
+            server.add(f"/img/{i}.jpg", Reply(200, bodies[i % len(bodies)], {"Content-Type": "image/jpeg"}))
+            for i in range(ROWS)
+        ]
         with tempfile.TemporaryDirectory() as tmp:
             meta = Path(tmp) / "meta.parquet"
             pq.write_table(pa.table({"URL": urls}), meta, row_group_size=40)
             start = time.perf_counter()
-            laion.run(["--input", str(meta), "--output", str(Path(tmp) / "out"), "--allow_private_addresses", "true",
-                       *argv])
+            laion.run(
+                ["--input", str(meta), "--output", str(Path(tmp) / "out"), "--allow_private_addresses", "true", *argv]
+            )
             stage_s = time.perf_counter() - start
             images = pq.read_table(Path(tmp) / "out" / "sentences").num_rows
         sample = urls[: ROWS // 4]
@@ -81,9 +84,11 @@ def main(argv: list[str]) -> None:
     finally:
         server.stop()
     rate = images / stage_s
-    print(f"laion: {rate:.1f} img/s end to end ({images} images in {stage_s:.1f} s incl. Beam start-up) vs "
-          f"baseline {naive_rate:.1f} img/s (one thread: requests + PIL full decode + resize + PNG) -> "
-          f"{rate / naive_rate:.2f}x")
+    print(
+        f"laion: {rate:.1f} img/s end to end ({images} images in {stage_s:.1f} s incl. Beam start-up) vs "
+        f"baseline {naive_rate:.1f} img/s (one thread: requests + PIL full decode + resize + PNG) -> "
+        f"{rate / naive_rate:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -89,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{v} {n_tokens / s:,.0f} tok/s ({base / s:.2f}x)" for v, s in secs.items()]
         print(f"  {label:9s}: " + " | ".join(cells))
         masked = secs["flex" if cuda else "segments"]
-        print(f"  {label:9s}: masked/unmasked speed ratio {base / masked:.2f} "
-              f"({'flex' if cuda else 'segments'} vs plain causal; dense-mask baseline {base / secs['sdpa']:.2f})")
+        print(
+            f"  {label:9s}: masked/unmasked speed ratio {base / masked:.2f} "
+            f"({'flex' if cuda else 'segments'} vs plain causal; dense-mask baseline {base / secs['sdpa']:.2f})"
+        )
     return 0
 
 

@@ -52,8 +52,11 @@ I2D_VENV = BENCH_DIR / f"img2dataset-{I2D_VERSION}"
 
 # --- img2dataset's venv -------------------------------------------------------------------------------
 def python311() -> str:
-    for cand in ("python3.11", os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python"),
-                 "/root/.pyenv/versions/3.11.7/bin/python"):
+    for cand in (
+        "python3.11",
+        os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python"),
+        "/root/.pyenv/versions/3.11.7/bin/python",
+    ):
         path = shutil.which(cand) or (cand if os.path.exists(cand) else None)
         if path:
             return path
@@ -140,7 +143,7 @@ class CorpusServer:
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]   # closed again when we return: connections are refused
+        return s.getsockname()[1]  # closed again when we return: connections are refused
 
 
 def write_metadata(path: Path, port: int, n: int, distinct: int, bad: float, seed: int) -> dict:
@@ -212,13 +215,30 @@ def run_tool(cmd: list[str], env: dict, log: Path, timeout_s: float) -> dict:
         done.set()
         watcher.join()
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": peak / 2**20,
-            "rc": proc.returncode, "load_before": load0, "load_after": os.getloadavg()[0]}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": peak / 2**20,
+        "rc": proc.returncode,
+        "load_before": load0,
+        "load_after": os.getloadavg()[0],
+    }
 
 
 def uvd_cmd(meta: Path, out: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "uvd.cli", "laion", "--input", str(meta), "--output", str(out),
-            "--allow_private_addresses", "true", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "uvd.cli",
+        "laion",
+        "--input",
+        str(meta),
+        "--output",
+        str(out),
+        "--allow_private_addresses",
+        "true",
+        *extra,
+    ]
 
 
 def uvd_saved(out: Path) -> tuple[int, dict]:
@@ -230,11 +250,39 @@ def uvd_saved(out: Path) -> tuple[int, dict]:
 
 
 def i2d_cmd(exe: Path, meta: Path, out: Path, processes: int, threads: int) -> list[str]:
-    return [str(exe), "--url_list", str(meta), "--input_format", "parquet", "--url_col", "URL",
-            "--caption_col", "TEXT", "--output_folder", str(out), "--output_format", "parquet",
-            "--image_size", "256", "--resize_mode", "center_crop", "--processes_count", str(processes),
-            "--thread_count", str(threads), "--timeout", "10", "--retries", "0",
-            "--number_sample_per_shard", "100000", "--enable_wandb", "False", "--distributor", "multiprocessing"]
+    return [
+        str(exe),
+        "--url_list",
+        str(meta),
+        "--input_format",
+        "parquet",
+        "--url_col",
+        "URL",
+        "--caption_col",
+        "TEXT",
+        "--output_folder",
+        str(out),
+        "--output_format",
+        "parquet",
+        "--image_size",
+        "256",
+        "--resize_mode",
+        "center_crop",
+        "--processes_count",
+        str(processes),
+        "--thread_count",
+        str(threads),
+        "--timeout",
+        "10",
+        "--retries",
+        "0",
+        "--number_sample_per_shard",
+        "100000",
+        "--enable_wandb",
+        "False",
+        "--distributor",
+        "multiprocessing",
+    ]
 
 
 def i2d_saved(out: Path) -> tuple[int, dict]:
@@ -249,8 +297,14 @@ def i2d_saved(out: Path) -> tuple[int, dict]:
 
 def summarize(runs: list[dict]) -> dict:
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-    return {"img_s": med("img_s"), "img_per_cpu_s": med("img_per_cpu_s"), "peak_rss_mb": med("peak_rss_mb"),
-            "max_peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "saved": med("saved"), "wall_s": med("wall_s")}
+    return {
+        "img_s": med("img_s"),
+        "img_per_cpu_s": med("img_per_cpu_s"),
+        "peak_rss_mb": med("peak_rss_mb"),
+        "max_peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "saved": med("saved"),
+        "wall_s": med("wall_s"),
+    }
 
 
 def side_by_side(args: argparse.Namespace) -> dict:
@@ -263,8 +317,10 @@ def side_by_side(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp, CorpusServer(bodies) as server:
         meta = Path(tmp) / "meta.parquet"
         kinds = write_metadata(meta, server.port, args.urls, args.distinct, args.bad, args.seed)
-        print(f"[bench-peers] corpus {stats}, {args.urls} URLs {kinds}, {cores} cores, server :{server.port}",
-              file=sys.stderr)
+        print(
+            f"[bench-peers] corpus {stats}, {args.urls} URLs {kinds}, {cores} cores, server :{server.port}",
+            file=sys.stderr,
+        )
         for r in range(args.rounds):
             order = ["uvd", "img2dataset"] if r % 2 == 0 else ["img2dataset", "uvd"]
             for tool in order:
@@ -278,25 +334,43 @@ def side_by_side(args: argparse.Namespace) -> dict:
                     print((Path(tmp) / f"{tool}-{r}.log").read_text()[-3000:], file=sys.stderr)
                     raise SystemExit(f"[bench-peers] {tool} exited {res['rc']}")
                 saved, reasons = uvd_saved(out) if tool == "uvd" else i2d_saved(out)
-                res.update(saved=saved, reasons=reasons, img_s=saved / res["wall_s"],
-                           img_per_cpu_s=saved / max(res["cpu_s"], 1e-9))
+                res.update(
+                    saved=saved,
+                    reasons=reasons,
+                    img_s=saved / res["wall_s"],
+                    img_per_cpu_s=saved / max(res["cpu_s"], 1e-9),
+                )
                 results[tool].append(res)
-                print(f"[bench-peers] round {r} {tool:11s} {saved} saved in {res['wall_s']:.1f} s: "
-                      f"{res['img_s']:.0f} img/s, {res['img_per_cpu_s']:.0f} img/cpu-s, cpu {res['cpu_s']:.0f} s, "
-                      f"peak RSS {res['peak_rss_mb']:.0f} MB, load {res['load_before']:.1f}->{res['load_after']:.1f}",
-                      file=sys.stderr)
+                print(
+                    f"[bench-peers] round {r} {tool:11s} {saved} saved in {res['wall_s']:.1f} s: "
+                    f"{res['img_s']:.0f} img/s, {res['img_per_cpu_s']:.0f} img/cpu-s, cpu {res['cpu_s']:.0f} s, "
+                    f"peak RSS {res['peak_rss_mb']:.0f} MB, load {res['load_before']:.1f}->{res['load_after']:.1f}",
+                    file=sys.stderr,
+                )
                 shutil.rmtree(out, ignore_errors=True)
     u, i = summarize(results["uvd"]), summarize(results["img2dataset"])
-    report = {"corpus": stats, "urls": args.urls, "kinds": kinds, "cores": cores, "rounds": args.rounds,
-              "uvd_args": args.uvd_args, "uvd": u, "img2dataset": i,
-              "ratio_wall": u["img_s"] / i["img_s"], "ratio_cpu": u["img_per_cpu_s"] / i["img_per_cpu_s"],
-              "ratio_rss": u["max_peak_rss_mb"] / i["max_peak_rss_mb"], "runs": results}
-    print(f"peers: uvd {u['img_s']:.0f} img/s ({u['img_per_cpu_s']:.0f}/cpu-s, peak {u['max_peak_rss_mb']:.0f} MB, "
-          f"{u['saved']:.0f} saved) vs img2dataset {I2D_VERSION} {i['img_s']:.0f} img/s "
-          f"({i['img_per_cpu_s']:.0f}/cpu-s, "
-          f"peak {i['max_peak_rss_mb']:.0f} MB, {i['saved']:.0f} saved) -> {report['ratio_wall']:.2f}x wall, "
-          f"{report['ratio_cpu']:.2f}x per CPU second, {report['ratio_rss']:.2f}x peak RSS "
-          f"(medians of {args.rounds} interleaved rounds, {cores} cores)")
+    report = {
+        "corpus": stats,
+        "urls": args.urls,
+        "kinds": kinds,
+        "cores": cores,
+        "rounds": args.rounds,
+        "uvd_args": args.uvd_args,
+        "uvd": u,
+        "img2dataset": i,
+        "ratio_wall": u["img_s"] / i["img_s"],
+        "ratio_cpu": u["img_per_cpu_s"] / i["img_per_cpu_s"],
+        "ratio_rss": u["max_peak_rss_mb"] / i["max_peak_rss_mb"],
+        "runs": results,
+    }
+    print(
+        f"peers: uvd {u['img_s']:.0f} img/s ({u['img_per_cpu_s']:.0f}/cpu-s, peak {u['max_peak_rss_mb']:.0f} MB, "
+        f"{u['saved']:.0f} saved) vs img2dataset {I2D_VERSION} {i['img_s']:.0f} img/s "
+        f"({i['img_per_cpu_s']:.0f}/cpu-s, "
+        f"peak {i['max_peak_rss_mb']:.0f} MB, {i['saved']:.0f} saved) -> {report['ratio_wall']:.2f}x wall, "
+        f"{report['ratio_cpu']:.2f}x per CPU second, {report['ratio_rss']:.2f}x peak RSS "
+        f"(medians of {args.rounds} interleaved rounds, {cores} cores)"
+    )
     return report
 
 
@@ -315,8 +389,10 @@ def rss_scaling(args: argparse.Namespace, sizes: list[int]) -> dict:
             res = run_tool(uvd_cmd(meta, Path(tmp) / "out", args.uvd_args), env, Path(tmp) / "log", args.timeout_s)
             saved, _ = uvd_saved(Path(tmp) / "out")
         out_rows[n] = {"peak_rss_mb": res["peak_rss_mb"], "img_s": saved / res["wall_s"], "saved": saved}
-        print(f"rss-scaling: {n} distinct images: peak RSS {res['peak_rss_mb']:.0f} MB, "
-              f"{saved / res['wall_s']:.0f} img/s ({' '.join(args.uvd_args) or 'defaults'})")
+        print(
+            f"rss-scaling: {n} distinct images: peak RSS {res['peak_rss_mb']:.0f} MB, "
+            f"{saved / res['wall_s']:.0f} img/s ({' '.join(args.uvd_args) or 'defaults'})"
+        )
     return out_rows
 
 
@@ -330,8 +406,9 @@ def quality(args: argparse.Namespace) -> dict:
     pixels = [to_square_rgb(b)[0] for b in build_corpus(args.distinct, args.seed)[:300]]
     rows = {}
     options = [("png (zlib default, before)", lambda p: encode_png(p)), ("png (fast)", lambda p: encode_image(p))]
-    options += [(f"jpeg q{q}" + " (default)" * (q == 95), (lambda q: lambda p: encode_image(p, "jpeg", q))(q))
-                for q in (90, 95)]
+    options += [
+        (f"jpeg q{q}" + " (default)" * (q == 95), (lambda q: lambda p: encode_image(p, "jpeg", q))(q)) for q in (90, 95)
+    ]
     for name, fn in options:
         start = time.process_time()
         blobs = [fn(p) for p in pixels]
@@ -339,11 +416,16 @@ def quality(args: argparse.Namespace) -> dict:
         decoded = [decode_png(b) for b in blobs]
         psnr = [psnr_db(p, d) for p, d in zip(pixels, decoded)]
         finite = [x for x in psnr if np.isfinite(x)]
-        rows[name] = {"kb": float(np.mean([len(b) for b in blobs]) / 1024), "encode_ms": cost_ms,
-                      "psnr_db": float(np.median(finite)) if finite else float("inf"),
-                      "min_psnr_db": float(min(finite)) if finite else float("inf")}
-        print(f"quality: {name:28s} {rows[name]['kb']:6.1f} KB  {cost_ms:5.2f} ms/img  "
-              f"PSNR median {rows[name]['psnr_db']:.1f} dB (min {rows[name]['min_psnr_db']:.1f})")
+        rows[name] = {
+            "kb": float(np.mean([len(b) for b in blobs]) / 1024),
+            "encode_ms": cost_ms,
+            "psnr_db": float(np.median(finite)) if finite else float("inf"),
+            "min_psnr_db": float(min(finite)) if finite else float("inf"),
+        }
+        print(
+            f"quality: {name:28s} {rows[name]['kb']:6.1f} KB  {cost_ms:5.2f} ms/img  "
+            f"PSNR median {rows[name]['psnr_db']:.1f} dB (min {rows[name]['min_psnr_db']:.1f})"
+        )
     return rows
 
 

@@ -46,7 +46,7 @@ def _pick(rng: np.random.Generator, table: tuple) -> float:
 def _one(rng: np.random.Generator, sources: list[np.ndarray], median_mp: float = 0.45) -> bytes:
     src = sources[int(rng.integers(len(sources)))]
     aspect = _pick(rng, ASPECTS)
-    mp = float(np.clip(rng.lognormal(np.log(median_mp), 0.75), 0.06, 4.0))   # 0.45: mean ~0.6 MP
+    mp = float(np.clip(rng.lognormal(np.log(median_mp), 0.75), 0.06, 4.0))  # 0.45: mean ~0.6 MP
     w = max(128, int(round((mp * 1e6 * aspect) ** 0.5)))
     h = max(128, int(round(w / aspect)))
     sh, sw = src.shape[:2]
@@ -54,7 +54,7 @@ def _one(rng: np.random.Generator, sources: list[np.ndarray], median_mp: float =
     cw = int(min(sw, sh * aspect) * rng.uniform(0.6, 1.0))
     ch = max(8, int(cw / aspect))
     y0, x0 = int(rng.integers(0, sh - ch + 1)), int(rng.integers(0, sw - cw + 1))
-    im = Image.fromarray(src[y0:y0 + ch, x0:x0 + cw]).resize((w, h), Image.BILINEAR)
+    im = Image.fromarray(src[y0 : y0 + ch, x0 : x0 + cw]).resize((w, h), Image.BILINEAR)
     arr = np.asarray(im, dtype=np.float32) * rng.uniform(0.8, 1.2, size=3) + rng.uniform(-20, 20)
     im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     if rng.random() < 0.5:
@@ -100,8 +100,11 @@ def corpus_stats(bodies: list[bytes]) -> dict:
     for body in bodies:
         with Image.open(io.BytesIO(body)) as im:
             mps.append(im.size[0] * im.size[1] / 1e6)
-    return {"images": len(bodies), "mean_mp": round(float(np.mean(mps)), 3),
-            "mean_kb": round(sum(map(len, bodies)) / len(bodies) / 1024, 1)}
+    return {
+        "images": len(bodies),
+        "mean_mp": round(float(np.mean(mps)), 3),
+        "mean_kb": round(sum(map(len, bodies)) / len(bodies) / 1024, 1),
+    }
 
 
 def url_plan(n: int, distinct: int, bad_fraction: float = 0.03, seed: int = 0) -> list[tuple[str, int]]:

@@ -39,6 +39,7 @@ def timed(name: str, fn):  # noqa: ANN001, ANN201 - wraps any callable
         finally:
             with _lock:
                 PHASES[name] += time.thread_time() - start
+
     return wrapper
 
 
@@ -50,8 +51,9 @@ def without_beam(meta: Path, extra: list[str]) -> tuple[int, float, float]:
     from uvd.transforms import image
 
     cv2.setNumThreads(1)
-    cfg, _, _ = pipeline.parse_args(["--input", str(meta), "--output", "/dev/null", "--allow_private_addresses",
-                                     "true", *extra])
+    cfg, _, _ = pipeline.parse_args(
+        ["--input", str(meta), "--output", "/dev/null", "--allow_private_addresses", "true", *extra]
+    )
     downloader.Downloader.attempt = timed("download", downloader.Downloader.attempt)
     image.decode_image = timed("decode", image.decode_image)
     image.apply_geometry = timed("resize", image.apply_geometry)
@@ -88,17 +90,21 @@ def main(argv: list[str]) -> None:
         stage_ok, _ = uvd_saved(Path(tmp) / "out")
         ok, cpu, wall = without_beam(meta, args.uvd_args)
     print(f"profile: {args.urls} URLs, {ok} images, load {os.getloadavg()[0]:.1f}")
-    print(f"  row path without Beam: {ok / wall:.0f} img/s wall, {cpu / ok * 1e3:.2f} ms CPU per image "
-          f"({ok / cpu:.0f} img per CPU second)")
+    print(
+        f"  row path without Beam: {ok / wall:.0f} img/s wall, {cpu / ok * 1e3:.2f} ms CPU per image "
+        f"({ok / cpu:.0f} img per CPU second)"
+    )
     row_total = PHASES.pop("row_total")
     for name, secs in sorted(PHASES.items(), key=lambda kv: -kv[1]):
         print(f"    {name:9s} {secs / ok * 1e3:6.2f} ms/img  {secs / cpu:5.1%} of CPU")
     inner = sum(PHASES.values())
     print(f"    {'other row':9s} {(row_total - inner) / ok * 1e3:6.2f} ms/img (checks, provenance, rows)")
     print(f"    {'scheduler':9s} {(cpu - row_total) / ok * 1e3:6.2f} ms/img (main loop, futures, reading rows)")
-    print(f"  whole stage (Beam local runner, tables written): {stage_ok / stage['wall_s']:.0f} img/s wall, "
-          f"{stage['cpu_s'] / stage_ok * 1e3:.2f} ms CPU per image, peak RSS {stage['peak_rss_mb']:.0f} MB "
-          f"-> Beam + writes + start-up {(stage['cpu_s'] - cpu) / stage_ok * 1e3:.2f} ms/img")
+    print(
+        f"  whole stage (Beam local runner, tables written): {stage_ok / stage['wall_s']:.0f} img/s wall, "
+        f"{stage['cpu_s'] / stage_ok * 1e3:.2f} ms CPU per image, peak RSS {stage['peak_rss_mb']:.0f} MB "
+        f"-> Beam + writes + start-up {(stage['cpu_s'] - cpu) / stage_ok * 1e3:.2f} ms/img"
+    )
 
 
 if __name__ == "__main__":

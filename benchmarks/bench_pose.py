@@ -30,8 +30,11 @@ def photos_and_boxes(n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     boxes = []
     for im in images:
         h, w = im.shape[:2]
-        boxes.append(np.array([[0, 0, w, h], [0, 0, w / 2, h], [w / 2, 0, w, h], [w / 4, h / 4, 3 * w / 4, 3 * h / 4]],
-                              np.float32))
+        boxes.append(
+            np.array(
+                [[0, 0, w, h], [0, 0, w / 2, h], [w / 2, 0, w, h], [w / 4, h / 4, 3 * w / 4, 3 * h / 4]], np.float32
+            )
+        )
     return images, boxes
 
 
@@ -64,8 +67,10 @@ def main() -> None:
     rate(pose, images[:2], boxes[:2], args.max_crops, repeats=1)  # warm-up
     batched = rate(pose, images, boxes, args.max_crops)
     single = rate(pose, images, boxes, 1)
-    print(f"pose: {batched:.1f} crops/s/core (RTMPose-t, {args.max_crops} crops per forward) vs baseline "
-          f"{single:.1f} crops/s/core (one crop per forward) -> {batched / single:.2f}x")
+    print(
+        f"pose: {batched:.1f} crops/s/core (RTMPose-t, {args.max_crops} crops per forward) vs baseline "
+        f"{single:.1f} crops/s/core (one crop per forward) -> {batched / single:.2f}x"
+    )
 
 
 if __name__ == "__main__":

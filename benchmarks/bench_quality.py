@@ -30,8 +30,13 @@ from uvd.quality import grouping as G  # noqa: E402
 from uvd.quality import sequence, testset  # noqa: E402
 
 CONFIGS = [  # (bits, bands, threshold, max_bucket): max_bucket 2 = every bucket sorted, as at web scale
-    (64, 4, 12, 4096), (64, 8, 14, 4096), (128, 8, 32, 4096), (128, 16, 32, 4096), (128, 16, 40, 4096),
-    (256, 16, 64, 4096), (128, 16, 32, 2),
+    (64, 4, 12, 4096),
+    (64, 8, 14, 4096),
+    (128, 8, 32, 4096),
+    (128, 16, 32, 4096),
+    (128, 16, 40, 4096),
+    (256, 16, 64, 4096),
+    (128, 16, 32, 2),
 ]
 
 
@@ -39,8 +44,9 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:,.0f}/s ({seconds / n * 1e6:,.0f} us each)"
 
 
-def edges_by_lsh(hashes: np.ndarray, ids: list[str], bands: int, threshold: int, max_bucket: int = 4096,
-                 window: int = 64) -> tuple[dict, int]:
+def edges_by_lsh(
+    hashes: np.ndarray, ids: list[str], bands: int, threshold: int, max_bucket: int = 4096, window: int = 64
+) -> tuple[dict, int]:
     """LSH edges {(a, b): d} and the number of candidate pairs compared (what ClusterImages does)."""
     buckets = collections.defaultdict(list)
     for i, h in enumerate(hashes):
@@ -51,8 +57,7 @@ def edges_by_lsh(hashes: np.ndarray, ids: list[str], bands: int, threshold: int,
         n = len(members)
         compared += n * (n - 1) // 2 if n <= max_bucket else n * min(window, n - 1)
         start = G.band_start(key, hashes.shape[1], bands)
-        for a, b, d in G.bucket_pairs([ids[m] for m in members], hashes[members], threshold, max_bucket, window,
-                                      start):
+        for a, b, d in G.bucket_pairs([ids[m] for m in members], hashes[members], threshold, max_bucket, window, start):
             edges[(a, b)] = d
     return edges, compared
 
@@ -76,16 +81,24 @@ def score(edges: dict, labels: np.ndarray, kinds: list[str], ids: list[str]) -> 
     dropped = {s: r for s, (r, _) in decided.items() if r != s}
     wrong = sum(1 for s, r in dropped.items() if labels[index[s]] != labels[index[r]])
     worst = min(per_edit.items(), key=lambda kv: np.mean(kv[1]))
-    return {"recall": recall, "fpr": false / (n * (n - 1) // 2 - same), "false_pairs": false,
-            "kept": n - len(dropped), "wrong_drops": wrong, "worst": f"{worst[0]} {np.mean(worst[1]):.3f}"}
+    return {
+        "recall": recall,
+        "fpr": false / (n * (n - 1) // 2 - same),
+        "false_pairs": false,
+        "kept": n - len(dropped),
+        "wrong_drops": wrong,
+        "worst": f"{worst[0]} {np.mean(worst[1]):.3f}",
+    }
 
 
 def bench_near_duplicates(images: np.ndarray, labels: np.ndarray, kinds: list[str]) -> None:
     n = len(images)
     ids = [f"i{i:05d}" for i in range(n)]
     print(f"\n-- near-duplicates: {n} images = {len(set(labels.tolist()))} bases x (1 + {len(testset.EDITS)} edits)")
-    print(f"{'hash':>29} {'recall':>7} {'FPR':>9} {'false pairs':>11} {'kept':>5} {'wrong drops':>11} "
-          f"{'compared/img':>12} {'group rate':>22}  worst edit")
+    print(
+        f"{'hash':>29} {'recall':>7} {'FPR':>9} {'false pairs':>11} {'kept':>5} {'wrong drops':>11} "
+        f"{'compared/img':>12} {'group rate':>22}  worst edit"
+    )
     for bits, bands, t, cap in CONFIGS:
         h = F.dct_hash(images, bits)
         start = time.process_time()
@@ -93,9 +106,11 @@ def bench_near_duplicates(images: np.ndarray, labels: np.ndarray, kinds: list[st
         secs = time.process_time() - start
         s = score(edges, labels, kinds, ids)
         name = f"dct {bits}b {bands}x{bits // bands}b <={t}" + (" sorted" if cap < 4096 else "")
-        print(f"{name:>29} {s['recall']:7.4f} {s['fpr']:9.2e} "
-              f"{s['false_pairs']:11d} {s['kept']:5d} {s['wrong_drops']:11d} {compared / n:12.1f} "
-              f"{rate(n, secs):>22}  {s['worst']}")
+        print(
+            f"{name:>29} {s['recall']:7.4f} {s['fpr']:9.2e} "
+            f"{s['false_pairs']:11d} {s['kept']:5d} {s['wrong_drops']:11d} {compared / n:12.1f} "
+            f"{rate(n, secs):>22}  {s['worst']}"
+        )
     try:
         import imagehash
         from PIL import Image
@@ -104,11 +119,13 @@ def bench_near_duplicates(images: np.ndarray, labels: np.ndarray, kinds: list[st
         return
     ph = np.stack([np.packbits(imagehash.phash(Image.fromarray(im)).hash.flatten()) for im in images])
     for t in (10, 12, 14):
-        d = F.hamming(ph[:, None], ph[None, :])            # all pairs: the baseline has no index
+        d = F.hamming(ph[:, None], ph[None, :])  # all pairs: the baseline has no index
         ii, jj = np.nonzero(np.triu(d <= t, 1))
         s = score({(ids[i], ids[j]): int(d[i, j]) for i, j in zip(ii, jj)}, labels, kinds, ids)
-        print(f"{f'imagehash phash <={t}':>29} {s['recall']:7.4f} {s['fpr']:9.2e} {s['false_pairs']:11d} "
-              f"{s['kept']:5d} {s['wrong_drops']:11d} {n - 1:12.1f} {'(all pairs)':>22}  {s['worst']}")
+        print(
+            f"{f'imagehash phash <={t}':>29} {s['recall']:7.4f} {s['fpr']:9.2e} {s['false_pairs']:11d} "
+            f"{s['kept']:5d} {s['wrong_drops']:11d} {n - 1:12.1f} {'(all pairs)':>22}  {s['worst']}"
+        )
 
 
 def bench_throughput(images: np.ndarray) -> None:
@@ -119,10 +136,10 @@ def bench_throughput(images: np.ndarray) -> None:
     sub = images[:n]
     print(f"\n-- fingerprint throughput, one core, {n} images of 256x256")
     for bits in (64, 128):
-        F.dct_hash(sub[:256], bits)                         # warm: caches, page faults
+        F.dct_hash(sub[:256], bits)  # warm: caches, page faults
         start = time.process_time()
         for i in range(0, n, 256):
-            F.dct_hash(sub[i:i + 256], bits)
+            F.dct_hash(sub[i : i + 256], bits)
         print(f"dct_hash {bits:3d} bits, batches of 256: {rate(n, time.process_time() - start)}")
     start = time.process_time()
     for im in sub[:500]:
@@ -161,8 +178,10 @@ def bench_grouping_scale(count: int = 50_000) -> None:
         edges, compared = edges_by_lsh(hashes, ids, bands, 32)
         secs = time.process_time() - start
         found = sum(1 for i in range(planted) if (ids[i], ids[count + i]) in edges)
-        print(f"{bands:2d} bands: {rate(len(hashes), secs)}, {compared / len(hashes):.1f} compared/img, "
-              f"planted found {found / planted:.4f}, false edges {len(edges) - found}")
+        print(
+            f"{bands:2d} bands: {rate(len(hashes), secs)}, {compared / len(hashes):.1f} compared/img, "
+            f"planted found {found / planted:.4f}, false edges {len(edges) - found}"
+        )
 
 
 def bench_code_grid(images: np.ndarray, labels: np.ndarray, kinds: list[str], bases: int) -> None:
@@ -187,12 +206,16 @@ def bench_code_grid(images: np.ndarray, labels: np.ndarray, kinds: list[str], ba
     neg_codes, neg_dct = agree[~same & iu], dct[~same & iu]
     pos_codes = np.array([agree[i, base_of[labs[i]]] for i in edit_idx])
     pos_dct = np.array([dct[i, base_of[labs[i]]] for i in edit_idx])
-    for name, pos, neg, better in (("code agreement", pos_codes, neg_codes, "high"),
-                                   ("dct128 bits", pos_dct, neg_dct, "low")):
-        limit = np.max(neg) if better == "high" else np.min(neg)          # the strictest threshold with 0 FP
+    for name, pos, neg, better in (
+        ("code agreement", pos_codes, neg_codes, "high"),
+        ("dct128 bits", pos_dct, neg_dct, "low"),
+    ):
+        limit = np.max(neg) if better == "high" else np.min(neg)  # the strictest threshold with 0 FP
         hit = (pos > limit) if better == "high" else (pos < limit)
-        print(f"{name:>15}: edits vs base median {np.median(pos):.3f}, distinct pairs best {limit:.3f}; "
-              f"recall at zero false positives {hit.mean():.3f}")
+        print(
+            f"{name:>15}: edits vs base median {np.median(pos):.3f}, distinct pairs best {limit:.3f}; "
+            f"recall at zero false positives {hit.mean():.3f}"
+        )
     by_kind = collections.defaultdict(list)
     for i in edit_idx:
         by_kind[knds[i]].append(agree[i, base_of[labs[i]]])
@@ -206,22 +229,26 @@ def bench_cuts() -> None:
     tp = fp = fn = 0
     start = time.process_time()
     windows = 0
-    for s in range(0, len(frames) - 15, 8):                    # 16-frame windows, half overlapping
-        rep = sequence.check_sequence(thumbs[s:s + 16])
+    for s in range(0, len(frames) - 15, 8):  # 16-frame windows, half overlapping
+        rep = sequence.check_sequence(thumbs[s : s + 16])
         truth = {c - s for c in cuts if s < c < s + 16}
         got = set(rep.cuts)
         tp, fp, fn = tp + len(got & truth), fp + len(got - truth), fn + len(truth - got)
         windows += 1
     secs = time.process_time() - start
     print(f"\n-- scene cuts: {len(frames)} frames, {len(bases)} shots (pans of stills, JPEG q80), {windows} windows")
-    print(f"precision {tp / max(tp + fp, 1):.3f} recall {tp / max(tp + fn, 1):.3f} (tp {tp}, fp {fp}, fn {fn}); "
-          f"check_sequence {rate(windows, secs)} per 16-frame window")
+    print(
+        f"precision {tp / max(tp + fp, 1):.3f} recall {tp / max(tp + fn, 1):.3f} (tp {tp}, fp {fp}, fn {fn}); "
+        f"check_sequence {rate(windows, secs)} per 16-frame window"
+    )
     real = _video_frames()
     if real is not None:
         frames, cut = real
         rep = sequence.check_sequence(F.thumbnail(frames))
-        print(f"sample videos china_pan + coffee_zoom (a cut at {cut}), 16 frames at stride 10: cuts found "
-              f"{rep.cuts}, frozen {rep.frozen}, blank {rep.blank}")
+        print(
+            f"sample videos china_pan + coffee_zoom (a cut at {cut}), 16 frames at stride 10: cuts found "
+            f"{rep.cuts}, frozen {rep.frozen}, blank {rep.blank}"
+        )
 
 
 def _video_frames() -> tuple[np.ndarray, int] | None:
@@ -258,8 +285,10 @@ def bench_psnr_cost() -> None:
     out = decode(model, ids, batch_size=1)
     secs = time.process_time() - start
     values = [psnr(a, b) for a, b in zip(photos, out)]
-    print(f"\n-- learnability: decode for PSNR {rate(len(ids), secs)} (small VQGAN, CPU); sample photos "
-          f"PSNR {min(values):.1f}..{max(values):.1f} dB; distinct codes {[len(set(r.tolist())) for r in ids]}")
+    print(
+        f"\n-- learnability: decode for PSNR {rate(len(ids), secs)} (small VQGAN, CPU); sample photos "
+        f"PSNR {min(values):.1f}..{max(values):.1f} dB; distinct codes {[len(set(r.tolist())) for r in ids]}"
+    )
 
 
 def main() -> None:
@@ -270,8 +299,10 @@ def main() -> None:
     args = ap.parse_args()
     start = time.process_time()
     images, labels, kinds = testset.near_duplicate_set(args.procedural)
-    print(f"generated {len(images)} images in {time.process_time() - start:.1f}s CPU; every rate below is per "
-          "second of this process's CPU time (one thread), so a busy machine does not skew it")
+    print(
+        f"generated {len(images)} images in {time.process_time() - start:.1f}s CPU; every rate below is per "
+        "second of this process's CPU time (one thread), so a busy machine does not skew it"
+    )
     bench_throughput(images)
     bench_near_duplicates(images, labels, kinds)
     bench_grouping_scale(args.scale)

@@ -33,7 +33,7 @@ def worker(platform: str, seconds: float) -> dict:
     from uvd.transforms.image import encode_png
 
     renderer = rt.MeshRenderer(platform=platform)
-    rt.render_views(MESHES[0], renderer, rt.orbit_views("warmup")[:2])   # compile shaders once
+    rt.render_views(MESHES[0], renderer, rt.orbit_views("warmup")[:2])  # compile shaders once
     views = 0
     wall0, cpu0 = time.perf_counter(), time.process_time()
     while time.perf_counter() - wall0 < seconds:
@@ -43,8 +43,13 @@ def worker(platform: str, seconds: float) -> dict:
                 encode_png(image)
             views += len(images)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return {"platform": platform, "renderer": _gl_renderer(), "views": views,
-            "views_per_s": views / wall, "views_per_cpu_s": views / cpu}
+    return {
+        "platform": platform,
+        "renderer": _gl_renderer(),
+        "views": views,
+        "views_per_s": views / wall,
+        "views_per_cpu_s": views / cpu,
+    }
 
 
 def _gl_renderer() -> str:
@@ -58,8 +63,9 @@ def _gl_renderer() -> str:
 
 def measure(platform: str) -> dict | None:
     env = {**os.environ, "PYOPENGL_PLATFORM": platform, "LP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, __file__, "--worker", platform], env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", platform], env=env, capture_output=True, text=True, timeout=120
+    )
     if proc.returncode != 0:
         print(f"{platform}: unavailable ({proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode})")
         return None
@@ -70,14 +76,18 @@ def main() -> None:
     results = {p: measure(p) for p in ("egl", "osmesa")}
     for r in results.values():
         if r:
-            print(f"  {r['platform']}: {r['views']} views, {r['views_per_s']:.1f} views/s wall, "
-                  f"{r['views_per_cpu_s']:.1f} views per CPU-second")
+            print(
+                f"  {r['platform']}: {r['views']} views, {r['views_per_s']:.1f} views/s wall, "
+                f"{r['views_per_cpu_s']:.1f} views per CPU-second"
+            )
     egl, osmesa = results["egl"], results["osmesa"]
     # Per core = per CPU-second of the one rendering thread: robust to other load on a shared box.
     if egl and osmesa:
-        print(f"render: {egl['views_per_cpu_s']:.1f} views/s/core (EGL, the default) vs baseline "
-              f"{osmesa['views_per_cpu_s']:.1f} views/s/core (OSMesa) -> "
-              f"{egl['views_per_cpu_s'] / osmesa['views_per_cpu_s']:.2f}x")
+        print(
+            f"render: {egl['views_per_cpu_s']:.1f} views/s/core (EGL, the default) vs baseline "
+            f"{osmesa['views_per_cpu_s']:.1f} views/s/core (OSMesa) -> "
+            f"{egl['views_per_cpu_s'] / osmesa['views_per_cpu_s']:.2f}x"
+        )
     elif egl or osmesa:
         r = egl or osmesa
         print(f"render: {r['views_per_cpu_s']:.1f} views/s/core ({r['platform']}); the other platform is unavailable")

@@ -44,8 +44,9 @@ def uvd(*args: str, kill_when=None) -> tuple[float, str]:
     """Run the CLI; with `kill_when`, SIGKILL it as soon as that holds (80% of the work units done)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, *CLI, *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, *CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     if kill_when is not None:
         while proc.poll() is None and not kill_when():
             time.sleep(0.05)
@@ -60,8 +61,9 @@ def uvd(*args: str, kill_when=None) -> tuple[float, str]:
 
 
 def published(folder: Path) -> dict[str, bytes]:
-    return {os.path.relpath(f, folder): open(f, "rb").read()
-            for p in PUBLISHED for f in sorted(glob.glob(str(folder / p)))}
+    return {
+        os.path.relpath(f, folder): open(f, "rb").read() for p in PUBLISHED for f in sorted(glob.glob(str(folder / p)))
+    }
 
 
 def compare(a: Path, b: Path) -> str:
@@ -86,9 +88,14 @@ def main() -> None:
         print(f"full build            {full_s:6.1f} s   {work_line(out)}")
         units = int(out.split(" computed;")[0].rsplit(" ", 1)[-1].replace(",", ""))
         tokens = int(out.split(" encoded")[0].rsplit(" ", 1)[-1].replace(",", ""))
-        killed_s, _ = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "killed"),
-                          kill_when=lambda: done_units(tmp / "killed") >= 0.8 * units
-                          and token_rows(tmp / "killed") >= 0.8 * tokens)
+        killed_s, _ = uvd(
+            "dataset",
+            "--manifest",
+            str(manifest),
+            "--output",
+            str(tmp / "killed"),
+            kill_when=lambda: done_units(tmp / "killed") >= 0.8 * units and token_rows(tmp / "killed") >= 0.8 * tokens,
+        )
         rerun_s, out = uvd("dataset", "--manifest", str(manifest), "--output", str(tmp / "killed"))
         same = compare(tmp / "killed", tmp / "full")
         print(f"killed at {killed_s:5.1f} s, rerun {rerun_s:6.1f} s   {work_line(out)}   same bytes: {same}")
@@ -96,8 +103,9 @@ def main() -> None:
         base = str(manifest.parent)
         changed = tmp / "changed.yaml"  # inputs made absolute so the copy resolves them like the original
         changed.write_text(text.replace("input: ../", f"input: {base}/../").replace("weight: 20", "weight: 10", 1))
-        remix_s, out = uvd("remix", "--manifest", str(changed), "--from", str(tmp / "full"),
-                           "--output", str(tmp / "remix"))
+        remix_s, out = uvd(
+            "remix", "--manifest", str(changed), "--from", str(tmp / "full"), "--output", str(tmp / "remix")
+        )
         print(f"remix                 {remix_s:6.1f} s   {work_line(out)}")
         full2_s, _ = uvd("dataset", "--manifest", str(changed), "--output", str(tmp / "full2"))
         same_remix = compare(tmp / "remix", tmp / "full2")
@@ -107,8 +115,10 @@ def main() -> None:
                 shutil.copytree(tmp / name, keep / name, ignore=shutil.ignore_patterns("cache"))
             print(f"differing builds kept in {keep}")
         print(f"full build of it      {full2_s:6.1f} s   same bytes as the remix: {same_remix}")
-        print(f"RESULT rerun after a kill at 80% / full build: {rerun_s / full_s:.2f}; "
-              f"remix / full build: {remix_s / full2_s:.2f}")
+        print(
+            f"RESULT rerun after a kill at 80% / full build: {rerun_s / full_s:.2f}; "
+            f"remix / full build: {remix_s / full2_s:.2f}"
+        )
 
 
 if __name__ == "__main__":

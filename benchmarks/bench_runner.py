@@ -56,8 +56,10 @@ def main() -> None:
             results.append((name, time.perf_counter() - start))
     base = results[0][1]
     for name, seconds in results:
-        print(f"runner {name}: {seconds:.1f} s for {n} rows ({n / seconds:.1f} rows/s) vs baseline in_memory "
-              f"{base:.1f} s -> {base / seconds:.2f}x")
+        print(
+            f"runner {name}: {seconds:.1f} s for {n} rows ({n / seconds:.1f} rows/s) vs baseline in_memory "
+            f"{base:.1f} s -> {base / seconds:.2f}x"
+        )
 
 
 if __name__ == "__main__":

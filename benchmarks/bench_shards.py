@@ -47,9 +47,16 @@ def synthetic_row(i: int) -> dict:
     rng = np.random.default_rng(i)
     k = 16 if i % 10 == 0 else 1
     tokens = rng.choice(schema.CODEBOOK_SIZE, 256 * k, p=ZIPF / ZIPF.sum()).astype(np.uint16)
-    return {"sentence_id": schema.sentence_id_for("bench", i), "source": "laion" if k == 1 else "video",
-            "kind": "single" if k == 1 else "sequence", "num_images": k, "tokens": tokens, "group": f"g{i}",
-            "split": None, "entry": "laion" if k == 1 else "video"}
+    return {
+        "sentence_id": schema.sentence_id_for("bench", i),
+        "source": "laion" if k == 1 else "video",
+        "kind": "single" if k == 1 else "sequence",
+        "num_images": k,
+        "tokens": tokens,
+        "group": f"g{i}",
+        "split": None,
+        "entry": "laion" if k == 1 else "video",
+    }
 
 
 def real_token_rows(limit: int = 96) -> list[dict] | None:
@@ -58,6 +65,7 @@ def real_token_rows(limit: int = 96) -> list[dict] | None:
         from PIL import Image
 
         from uvd.tokenize import DEFAULT_CHECKPOINT, encode, load_vqgan
+
         model = load_vqgan(DEFAULT_CHECKPOINT)
     except Exception as exc:  # noqa: BLE001 - the size figure on real tokens is optional
         print(f"(no real tokens: {exc})")
@@ -71,11 +79,22 @@ def real_token_rows(limit: int = 96) -> list[dict] | None:
             s = scale / min(w, h)
             im = np.asarray(image.resize((max(256, round(w * s)), max(256, round(h * s))), Image.BICUBIC))
             y, x = rng.integers(0, im.shape[0] - 255), rng.integers(0, im.shape[1] - 255)
-            crops.append(im[y:y + 256, x:x + 256])
+            crops.append(im[y : y + 256, x : x + 256])
     crops = np.stack(crops[:limit])
     ids = encode(model, crops)
-    return [{"sentence_id": f"real{i}", "source": "laion", "kind": "single", "num_images": 1, "tokens": t,
-             "group": f"r{i}", "split": "train", "entry": "laion"} for i, t in enumerate(ids)]
+    return [
+        {
+            "sentence_id": f"real{i}",
+            "source": "laion",
+            "kind": "single",
+            "num_images": 1,
+            "tokens": t,
+            "group": f"r{i}",
+            "split": "train",
+            "entry": "laion",
+        }
+        for i, t in enumerate(ids)
+    ]
 
 
 def mix_shuffle_write(n: int, out: str) -> float:
@@ -83,8 +102,13 @@ def mix_shuffle_write(n: int, out: str) -> float:
     options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
     start = time.perf_counter()
     with beam.Pipeline(options=options) as p:
-        mixed = (p | beam.Create(range(n)) | beam.Map(synthetic_row) | shards.AssignSplits(0.01, 0)
-                 | mix.Mix({"laion": 0.6, "video": 0.4}, {}, "tokens", seed=0))
+        mixed = (
+            p
+            | beam.Create(range(n))
+            | beam.Map(synthetic_row)
+            | shards.AssignSplits(0.01, 0)
+            | mix.Mix({"laion": 0.6, "video": 0.4}, {}, "tokens", seed=0)
+        )
         _ = mixed | shards.WriteShards(out, seed=0, target_shard_mb=8, row_group_mb=2)
     return time.perf_counter() - start
 
@@ -100,8 +124,10 @@ def bytes_per_token(rows: list[dict], tmp: str) -> tuple[float, float]:
     path = os.path.join(tmp, "size-00000-of-00001.parquet")
     size = shards.write_parquet_atomic(path, shards.shard_table([shards.to_shard_row(r, 0.0) for r in rows]), 4 * 2**20)
     tokens = sum(len(r["tokens"]) for r in rows)
-    jsonl = sum(len(json.dumps({"tokens": base64.b64encode(np.asarray(r["tokens"], np.int32).tobytes()).decode()})) + 1
-                for r in rows)
+    jsonl = sum(
+        len(json.dumps({"tokens": base64.b64encode(np.asarray(r["tokens"], np.int32).tobytes()).decode()})) + 1
+        for r in rows
+    )
     return size / tokens, jsonl / tokens
 
 
@@ -114,18 +140,24 @@ def main() -> None:
         written = sum(pq.ParquetFile(f).metadata.num_rows for f in glob.glob(os.path.join(tmp, "mixed", "*.parquet")))
         base_s = make_s + plain_write(rows, os.path.join(tmp, "plain.parquet"))
         ours, base = len(rows) / ours_s, len(rows) / base_s
-        print(f"mix+shuffle+write: {ours:.1f} rows/s ({written} rows written of {len(rows)} in, local Beam runner) "
-              f"vs baseline {base:.1f} rows/s (same rows made, then written unshuffled in one pyarrow call) -> {ours / base:.2f}x")
+        print(
+            f"mix+shuffle+write: {ours:.1f} rows/s ({written} rows written of {len(rows)} in, local Beam runner) "
+            f"vs baseline {base:.1f} rows/s (same rows made, then written unshuffled in one pyarrow call) -> {ours / base:.2f}x"
+        )
         bpt, jsonl = bytes_per_token(rows, tmp)
-        print(f"shard size (synthetic Zipf codes): {bpt:.3f} B/token vs baseline {jsonl:.3f} B/token "
-              f"(official base64 int32 JSONL) -> {jsonl / bpt:.2f}x smaller")
+        print(
+            f"shard size (synthetic Zipf codes): {bpt:.3f} B/token vs baseline {jsonl:.3f} B/token "
+            f"(official base64 int32 JSONL) -> {jsonl / bpt:.2f}x smaller"
+        )
         real = real_token_rows()
         if real:
             bpt, jsonl = bytes_per_token(real, tmp)
             used = len(np.unique(np.concatenate([r["tokens"] for r in real])))
-            print(f"shard size (real tokens, default VQGAN on {len(real)} sample crops, {used} distinct codes): "
-                  f"{bpt:.3f} B/token vs baseline {jsonl:.3f} B/token (official base64 int32 JSONL) "
-                  f"-> {jsonl / bpt:.2f}x smaller (goal <= 1.4 B/token)")
+            print(
+                f"shard size (real tokens, default VQGAN on {len(real)} sample crops, {used} distinct codes): "
+                f"{bpt:.3f} B/token vs baseline {jsonl:.3f} B/token (official base64 int32 JSONL) "
+                f"-> {jsonl / bpt:.2f}x smaller (goal <= 1.4 B/token)"
+            )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def stage_path(handler: VQGANModelHandler, model, pngs: list[bytes], batch: int)
     pixels = [png_to_pixels(data) for data in pngs]
     out = []
     for start in range(0, len(pixels), batch):
-        out += handler.run_inference(pixels[start:start + batch], model)
+        out += handler.run_inference(pixels[start : start + batch], model)
     return np.stack(out)
 
 
@@ -88,9 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_tokenize: ids differ on {1 - agree:.2%} of tokens", file=sys.stderr)
             return 1
         base, fast = len(pngs) / (t1 - t0), len(pngs) / (t2 - t1)
-        print(f"tokenize: {fast:.2f} img/s (stage: RunInference batches of {args.batch}, channels_last, per-image forward on CPU, get_code) vs baseline "
-              f"{base:.2f} img/s (naive per-image fp32 model.encode) -> {fast / base:.2f}x "
-              f"[{len(pngs)} images, {threads} threads, CPU, {100 * agree:.2f}% same ids]", flush=True)
+        print(
+            f"tokenize: {fast:.2f} img/s (stage: RunInference batches of {args.batch}, channels_last, per-image forward on CPU, get_code) vs baseline "
+            f"{base:.2f} img/s (naive per-image fp32 model.encode) -> {fast / base:.2f}x "
+            f"[{len(pngs)} images, {threads} threads, CPU, {100 * agree:.2f}% same ids]",
+            flush=True,
+        )
     return 0
 
 

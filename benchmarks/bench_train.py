@@ -37,8 +37,15 @@ def write_shards(directory: Path, n: int = 3000) -> None:
     rows = []
     for i in range(n):
         k = 1 if rng.random() < 0.88 else 16
-        rows.append({"sentence_id": str(i), "source": "bench", "kind": "single" if k == 1 else "sequence",
-                     "num_images": k, "tokens": rng.integers(0, 8192, k * 256).astype(np.uint16)})
+        rows.append(
+            {
+                "sentence_id": str(i),
+                "source": "bench",
+                "kind": "single" if k == 1 else "sequence",
+                "num_images": k,
+                "tokens": rng.integers(0, 8192, k * 256).astype(np.uint16),
+            }
+        )
     for f in range(4):
         table = pa.Table.from_pylist(rows[f::4], schema=schema.SHARD_SCHEMA)
         pq.write_table(table, directory / f"train-{f:05d}-of-00004.parquet", row_group_size=100, compression="zstd")
@@ -101,10 +108,14 @@ def main() -> int:
         padded, useful = padded_batches(d, steps + 1)
         packed_s, padded_s = interleaved_training(packed, padded)
         packed_tps, padded_tps = steps * BATCH * SEQ / packed_s, useful / padded_s
-    print(f"loader: {loader_tps:,.0f} tokens/s/core vs tiny-model training {packed_tps:,.0f} tokens/s/core "
-          f"(packed, fp32 eager) -> {loader_tps / packed_tps:.1f}x (goal >= 10x)")
-    print(f"train tiny: {packed_tps:,.0f} useful tokens/s/core (packed windows) vs baseline {padded_tps:,.0f} "
-          f"useful tokens/s/core (eager fp32, no packing: padded rows) -> {packed_tps / padded_tps:.2f}x")
+    print(
+        f"loader: {loader_tps:,.0f} tokens/s/core vs tiny-model training {packed_tps:,.0f} tokens/s/core "
+        f"(packed, fp32 eager) -> {loader_tps / packed_tps:.1f}x (goal >= 10x)"
+    )
+    print(
+        f"train tiny: {packed_tps:,.0f} useful tokens/s/core (packed windows) vs baseline {padded_tps:,.0f} "
+        f"useful tokens/s/core (eager fp32, no packing: padded rows) -> {packed_tps / padded_tps:.2f}x"
+    )
     return 0
 
 

@@ -44,8 +44,13 @@ VIDEOS = {"30 s": 30 * FPS, "90 s": 90 * FPS}
 
 def make_video(path: Path, frames: int) -> None:
     photo = cv2.imread(str(REPO / "uvd" / "sample" / "images" / "china.jpg"))[..., ::-1]
-    write_video(path, pan_zoom(np.ascontiguousarray(photo), frames, WIDTH, HEIGHT, (1.0, 1.5), (0.0, 1.0)),
-                fps=FPS, crf=23, preset="superfast")
+    write_video(
+        path,
+        pan_zoom(np.ascontiguousarray(photo), frames, WIDTH, HEIGHT, (1.0, 1.5), (0.0, 1.0)),
+        fps=FPS,
+        crf=23,
+        preset="superfast",
+    )
 
 
 def _video(path: Path) -> dict:
@@ -54,8 +59,7 @@ def _video(path: Path) -> dict:
 
 def stage(path: Path, cfg: v.Config) -> list[bytes]:
     decode = v.DecodeClips(cfg)
-    return [row["image"] for task in v.plan_video(_video(path), cfg)
-            for tag, row in decode(task) if tag == IMAGES]
+    return [row["image"] for task in v.plan_video(_video(path), cfg) for tag, row in decode(task) if tag == IMAGES]
 
 
 def stage_per_stride(path: Path, cfg: v.Config) -> list[bytes]:
@@ -110,18 +114,24 @@ def main() -> int:
         runs["pyav 90 s"] = (stage, Path(tmp) / f"{VIDEOS['90 s']}.mp4", replace(cfg, decoder="pyav"))
         rates, outputs = best_rates(runs)
     for name in VIDEOS:
-        if not (counters_ok(outputs[f"stage {name}"], needed[name])
-                and counters_ok(outputs[f"baseline {name}"], needed[name])):
+        if not (
+            counters_ok(outputs[f"stage {name}"], needed[name])
+            and counters_ok(outputs[f"baseline {name}"], needed[name])
+        ):
             print(f"frame check failed for the {name} video")
             return 1
-    print(f"({len(needed['30 s'])} frames per video, {WIDTH}x{HEIGHT} H.264, best of {REPEATS}, frame counters "
-          f"checked; the stage with one decode pass per stride instead of per video, 30 s video: "
-          f"{rates['per_stride 30 s']:.1f} frames/s/core; with decoder=pyav, 90 s video: "
-          f"{rates['pyav 90 s']:.1f} frames/s/core)")
+    print(
+        f"({len(needed['30 s'])} frames per video, {WIDTH}x{HEIGHT} H.264, best of {REPEATS}, frame counters "
+        f"checked; the stage with one decode pass per stride instead of per video, 30 s video: "
+        f"{rates['per_stride 30 s']:.1f} frames/s/core; with decoder=pyav, 90 s video: "
+        f"{rates['pyav 90 s']:.1f} frames/s/core)"
+    )
     for name, frames in VIDEOS.items():
         ours, base = rates[f"stage {name}"], rates[f"baseline {name}"]
-        print(f"video ({name}, {frames} frames): {ours:.1f} frames/s/core vs baseline {base:.1f} frames/s/core "
-              f"(OpenCV decode every frame, keep needed) -> {ours / base:.2f}x")
+        print(
+            f"video ({name}, {frames} frames): {ours:.1f} frames/s/core vs baseline {base:.1f} frames/s/core "
+            f"(OpenCV decode every frame, keep needed) -> {ours / base:.2f}x"
+        )
     return 0
 
 

@@ -85,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     model = VQGANModel(config).to(device).eval().requires_grad_(False)
     gflop = count_gflop(model, res)
-    print(f"gpu_tokenize: {name}; torch {torch.__version__}; model {sum(p.numel() for p in model.parameters()):,} "
-          f"params; {gflop:.1f} GFLOP/image counted (reference figure {GFLOP_PER_IMAGE})", flush=True)
+    print(
+        f"gpu_tokenize: {name}; torch {torch.__version__}; model {sum(p.numel() for p in model.parameters()):,} "
+        f"params; {gflop:.1f} GFLOP/image counted (reference figure {GFLOP_PER_IMAGE})",
+        flush=True,
+    )
     model = model.to(memory_format=torch.channels_last)
     g = torch.Generator(device="cpu").manual_seed(0)
 
@@ -99,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     plain.load_state_dict(model.state_dict())
     with torch.inference_mode():
         base = measure(lambda x: encode_step(plain, x, bf16=False, channels_last=False), images(base_batch), seconds)
-    print(f"gpu_tokenize: baseline fp32 NCHW batch {base_batch}: {base:.1f} img/s, "
-          f"{base * gflop / 1e3:.1f} TFLOP/s", flush=True)
+    print(
+        f"gpu_tokenize: baseline fp32 NCHW batch {base_batch}: {base:.1f} img/s, {base * gflop / 1e3:.1f} TFLOP/s",
+        flush=True,
+    )
 
     best = (0.0, 0)
     for batch in batches:
@@ -114,21 +119,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gpu_tokenize: batch {batch}: out of memory", flush=True)
             break
         peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0
-        print(f"gpu_tokenize: bf16 channels_last batch {batch}: {rate:.1f} img/s, {rate * gflop / 1e3:.1f} TFLOP/s, "
-              f"peak {peak:.1f} GiB", flush=True)
+        print(
+            f"gpu_tokenize: bf16 channels_last batch {batch}: {rate:.1f} img/s, {rate * gflop / 1e3:.1f} TFLOP/s, "
+            f"peak {peak:.1f} GiB",
+            flush=True,
+        )
         best = max(best, (rate, batch))
 
     rate, batch = best
-    print(f"gpu_tokenize: best {rate:.1f} img/s (batch {batch}) vs baseline {base:.1f} img/s "
-          f"(fp32 NCHW batch {base_batch}) -> {rate / base:.2f}x", flush=True)
+    print(
+        f"gpu_tokenize: best {rate:.1f} img/s (batch {batch}) vs baseline {base:.1f} img/s "
+        f"(fp32 NCHW batch {base_batch}) -> {rate / base:.2f}x",
+        flush=True,
+    )
 
     # How often bf16 picks a different code than fp32 (random weights: a rough upper bound only).
     with torch.inference_mode():
         x = images(min(batch, 64))
         same = (encode_step(model, x, True, True) == encode_step(plain, x, False, False)).float().mean().item()
-    print(f"gpu_tokenize: bf16 vs fp32 ids agree on {100 * same:.2f}% of tokens (random weights and images)", flush=True)
+    print(
+        f"gpu_tokenize: bf16 vs fp32 ids agree on {100 * same:.2f}% of tokens (random weights and images)", flush=True
+    )
 
     if args.compile:
+
         def fast_step(x: torch.Tensor) -> torch.Tensor:
             return encode_step(model, x, bf16=True, channels_last=True)
 
@@ -140,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             sync(device)
             ready = time.perf_counter() - start
             crate = measure(compiled, x, seconds)
-        print(f"gpu_tokenize: torch.compile batch {batch}: {crate:.1f} img/s, {crate * gflop / 1e3:.1f} TFLOP/s "
-              f"(compile {ready:.0f} s) vs eager {rate:.1f} img/s -> {crate / rate:.2f}x", flush=True)
+        print(
+            f"gpu_tokenize: torch.compile batch {batch}: {crate:.1f} img/s, {crate * gflop / 1e3:.1f} TFLOP/s "
+            f"(compile {ready:.0f} s) vs eager {rate:.1f} img/s -> {crate / rate:.2f}x",
+            flush=True,
+        )
     return 0
 
 

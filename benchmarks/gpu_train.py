@@ -25,8 +25,17 @@ from uvd.model.model import LVM, flops_per_token, model_config  # noqa: E402
 from uvd.model.train import TrainConfig, build_optimizer, train_step  # noqa: E402
 
 
-def run(name: str, seq_len: int, batch: int, steps: int, warmup: int, device: torch.device, dtype: str,
-        compile_blocks: bool, doc_mask: bool) -> tuple[float, float]:
+def run(
+    name: str,
+    seq_len: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    dtype: str,
+    compile_blocks: bool,
+    doc_mask: bool,
+) -> tuple[float, float]:
     """(tokens/s, peak GiB) over `steps` optimizer steps after `warmup` (compilation included there)."""
     torch.manual_seed(0)
     cfg = model_config(name, max_seq_len=seq_len)
@@ -88,11 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     def report(label: str, tps: float, mem: float, base: float | None = None, base_label: str = "") -> None:
         mfu = f"MFU {100 * fpt * tps / peak:.1f}%" if peak else "MFU n/a (unknown peak)"
         ratio = f" -> {tps / base:.2f}x" if base else ""
-        print(f"train {args.model} {label}: {tps:,.0f} tokens/s, {mfu}, peak mem {mem:.1f} GiB"
-              + (f" vs baseline {base:,.0f} tokens/s ({base_label}){ratio}" if base else ""), flush=True)
+        print(
+            f"train {args.model} {label}: {tps:,.0f} tokens/s, {mfu}, peak mem {mem:.1f} GiB"
+            + (f" vs baseline {base:,.0f} tokens/s ({base_label}){ratio}" if base else ""),
+            flush=True,
+        )
 
-    common = dict(name=args.model, seq_len=args.seq_len, batch=args.batch_size, steps=args.steps,
-                  warmup=args.warmup, device=device, dtype=dtype)
+    common = dict(
+        name=args.model,
+        seq_len=args.seq_len,
+        batch=args.batch_size,
+        steps=args.steps,
+        warmup=args.warmup,
+        device=device,
+        dtype=dtype,
+    )
     eager, mem = run(**common, compile_blocks=False, doc_mask=False)
     report(f"{dtype} eager, seq {args.seq_len} x batch {args.batch_size}", eager, mem)
     best = eager

@@ -25,10 +25,10 @@ class Reply:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0              # before the status line (a slow server)
-    send_length: bool = True          # False: no Content-Length, body ends when the socket closes
-    body_delay_s: float = 0.0         # pause after each `chunk` bytes of body (a slow stream)
-    chunk: int = 64 * 1024            # body write size; 1 with body_delay_s drips byte by byte
+    delay_s: float = 0.0  # before the status line (a slow server)
+    send_length: bool = True  # False: no Content-Length, body ends when the socket closes
+    body_delay_s: float = 0.0  # pause after each `chunk` bytes of body (a slow stream)
+    chunk: int = 64 * 1024  # body write size; 1 with body_delay_s drips byte by byte
 
 
 class ScriptedServer:
@@ -66,7 +66,7 @@ class ScriptedServer:
                         self.close_connection = True
                     self.end_headers()
                     for start in range(0, len(reply.body), reply.chunk):
-                        self.wfile.write(reply.body[start:start + reply.chunk])
+                        self.wfile.write(reply.body[start : start + reply.chunk])
                         self.wfile.flush()
                         if reply.body_delay_s and server.closing.wait(reply.body_delay_s):
                             return
@@ -74,14 +74,14 @@ class ScriptedServer:
                     pass  # the client gave up (timeout, size cap): that is the test
 
         self.lock = threading.Lock()
+
         class Server(ThreadingHTTPServer):
             def handle_error(self, request, client_address) -> None:  # a client that hung up: the test's point
                 pass
 
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base(self) -> str:

@@ -93,7 +93,7 @@ def test_the_graph_sees_the_package():
 
 
 def test_no_import_cycles():
-    state: dict[str, int] = {}          # 1 on the stack, 2 done
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
     stack: list[str] = []
 
     def visit(node: str) -> None:
@@ -101,7 +101,7 @@ def test_no_import_cycles():
         stack.append(node)
         for nxt in sorted(GRAPH[node]):
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = stack[stack.index(nxt) :] + [nxt]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)

@@ -15,8 +15,13 @@ def test_vocabulary_matches_the_lvm():
 
 
 def test_shard_schema_tokens_are_uint16_and_roundtrip():
-    row = {"sentence_id": "a", "source": "laion", "kind": "single", "num_images": 1,
-           "tokens": list(range(8190, 8192)) + [0] * 254}
+    row = {
+        "sentence_id": "a",
+        "source": "laion",
+        "kind": "single",
+        "num_images": 1,
+        "tokens": list(range(8190, 8192)) + [0] * 254,
+    }
     table = pa.Table.from_pylist([row], schema=schema.SHARD_SCHEMA)
     assert table.schema.field("tokens").type == pa.list_(pa.uint16())
     assert table.column("tokens")[0].as_py()[:2] == [8190, 8191]

@@ -52,9 +52,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{prefix}{unknown[0]}: unknown option; allowed options are: {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown option; allowed options are: {', '.join(sorted(fields))}")
     hints = typing.get_type_hints(cls)
     for name, value in data.items():
         if not _type_ok(value, hints[name]):
@@ -63,7 +61,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
                 f"got {type(value).__name__} {value!r}"
             )
     missing = [
-        n for n, f in fields.items()
+        n
+        for n, f in fields.items()
         if n not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
@@ -131,12 +130,14 @@ def _parse_value(kind: Any, optional: bool = False) -> Callable[[str], Any]:
 
     def parse(text: str) -> Any:
         return None if text.strip().lower() in ("none", "null") else base(text)
+
     return parse
 
 
 def _split_items(kind: Any) -> Callable[[str], list]:
     def parse(text: str) -> list:
         return [kind(x) for x in text.split(",") if x.strip()]
+
     return parse
 
 
@@ -184,7 +185,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         factory: Any = f.default_factory
         default = None if required else (f.default if f.default is not dataclasses.MISSING else factory())
-        if "flag_default" in meta:                    # the CLI's default differs (e.g. the embedded sample)
+        if "flag_default" in meta:  # the CLI's default differs (e.g. the embedded sample)
             required, default = False, meta["flag_default"]
         help_ = meta.get("help") or helps.get(f.name, "")
         shown = f"default: {default}" if not required and default not in (None, "", [], {}) else ""
@@ -195,24 +196,36 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str
             common["choices"] = meta["choices"]
         if kind is bool:
             # Both spellings work; help shows the one that changes the default.
-            on_help, off_help = (argparse.SUPPRESS, common.pop("help")) if default else (common.pop("help"),
-                                                                                         argparse.SUPPRESS)
-            parser.add_argument(flag, nargs="?", const=True, type=parse_bool, default=default, help=on_help,
-                                metavar="BOOL", **common)
+            on_help, off_help = (
+                (argparse.SUPPRESS, common.pop("help")) if default else (common.pop("help"), argparse.SUPPRESS)
+            )
+            parser.add_argument(
+                flag, nargs="?", const=True, type=parse_bool, default=default, help=on_help, metavar="BOOL", **common
+            )
             parser.add_argument("--no_" + flag[2:], action="store_false", help=off_help, **common)
             if meta.get("negate"):
-                parser.add_argument("--" + meta["negate"], action="store_false", help=f"sets {f.name} false",
-                                    dest=f.name)
+                parser.add_argument(
+                    "--" + meta["negate"], action="store_false", help=f"sets {f.name} false", dest=f.name
+                )
         elif origin in (list, tuple):
             args = typing.get_args(kind)
             item = _parse_value(args[0]) if args else str
             if args and args[0] not in (int, float, str):
-                continue                              # list of mappings: from a manifest, not a flag
-            parser.add_argument(flag, type=_split_items(item), nargs="+", action=_Flatten, default=argparse.SUPPRESS,
-                                required=required, metavar="A,B", **common)
+                continue  # list of mappings: from a manifest, not a flag
+            parser.add_argument(
+                flag,
+                type=_split_items(item),
+                nargs="+",
+                action=_Flatten,
+                default=argparse.SUPPRESS,
+                required=required,
+                metavar="A,B",
+                **common,
+            )
         elif origin is dict:
-            parser.add_argument(flag, nargs="*", action=_KeyValues, default=default, metavar="KEY=VALUE",
-                                required=required, **common)
+            parser.add_argument(
+                flag, nargs="*", action=_KeyValues, default=default, metavar="KEY=VALUE", required=required, **common
+            )
         else:
             optional = kind is not hints[f.name]
             parser.add_argument(flag, type=_parse_value(kind, optional), default=default, required=required, **common)
@@ -261,7 +274,7 @@ def flag_overrides(cls: type, argv: list[str], prog: str = "") -> dict[str, Any]
     ConfigError naming the closest field."""
     parser = _RaisingParser(prog=prog, allow_abbrev=False, add_help=False)
     names = add_config_flags(parser, cls)
-    for action in parser._actions:            # absent unless given (set_defaults would fill them in)
+    for action in parser._actions:  # absent unless given (set_defaults would fill them in)
         if action.dest in names:
             action.default = argparse.SUPPRESS
     given, unknown = parser.parse_known_args([_underscored(a) for a in argv])

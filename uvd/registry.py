@@ -11,7 +11,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "video": ("uvd.sources.video.pipeline", "video files -> 16-frame sentences at strides 10/20/30"),
     "objaverse": ("uvd.sources.objaverse.pipeline", "GLB/GLTF/OBJ meshes -> 24-view offscreen renders"),
     "imagenet": ("uvd.sources.imagenet.pipeline", "class folders -> 16 same-class images per sentence"),
-    "annotations": ("uvd.sources.annotations.pipeline", "labelled datasets (COCO, label maps, pairs) -> annotated sentences"),
+    "annotations": (
+        "uvd.sources.annotations.pipeline",
+        "labelled datasets (COCO, label maps, pairs) -> annotated sentences",
+    ),
     "pose": ("uvd.sources.pose.pipeline", "MMPose keypoints for unannotated images -> skeleton sentences"),
     "label": ("uvd.sources.label.pipeline", "expert models (depth, normals, edges, segmentation) -> pseudo-labels"),
     "hf": ("uvd.sources.hf.pipeline", "Hugging Face datasets -> images and sentences"),

@@ -22,14 +22,14 @@ import pyarrow as pa
 from uvd.hashing import unit_hash
 
 # --- vocabulary and geometry (the LVM's) --------------------------------------------------------
-IMAGE_SIZE = 256                    # pixels per side of every image in a sentence
-DOWNSAMPLE = 16                     # VQGAN f=16
-GRID = IMAGE_SIZE // DOWNSAMPLE     # 16x16 codes per image
-TOKENS_PER_IMAGE = GRID * GRID      # 256
-CODEBOOK_SIZE = 8192                # codes 0..8191
-BOS_ID = 8192                       # added by the trainer before each sentence
-EOS_ID = 8193                       # added by the trainer after each sentence
-VOCAB_SIZE = 8292                   # as the official LVM configs (room for special tokens)
+IMAGE_SIZE = 256  # pixels per side of every image in a sentence
+DOWNSAMPLE = 16  # VQGAN f=16
+GRID = IMAGE_SIZE // DOWNSAMPLE  # 16x16 codes per image
+TOKENS_PER_IMAGE = GRID * GRID  # 256
+CODEBOOK_SIZE = 8192  # codes 0..8191
+BOS_ID = 8192  # added by the trainer before each sentence
+EOS_ID = 8193  # added by the trainer after each sentence
+VOCAB_SIZE = 8292  # as the official LVM configs (room for special tokens)
 MAX_IMAGES_PER_SENTENCE = 16
 CONTEXT_LENGTH = 4096
 
@@ -55,9 +55,9 @@ COMPLETE_MARKER = "_COMPLETE.json"
 IMAGES_SCHEMA = pa.schema(
     [
         pa.field("image_id", pa.string(), nullable=False),
-        pa.field("image", pa.binary(), nullable=False),       # PNG or JPEG bytes (LAION: jpeg q95 by default), 256x256 RGB
+        pa.field("image", pa.binary(), nullable=False),  # PNG or JPEG bytes (LAION: jpeg q95 by default), 256x256 RGB
         pa.field("source", pa.string(), nullable=False),
-        pa.field("provenance", pa.string()),                   # JSON: url, path, frame, view...
+        pa.field("provenance", pa.string()),  # JSON: url, path, frame, view...
     ]
 )
 
@@ -68,8 +68,8 @@ SENTENCES_SCHEMA = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         pa.field("kind", pa.string(), nullable=False),
         pa.field("image_ids", pa.list_(pa.string()), nullable=False),
-        pa.field("group", pa.string(), nullable=False),       # video id, object uid, image id...
-        pa.field("split", pa.string()),                        # fixed by the source, else null
+        pa.field("group", pa.string(), nullable=False),  # video id, object uid, image id...
+        pa.field("split", pa.string()),  # fixed by the source, else null
     ]
 )
 
@@ -95,9 +95,9 @@ FAILURES_SCHEMA = pa.schema(
 )
 
 # --- shard files: names and split vocabulary (the writer, the trainer's loader, preview, decode) ---
-SPLITS = ("train", "validation")              # the vocabulary uvd writes (a source's own split names map here)
+SPLITS = ("train", "validation")  # the vocabulary uvd writes (a source's own split names map here)
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
-SHARD_GLOB = "*-?????-of-?????.parquet"       # every shard of a dataset folder
+SHARD_GLOB = "*-?????-of-?????.parquet"  # every shard of a dataset folder
 SHARD_NAME = re.compile(r"^(?P<split>[a-z][a-z0-9_]*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 
 
@@ -176,9 +176,7 @@ class RecordError(ValueError):
         self.status = status
 
 
-def failure_row(
-    record_id: str, source: str, stage: str, reason: str, detail: str = "", status: str = "failed"
-) -> dict:
+def failure_row(record_id: str, source: str, stage: str, reason: str, detail: str = "", status: str = "failed") -> dict:
     """One dead-letter row. `reason` is a short machine key (http_404, too_small...)."""
     if status not in FAILURE_STATUSES:
         raise ValueError(f"status must be one of {FAILURE_STATUSES}, got {status!r}")

@@ -47,8 +47,11 @@ def test_a_new_build_drops_the_old_marker_first_and_cleans_stale_temp_files(tmp_
     _fake_build(out)
     publish.complete(out)
     os.makedirs(os.path.join(out, "failures"))
-    stale = [os.path.join(out, ".tmp-train-00000-of-00001.parquet-dead"), os.path.join(out, "stats", ".tmp-x.json-1"),
-             os.path.join(out, "failures", "part-00001-of-00002.parquet")]
+    stale = [
+        os.path.join(out, ".tmp-train-00000-of-00001.parquet-dead"),
+        os.path.join(out, "stats", ".tmp-x.json-1"),
+        os.path.join(out, "failures", "part-00001-of-00002.parquet"),
+    ]
     for path in stale:
         open(path, "wb").write(b"left by a killed run")
     publish.begin(out)
@@ -60,8 +63,10 @@ def test_a_new_build_drops_the_old_marker_first_and_cleans_stale_temp_files(tmp_
 def test_failure_details_lose_addresses_clock_times_and_machine_paths():
     roots = card.default_roots("/data/manifests")
     uvd_root = next(iter(roots))
-    detail = (f"cannot identify image file <_io.BytesIO object at 0x7fb69e627600> | [mov,mp4 @ 0x55d0c0ffee00] "
-              f"at 2026-12-02 06:17:06.123 read {uvd_root}uvd/sample/x.jpg and /data/manifests/videos/a.mp4")
+    detail = (
+        f"cannot identify image file <_io.BytesIO object at 0x7fb69e627600> | [mov,mp4 @ 0x55d0c0ffee00] "
+        f"at 2026-12-02 06:17:06.123 read {uvd_root}uvd/sample/x.jpg and /data/manifests/videos/a.mp4"
+    )
     row = card.stable_row(schema.failure_row(f"{uvd_root}uvd/sample/x.jpg", "s", "st", "r", detail), roots)
     assert row["record_id"] == "uvd/sample/x.jpg"
     assert "0x7f" not in row["detail"] and "0x55" not in row["detail"] and "06:17" not in row["detail"]
@@ -76,8 +81,10 @@ def _write_failures(rows: list[dict], out: str, workers: int) -> list[bytes]:
 
 
 def test_failures_table_is_the_same_bytes_whatever_the_input_order(tmp_path):
-    rows = [schema.failure_row(f"rec{i}", "laion", "laion", f"reason{i % 3}", f"object at 0x{i + 10**7:x}")
-            for i in range(300)]
+    rows = [
+        schema.failure_row(f"rec{i}", "laion", "laion", f"reason{i % 3}", f"object at 0x{i + 10**7:x}")
+        for i in range(300)
+    ]
     first = _write_failures(rows, str(tmp_path / "a"), 1)
     random.Random(1).shuffle(rows)
     second = _write_failures(rows, str(tmp_path / "b"), 2)
@@ -98,8 +105,10 @@ def test_card_names_the_tokenizer_without_this_machines_path():
 
 # --- points 1 and 5: conflicting sentence ids, one split per image --------------------------------
 def _sentence(sid, source, ids, group, split=None, entry=None):
-    return {**schema.sentence_row(sid, source, "single" if len(ids) == 1 else "sequence", ids, group, split),
-            "entry": entry or source}
+    return {
+        **schema.sentence_row(sid, source, "single" if len(ids) == 1 else "sequence", ids, group, split),
+        "entry": entry or source,
+    }
 
 
 def _tokens(ids):
@@ -117,14 +126,24 @@ def _compose_split(sentences, fraction, seed):
     ids = [i for s in sentences for i in s["image_ids"]]
     _SEEN.clear()
     with beam.Pipeline(options=PipelineOptions(OPTIONS)) as p:
-        rows, failures = (p | "S" >> beam.Create(sentences), p | "T" >> beam.Create(_tokens(ids))) \
-            | shards.ComposeSentences()
+        rows, failures = (
+            p | "S" >> beam.Create(sentences),
+            p | "T" >> beam.Create(_tokens(ids)),
+        ) | shards.ComposeSentences()
         rows = rows | shards.AssignSplits(fraction, seed)
         kept, split_failures = rows | shards.KeepImagesInOneSplit()
-        _ = kept | "Rows" >> beam.Map(lambda r: (r["sentence_id"], r["split"], tuple(r["image_ids"]))) \
-            | "RowList" >> beam.combiners.ToList() | "KeepRows" >> beam.Map(lambda v: _keep("rows", v))
-        _ = (failures, split_failures) | beam.Flatten() | "FailureList" >> beam.combiners.ToList() \
+        _ = (
+            kept
+            | "Rows" >> beam.Map(lambda r: (r["sentence_id"], r["split"], tuple(r["image_ids"])))
+            | "RowList" >> beam.combiners.ToList()
+            | "KeepRows" >> beam.Map(lambda v: _keep("rows", v))
+        )
+        _ = (
+            (failures, split_failures)
+            | beam.Flatten()
+            | "FailureList" >> beam.combiners.ToList()
             | "KeepFailures" >> beam.Map(lambda v: _keep("failures", v))
+        )
     return _SEEN.get("rows", []), _SEEN.get("failures", [])
 
 
@@ -133,7 +152,7 @@ def test_two_different_inputs_claiming_one_sentence_id_are_dead_lettered_never_m
     b = _sentence("same-id", "objaverse", ["b/model-view0"], "b/model", entry="meshes")
     twin = _sentence("twin", "laion", ["img"], "img")
     rows, failures = _compose_split([a, b, twin, dict(twin, entry="other")], 0.0, 0)
-    assert [r[0] for r in rows] == ["twin"]                      # an identical duplicate keeps one
+    assert [r[0] for r in rows] == ["twin"]  # an identical duplicate keeps one
     conflict = [f for f in failures if f["reason"] == "conflicting_sentence_id"]
     assert len(conflict) == 2 and all("a/model" in f["detail"] and "b/model" in f["detail"] for f in conflict)
     assert [f["reason"] for f in failures if f["record_id"] == "twin"] == ["duplicate_sentence_id"]
@@ -143,8 +162,12 @@ def test_no_image_in_two_splits_when_sources_share_images():
     # LAION-like singles grouped by image, annotation-like pairs grouped by pool: the same photos
     photos = [f"photo{i}" for i in range(60)]
     sentences = [_sentence(f"single{i}", "laion", [p], p) for i, p in enumerate(photos)]
-    sentences += [_sentence(f"pair{i}", "ann/segmentation", [photos[2 * i], f"mask{i}", photos[2 * i + 2], f"mask{i}b"],
-                            f"pool{i // 4}") for i in range(20)]
+    sentences += [
+        _sentence(
+            f"pair{i}", "ann/segmentation", [photos[2 * i], f"mask{i}", photos[2 * i + 2], f"mask{i}b"], f"pool{i // 4}"
+        )
+        for i in range(20)
+    ]
     for seed in (0, 1, 2):
         rows, failures = _compose_split(sentences, 0.3, seed)
         split_of: dict[str, set] = {}

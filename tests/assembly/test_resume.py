@@ -53,11 +53,13 @@ def _build(manifest: Path, out: Path, *extra: str) -> str:
 
 
 def _work(stdout: str) -> dict[str, int]:
-    m = re.search(r"work units: ([\d,]+) reused, ([\d,]+) computed; tokens: ([\d,]+) from the cache, ([\d,]+) encoded",
-                  stdout)
+    m = re.search(
+        r"work units: ([\d,]+) reused, ([\d,]+) computed; tokens: ([\d,]+) from the cache, ([\d,]+) encoded", stdout
+    )
     assert m, stdout
-    return dict(zip(("reused", "computed", "tokens_cached", "tokens_encoded"),
-                    (int(g.replace(",", "")) for g in m.groups())))
+    return dict(
+        zip(("reused", "computed", "tokens_cached", "tokens_encoded"), (int(g.replace(",", "")) for g in m.groups()))
+    )
 
 
 def _published(out: Path) -> dict[str, bytes]:
@@ -105,13 +107,14 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point,ready", [("sources", _units_done(3)), ("tokenize", _token_files),
-                                         ("shards", _shard_step)])
+@pytest.mark.parametrize(
+    "point,ready", [("sources", _units_done(3)), ("tokenize", _token_files), ("shards", _shard_step)]
+)
 def test_killed_build_reruns_to_the_same_bytes_reusing_finished_work(reference, tmp_path, point, ready):
     manifest, _, expected, full_work, _ = reference
     out = tmp_path / "out"
     _kill_when(manifest, out, ready)
-    assert not (out / schema.COMPLETE_MARKER).exists()           # a killed build never looks finished
+    assert not (out / schema.COMPLETE_MARKER).exists()  # a killed build never looks finished
     work = _work(_build(manifest, out))
     assert _published(out) == expected
     assert not glob.glob(str(out / ".tmp-*")) and not glob.glob(str(out / "stats" / ".tmp-*"))
@@ -151,5 +154,5 @@ def test_a_changed_input_file_invalidates_only_its_units(reference, tmp_path):
         work = _work(_build(manifest, out))
     finally:
         os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert 1 <= work["computed"] <= 3           # that video's decode tasks only (one stride, few clips)
+    assert 1 <= work["computed"] <= 3  # that video's decode tasks only (one stride, few clips)
     assert work["reused"] == full_work["computed"] - work["computed"]

@@ -39,16 +39,30 @@ class FlakySource(beam.PTransform):
         self.config = config
 
     def expand(self, pbegin):
-        return (pbegin | beam.Create(list(range(self.config["n"])))
-                | RunSource(Flaky(self.config["outage"]), source="laion", stage="flaky"))
+        return (
+            pbegin
+            | beam.Create(list(range(self.config["n"])))
+            | RunSource(Flaky(self.config["outage"]), source="laion", stage="flaky")
+        )
 
 
 def test_retry_reruns_only_units_with_retriable_failures(tmp_path):
     outage = tmp_path / "outage"  # a folder: options naming a file would count its mtime in the unit key
     outage.mkdir()
-    m = M.parse({"name": "retry", "sources": {"web": {"stage": "laion", "input": str(tmp_path), "weight": 1,
-                                                       "options": {"n": 30, "outage": str(outage)}}}},
-                base=tmp_path)
+    m = M.parse(
+        {
+            "name": "retry",
+            "sources": {
+                "web": {
+                    "stage": "laion",
+                    "input": str(tmp_path),
+                    "weight": 1,
+                    "options": {"n": 30, "outage": str(outage)},
+                }
+            },
+        },
+        base=tmp_path,
+    )
     out = str(tmp_path / "out")
     options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
     module = SimpleNamespace(__name__="flaky", source_transform=FlakySource)

@@ -17,20 +17,37 @@ from uvd.core import units
 
 def _manifest(tmp_path, checkpoint: str = "fake-a") -> M.Manifest:
     (tmp_path / "in").mkdir(exist_ok=True)  # the entries' input: its files are part of the entry's identity
-    return M.parse({
-        "name": "units", "seed": 1, "validation_fraction": 0.2, "tokenizer": {"checkpoint": checkpoint},
-        "sources": {
-            "singles": {"stage": "laion", "input": str(tmp_path / "in"), "weight": 3,
-                        "options": {"n": 60, "source": "laion", "fail_every": 7}},
-            "clips": {"stage": "video", "input": str(tmp_path / "in"), "weight": 1,
-                      "options": {"n": 10, "source": "video", "kind": "sequence", "images": 4}},
-        }}, text="units", base=tmp_path)
+    return M.parse(
+        {
+            "name": "units",
+            "seed": 1,
+            "validation_fraction": 0.2,
+            "tokenizer": {"checkpoint": checkpoint},
+            "sources": {
+                "singles": {
+                    "stage": "laion",
+                    "input": str(tmp_path / "in"),
+                    "weight": 3,
+                    "options": {"n": 60, "source": "laion", "fail_every": 7},
+                },
+                "clips": {
+                    "stage": "video",
+                    "input": str(tmp_path / "in"),
+                    "weight": 1,
+                    "options": {"n": 10, "source": "video", "kind": "sequence", "images": 4},
+                },
+            },
+        },
+        text="units",
+        base=tmp_path,
+    )
 
 
 def _build(m, out, **kw):
     options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
-    return dataset.build_dataset(m, out, options, modules={"singles": fake_module, "clips": fake_module},
-                                 tokenize=FakeTokenize, **kw)
+    return dataset.build_dataset(
+        m, out, options, modules={"singles": fake_module, "clips": fake_module}, tokenize=FakeTokenize, **kw
+    )
 
 
 def _files(out):
@@ -84,8 +101,15 @@ def test_remix_of_a_new_weight_is_a_full_build_without_sources_or_tokenizer(tmp_
     new.entries["clips"].weight = 2
     new.seed = 5
     options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
-    summary = dataset.build_dataset(new, remixed, options, modules={"singles": fake_module, "clips": fake_module},
-                                    tokenize=None, cache_dir=os.path.join(out, "cache"), remix=True)
+    summary = dataset.build_dataset(
+        new,
+        remixed,
+        options,
+        modules={"singles": fake_module, "clips": fake_module},
+        tokenize=None,
+        cache_dir=os.path.join(out, "cache"),
+        remix=True,
+    )
     work = summary["work"]
     assert work["units reused"] == work["units computed"] == work["tokens encoded"] == 0 < work["tokens cached"]
     _build(new, full)
@@ -93,9 +117,14 @@ def test_remix_of_a_new_weight_is_a_full_build_without_sources_or_tokenizer(tmp_
     other = _manifest(tmp_path)
     other.entries["clips"].options = {**other.entries["clips"].options, "n": 11}  # not built: remix refuses
     with pytest.raises(Exception, match="no finished build of entry 'clips'"):
-        dataset.build_dataset(other, str(tmp_path / "x"), options,
-                              modules={"singles": fake_module, "clips": fake_module},
-                              cache_dir=os.path.join(out, "cache"), remix=True)
+        dataset.build_dataset(
+            other,
+            str(tmp_path / "x"),
+            options,
+            modules={"singles": fake_module, "clips": fake_module},
+            cache_dir=os.path.join(out, "cache"),
+            remix=True,
+        )
 
 
 def test_portable_runner_resumes_and_remixes_like_the_local_one(tmp_path):
@@ -110,13 +139,15 @@ def test_portable_runner_resumes_and_remixes_like_the_local_one(tmp_path):
     assert first["work"]["units computed"] == 70 and second["work"]["units reused"] == 70
     assert _files(out) == _files(local_out)
     remixed = str(tmp_path / "remixed")
-    summary = dataset.build_dataset(_manifest(tmp_path), remixed, portable, modules=modules,
-                                    cache_dir=os.path.join(out, "cache"), remix=True)
+    summary = dataset.build_dataset(
+        _manifest(tmp_path), remixed, portable, modules=modules, cache_dir=os.path.join(out, "cache"), remix=True
+    )
     assert summary["work"]["tokens encoded"] == 0 and _files(remixed) == _files(local_out)
 
 
 def test_grouped_values_count_as_a_multiset_so_runner_order_does_not_miss():
     step = units.Units("/nowhere").for_step("s")
-    assert step.key((("train", "cat"), [("a.jpg", "1"), ("b.jpg", "2")])) == \
-        step.key((("train", "cat"), [("b.jpg", "2"), ("a.jpg", "1")]))
+    assert step.key((("train", "cat"), [("a.jpg", "1"), ("b.jpg", "2")])) == step.key(
+        (("train", "cat"), [("b.jpg", "2"), ("a.jpg", "1")])
+    )
     assert step.key(("cat", ["a.jpg"])) != step.key(("cat", ["b.jpg"]))

@@ -30,12 +30,17 @@ def test_outputs_failures_and_counters():
     out = p | beam.Create([4, -1, 0, 6]) | beam.ParDo(Halve()).with_outputs(FAILURES, main="ok")
     assert_that(out.ok, equal_to([2, 3]), label="ok")
     reasons = out[FAILURES] | beam.Map(lambda r: (r["record_id"], r["status"], r["reason"], r["stage"]))
-    assert_that(reasons, equal_to([("n-1", "skipped", "negative", "demo"),
-                                   ("n0", "failed", "exception_ValueError", "demo")]), label="failures")
+    assert_that(
+        reasons,
+        equal_to([("n-1", "skipped", "negative", "demo"), ("n0", "failed", "exception_ValueError", "demo")]),
+        label="failures",
+    )
     result = p.run()
     result.wait_until_finish()
-    counts = {(c.key.metric.namespace, c.key.metric.name): c.committed
-              for c in result.metrics().query(MetricsFilter())["counters"]}
+    counts = {
+        (c.key.metric.namespace, c.key.metric.name): c.committed
+        for c in result.metrics().query(MetricsFilter())["counters"]
+    }
     assert counts[("uvd.demo_halve", "inputs")] == 4
     assert counts[("uvd.demo_halve", "records_passed_on")] == 2
     assert counts[("uvd.demo_halve", "records_failures_only")] == 2

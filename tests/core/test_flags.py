@@ -15,11 +15,11 @@ from uvd.registry import SOURCE_STAGES, STAGES
 
 @dataclass
 class Example:
-    input: str                                   # where the inputs are
+    input: str  # where the inputs are
     strides: list[int] = field(default_factory=lambda: [10, 20])
-    wrap: bool = True                            # windows wrap around
+    wrap: bool = True  # windows wrap around
     verbose: bool = False
-    limit: float | None = 0.5                    # none: no limit
+    limit: float | None = 0.5  # none: no limit
     columns: dict = field(default_factory=dict)  # role -> column
     offline: bool = field(default=True, metadata={"negate": "online"})  # only the local cache
     name: str = field(default="x", metadata={"flag": "dataset_name"})
@@ -39,8 +39,27 @@ def test_defaults_come_from_the_dataclass():
 
 
 def test_types_lists_bools_optionals_dicts_and_renames():
-    cfg = parse(["--input", "a", "--strides", "1,2", "3", "--strides", "4", "--no_wrap", "--verbose",
-                 "--limit", "none", "--columns", "image=img", "label=y", "--online", "--dataset_name", "n"])
+    cfg = parse(
+        [
+            "--input",
+            "a",
+            "--strides",
+            "1,2",
+            "3",
+            "--strides",
+            "4",
+            "--no_wrap",
+            "--verbose",
+            "--limit",
+            "none",
+            "--columns",
+            "image=img",
+            "label=y",
+            "--online",
+            "--dataset_name",
+            "n",
+        ]
+    )
     assert cfg.strides == [1, 2, 3, 4] and cfg.wrap is False and cfg.verbose is True and cfg.limit is None
     assert cfg.columns == {"image": "img", "label": "y"} and cfg.offline is False and cfg.name == "n"
     assert parse(["--input", "a", "--wrap", "false", "--verbose", "yes"]).wrap is False
@@ -69,7 +88,7 @@ def test_every_source_stage_has_a_flag_per_config_field(stage):
     spec = module.STAGE_SPEC
     parser = stage_parser(spec)
     dests = {a.dest for a in parser._actions}
-    structured = {"adapters", "annotations"}   # lists of mappings / nested dicts: manifest-only
+    structured = {"adapters", "annotations"}  # lists of mappings / nested dicts: manifest-only
     missing = [f.name for f in dataclasses.fields(spec.config) if f.name not in dests | structured]
     assert not missing, f"{stage}: no flag for {missing}"
     assert isinstance(parser, argparse.ArgumentParser) and "--output" in parser.format_help()

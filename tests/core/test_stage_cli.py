@@ -17,7 +17,7 @@ def test_misspelled_flag_is_rejected_with_the_closest_name(capsys, tmp_path):
     code = main(["video", "--input", str(SAMPLE / "videos"), "--output", str(tmp_path), "--clips_per_vidoe", "3"])
     err = capsys.readouterr().err
     assert code == 2 and "--clips_per_video" in err and "Traceback" not in err
-    assert not (tmp_path / "images").exists()          # nothing ran
+    assert not (tmp_path / "images").exists()  # nothing ran
 
 
 def test_beam_flags_still_pass_through(capsys, tmp_path):
@@ -33,15 +33,29 @@ def test_a_missing_input_exits_2_before_any_work(stage, capsys, tmp_path):
     code = main([stage, "--input", str(tmp_path / "no" / "such"), "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and str(tmp_path / "no" / "such") in err and "Traceback" not in err
-    assert f"{stage}.input" in err or stage == "annotations"   # annotations first misses <input>/adapters.yaml
+    assert f"{stage}.input" in err or stage == "annotations"  # annotations first misses <input>/adapters.yaml
     assert not (tmp_path / "out").exists()
 
 
 def test_a_bad_value_exits_2_without_a_traceback_in_a_real_process(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "uvd.cli", "imagenet", "--input", str(SAMPLE / "imagenet"),
-                           "--output", str(tmp_path), "--resize", "stretch"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uvd.cli",
+            "imagenet",
+            "--input",
+            str(SAMPLE / "imagenet"),
+            "--output",
+            str(tmp_path),
+            "--resize",
+            "stretch",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "resize" in proc.stderr and "Traceback" not in proc.stderr
-    assert "apitools" not in proc.stderr                 # Beam's import-time warning is silenced
+    assert "apitools" not in proc.stderr  # Beam's import-time warning is silenced
 
 
 def test_dataset_check_rejects_a_missing_tokenizer_checkpoint(capsys, tmp_path):

@@ -12,8 +12,9 @@ import pytest
 from uvd import schema
 
 
-def synthetic_rows(n: int, seed: int = 0, max_images: int = 4, prefix: str = "s", kind: str = "single",
-                   source: str = "synthetic") -> list[dict]:
+def synthetic_rows(
+    n: int, seed: int = 0, max_images: int = 4, prefix: str = "s", kind: str = "single", source: str = "synthetic"
+) -> list[dict]:
     """Learnable sentences: each image repeats a short random motif of codes (a low-entropy stream)."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -25,15 +26,21 @@ def synthetic_rows(n: int, seed: int = 0, max_images: int = 4, prefix: str = "s"
     return rows
 
 
-def write_shards(directory: Path, split: str, rows: list[dict], n_files: int = 2, row_group_size: int = 8) -> list[Path]:
+def write_shards(
+    directory: Path, split: str, rows: list[dict], n_files: int = 2, row_group_size: int = 8
+) -> list[Path]:
     """`<split>-0000i-of-0000n.parquet` files (the shard writer's names), rows dealt round-robin."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for f in range(n_files):
         part = rows[f::n_files]
         path = directory / f"{split}-{f:05d}-of-{n_files:05d}.parquet"
-        pq.write_table(pa.Table.from_pylist(part, schema=schema.SHARD_SCHEMA), path, row_group_size=row_group_size,
-                       compression="zstd")
+        pq.write_table(
+            pa.Table.from_pylist(part, schema=schema.SHARD_SCHEMA),
+            path,
+            row_group_size=row_group_size,
+            compression="zstd",
+        )
         paths.append(path)
     return paths
 

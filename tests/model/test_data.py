@@ -61,14 +61,15 @@ def test_loader_ranks_and_dataloader_workers_read_disjoint_rows(tmp_path):
     write_shards(tmp_path, "train", id_rows(60), n_files=2, row_group_size=4)
     found: list[int] = []
     for rank in range(2):
-        loader = ShardLoader(tmp_path, seq_len=128, batch_size=2, split="train", rank=rank, world_size=2,
-                             num_workers=2, epochs=1)
+        loader = ShardLoader(
+            tmp_path, seq_len=128, batch_size=2, split="train", rank=rank, world_size=2, num_workers=2, epochs=1
+        )
         stream = np.concatenate([b["tokens"].numpy().reshape(-1) for b in loader])
         for start in np.flatnonzero(stream == schema.BOS_ID):
             if start + 2 < len(stream):
                 found.append(int(stream[start + 1]) + 8192 * int(stream[start + 2]))
-    assert len(found) == len(set(found))            # disjoint
-    assert len(found) >= 60 - 2 * 2 * 2              # only each reader's unfinished tail is missing
+    assert len(found) == len(set(found))  # disjoint
+    assert len(found) >= 60 - 2 * 2 * 2  # only each reader's unfinished tail is missing
 
 
 def test_packing_keeps_every_token_in_order():
@@ -107,8 +108,9 @@ def test_loader_resume_gives_the_same_batches(tmp_path, num_workers):
     write_shards(tmp_path, "train", id_rows(40, seed=3), n_files=2, row_group_size=3)
 
     def make():
-        return ShardLoader(tmp_path, seq_len=200, batch_size=2, split="train", num_workers=num_workers,
-                           seed=5, shuffle_rowgroups=2)
+        return ShardLoader(
+            tmp_path, seq_len=200, batch_size=2, split="train", num_workers=num_workers, seed=5, shuffle_rowgroups=2
+        )
 
     full = make()
     it = iter(full)
@@ -139,12 +141,12 @@ def test_resolve_shards_by_split_and_glob(tmp_path):
     write_shards(tmp_path, "train", id_rows(4), n_files=2)
     write_shards(tmp_path, "validation", id_rows(4), n_files=1)
     assert len(resolve_shards(str(tmp_path), "train")) == 2
-    assert len(resolve_shards(str(tmp_path), "val")) == 1      # alias
+    assert len(resolve_shards(str(tmp_path), "val")) == 1  # alias
     assert len(resolve_shards(f"{tmp_path}/*.parquet")) == 3
     assert resolve_shards(str(tmp_path), "test") == []
     with pytest.raises(FileNotFoundError, match="no shards"):
         ShardLoader(str(tmp_path / "missing"), 64, 1, split="train")
-    mem = "memory://uvd-test/shards"                           # an fsspec URL
+    mem = "memory://uvd-test/shards"  # an fsspec URL
     import fsspec
 
     fs = fsspec.filesystem("memory")
@@ -176,10 +178,14 @@ def test_elastic_resume_across_world_sizes_and_workers(tmp_path):
     kw = dict(seq_len=96, split="train", seed=3, shuffle_rowgroups=2, partitions=6)
 
     def ranks(world, workers, batch, accum=1):
-        return [ShardLoader(tmp_path, batch_size=batch, rank=r, world_size=world, num_workers=workers,
-                            grad_accum=accum, **kw) for r in range(world)]
+        return [
+            ShardLoader(
+                tmp_path, batch_size=batch, rank=r, world_size=world, num_workers=workers, grad_accum=accum, **kw
+            )
+            for r in range(world)
+        ]
 
-    reference = _steps(ranks(1, 0, 6), 7, 1)                      # uninterrupted, 6 windows per step
+    reference = _steps(ranks(1, 0, 6), 7, 1)  # uninterrupted, 6 windows per step
     first = ranks(2, 2, 3)
     assert _steps(first, 3, 1) == reference[:3]
     saved = [ld.state_dict() for ld in first]
@@ -189,6 +195,6 @@ def test_elastic_resume_across_world_sizes_and_workers(tmp_path):
             ld.load_state_dict(saved)
         assert _steps(resumed, 4, accum) == reference[3:], (world, workers)
     ids = [i for step in reference for i, _ in step]
-    assert sorted(ids) == list(range(42))                          # ids are n * P + p: dense, no repeats
-    with pytest.raises(ValueError, match="windows_per_step"):      # a different global batch is refused
+    assert sorted(ids) == list(range(42))  # ids are n * P + p: dense, no repeats
+    with pytest.raises(ValueError, match="windows_per_step"):  # a different global batch is refused
         ranks(1, 0, 12, 1)[0].load_state_dict(saved)

@@ -17,7 +17,7 @@ def test_pick_device():
 def test_autocast_bf16_only_when_it_pays_or_is_asked_for():
     a, b = torch.randn(4, 4), torch.randn(4, 4)
     with autocast("cpu", "auto"):
-        assert (a @ b).dtype == torch.float32            # CPU bf16 is slower: auto stays fp32
+        assert (a @ b).dtype == torch.float32  # CPU bf16 is slower: auto stays fp32
     for name in ("bf16", "bfloat16"):
         with autocast(torch.device("cpu"), name):
             assert (a @ b).dtype == torch.bfloat16

@@ -78,10 +78,8 @@ def test_generation_with_and_without_kv_cache_agree(model, temperature, top_k):
     rng = np.random.default_rng(2)
     prompt = prompt_from_images([random_image(rng)[:48]])
     prompt = torch.cat([prompt, prompt])  # a batch of two
-    a = generate(model, prompt, 24, temperature, top_k, use_cache=True,
-                 generator=torch.Generator().manual_seed(0))
-    b = generate(model, prompt, 24, temperature, top_k, use_cache=False,
-                 generator=torch.Generator().manual_seed(0))
+    a = generate(model, prompt, 24, temperature, top_k, use_cache=True, generator=torch.Generator().manual_seed(0))
+    b = generate(model, prompt, 24, temperature, top_k, use_cache=False, generator=torch.Generator().manual_seed(0))
     assert a.shape == (2, 24)
     torch.testing.assert_close(a, b)
     assert int(a.max()) < schema.CODEBOOK_SIZE  # only image codes are ever sampled
@@ -119,12 +117,47 @@ def test_uvd_generate_cli_writes_a_png_through_the_vqgan(tmp_path):
     checkpoint.save(ckpt, lvm, opt, 0, {"seq_len": 64}, vars(lvm.cfg), {})
     (shard,) = write_shards(tmp_path, "validation", synthetic_rows(2, seed=6, max_images=3), n_files=1)
     out = tmp_path / "g.png"
-    assert main(["--checkpoint", str(ckpt), "--shard", str(shard), "--row", "1", "--prompt_images", "1",
-                 "--top_k", "20", "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(ckpt),
+                "--shard",
+                str(shard),
+                "--row",
+                "1",
+                "--prompt_images",
+                "1",
+                "--top_k",
+                "20",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert Image.open(out).size == (2 * schema.IMAGE_SIZE, schema.IMAGE_SIZE)
     npy = tmp_path / "g.npy"  # codes only, no VQGAN needed
-    main(["--checkpoint", str(ckpt), "--shard", str(shard), "--row", "1", "--prompt_images", "1",
-          "--temperature", "0", "--out", str(npy), "--device", "cpu"])
+    main(
+        [
+            "--checkpoint",
+            str(ckpt),
+            "--shard",
+            str(shard),
+            "--row",
+            "1",
+            "--prompt_images",
+            "1",
+            "--temperature",
+            "0",
+            "--out",
+            str(npy),
+            "--device",
+            "cpu",
+        ]
+    )
     codes = np.load(npy)
     assert codes.shape == (2, T) and codes.dtype == np.uint16 and codes.max() < schema.CODEBOOK_SIZE
 
@@ -140,8 +173,15 @@ def video_rows(n: int, seed: int = 0) -> list[dict]:
             frame = frame.copy()
             frame[rng.integers(0, T, 8)] = rng.integers(0, schema.CODEBOOK_SIZE, 8)
             frames.append(frame)
-        rows.append({"sentence_id": f"v{i}", "source": "video", "kind": "sequence", "num_images": 16,
-                     "tokens": np.concatenate(frames).astype(np.uint16)})
+        rows.append(
+            {
+                "sentence_id": f"v{i}",
+                "source": "video",
+                "kind": "sequence",
+                "num_images": 16,
+                "tokens": np.concatenate(frames).astype(np.uint16),
+            }
+        )
     return rows
 
 
@@ -171,12 +211,33 @@ def test_evaluate_cli_curves_for_a_uvd_and_a_hf_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = LVM(model_config("debug", max_seq_len=16 * T + 1))
     pt = tmp_path / "step_00000001.pt"
-    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(model.cfg),
-                "config": {"seq_len": 256}}, pt)
+    torch.save(
+        {"model": model.state_dict(), "model_config": dataclasses.asdict(model.cfg), "config": {"seq_len": 256}}, pt
+    )
     folder = hf.export_hf(model, tmp_path / "hf")
     out, png = tmp_path / "r.json", tmp_path / "seq.png"
-    assert main(["--checkpoint", str(pt), str(folder), "--data", str(tmp_path / "d"), "--json", str(out),
-                 "--plot", str(png), "--val_batches", "1", "--device", "cpu", "--max_videos", "2"]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(pt),
+                str(folder),
+                "--data",
+                str(tmp_path / "d"),
+                "--json",
+                str(out),
+                "--plot",
+                str(png),
+                "--val_batches",
+                "1",
+                "--device",
+                "cpu",
+                "--max_videos",
+                "2",
+            ]
+        )
+        == 0
+    )
     results = json.loads(out.read_text())
     a, b = (results[str(p)]["sequential"] for p in (pt, folder))
     assert a["context_frames"] == list(range(1, 16)) and a["sentences"] == 2

@@ -21,9 +21,17 @@ def tiny_llama(tmp_path, name="llama", **kw):
     torch.manual_seed(0)
     kw = {"bos_token_id": schema.BOS_ID, "eos_token_id": schema.EOS_ID, **kw}
     cfg = transformers.LlamaConfig(
-        vocab_size=schema.VOCAB_SIZE, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, rms_norm_eps=1e-5,
-        rope_theta=500.0, **kw)
+        vocab_size=schema.VOCAB_SIZE,
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        rms_norm_eps=1e-5,
+        rope_theta=500.0,
+        **kw,
+    )
     model = transformers.LlamaForCausalLM(cfg).eval()
     with torch.no_grad():  # HF initialises norms to 1: perturb them so a swapped norm would show
         for n, p in model.named_parameters():
@@ -99,9 +107,14 @@ def test_kv_cache_generation_matches_transformers_greedy(tmp_path, real_codes):
     prompt = torch.from_numpy(np.concatenate([[schema.BOS_ID], real_codes[0]]))[None]
     new = 40
     with torch.no_grad():
-        want = ref.generate(prompt, max_new_tokens=new, do_sample=False, min_new_tokens=new,
-                            suppress_tokens=list(range(schema.CODEBOOK_SIZE, schema.VOCAB_SIZE)),
-                            pad_token_id=schema.EOS_ID)[:, prompt.shape[1] :]
+        want = ref.generate(
+            prompt,
+            max_new_tokens=new,
+            do_sample=False,
+            min_new_tokens=new,
+            suppress_tokens=list(range(schema.CODEBOOK_SIZE, schema.VOCAB_SIZE)),
+            pad_token_id=schema.EOS_ID,
+        )[:, prompt.shape[1] :]
     got = generate(model, prompt, new, temperature=0)
     assert got.tolist() == want.tolist()
 

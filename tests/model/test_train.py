@@ -19,14 +19,36 @@ from uvd.model.train import TrainConfig, load_config, lr_at, main, train
 
 REPO = Path(__file__).resolve().parents[2]
 # What forkserver children (the multi-process tests) find imported: everything a train() run touches.
-PRELOAD = ["torch", "torch._dynamo", "torch.utils.data", "uvd.model.train", "uvd.model.evaluate",
-           "matplotlib.pyplot", "tqdm", "tests.model.test_train"]
+PRELOAD = [
+    "torch",
+    "torch._dynamo",
+    "torch.utils.data",
+    "uvd.model.train",
+    "uvd.model.evaluate",
+    "matplotlib.pyplot",
+    "tqdm",
+    "tests.model.test_train",
+]
 
 
 def small(shard_dir: Path, out: Path, **kw) -> list[str]:
-    args = {"train_data": shard_dir, "out_dir": out, "model": "debug", "seq_len": 64, "batch_size": 2,
-            "grad_accum": 2, "max_steps": 6, "warmup_steps": 2, "lr": 0.003, "log_every": 1, "num_workers": 0,
-            "eval_batches": 2, "tensorboard": False, "doc_mask": True, **kw}
+    args = {
+        "train_data": shard_dir,
+        "out_dir": out,
+        "model": "debug",
+        "seq_len": 64,
+        "batch_size": 2,
+        "grad_accum": 2,
+        "max_steps": 6,
+        "warmup_steps": 2,
+        "lr": 0.003,
+        "log_every": 1,
+        "num_workers": 0,
+        "eval_batches": 2,
+        "tensorboard": False,
+        "doc_mask": True,
+        **kw,
+    }
     return [f"--{k}={v}" for k, v in args.items()]
 
 
@@ -84,7 +106,9 @@ def _batches(steps: int, global_batch: int, seq: int = 32):
     out = []
     for _ in range(steps):
         x = torch.randint(0, 300, (global_batch, seq + 1), generator=g)
-        out.append({"tokens": x[:, :-1], "targets": x[:, 1:], "doc_ids": torch.zeros(global_batch, seq, dtype=torch.long)})
+        out.append(
+            {"tokens": x[:, :-1], "targets": x[:, 1:], "doc_ids": torch.zeros(global_batch, seq, dtype=torch.long)}
+        )
     return out
 
 
@@ -167,8 +191,9 @@ def _spawn(tmp_path: Path, world: int, args: list[str]) -> list[float]:
     # forkserver with torch preloaded: children start in ~0.1 s instead of re-importing torch each (spawn), and
     # unlike a plain fork they do not inherit this process's autograd threads
     multiprocessing.set_forkserver_preload(PRELOAD)
-    mp.start_processes(_train_worker, args=(world, str(init), args, str(result)), nprocs=world,
-                       start_method="forkserver")
+    mp.start_processes(
+        _train_worker, args=(world, str(init), args, str(result)), nprocs=world, start_method="forkserver"
+    )
     return json.loads(result.read_text())
 
 
@@ -188,8 +213,17 @@ def test_elastic_resume_on_other_world_sizes_and_workers(shard_dir, tmp_path):
     import shutil
 
     def args(out: Path, batch: int, workers: int, **kw) -> list[str]:  # global batch: 6 windows per step
-        return small(shard_dir, out, batch_size=batch, grad_accum=1, num_workers=workers, log_samples=True,
-                     parallel="auto", eval_batches=1, **kw)
+        return small(
+            shard_dir,
+            out,
+            batch_size=batch,
+            grad_accum=1,
+            num_workers=workers,
+            log_samples=True,
+            parallel="auto",
+            eval_batches=1,
+            **kw,
+        )
 
     full = train(load_config(None, args(tmp_path / "a", 6, 0)))
     part1 = _spawn(tmp_path, 2, args(tmp_path / "b", 3, 2, stop_step=3))
@@ -221,8 +255,14 @@ def test_trainer_imports_without_pipeline_dependencies():
         "m = LVM(model_config('debug', max_seq_len=16))\n"
         "print(m(torch.zeros(1, 4, dtype=torch.long)).shape)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert out.returncode == 0, out.stderr
     assert "torch.Size([1, 4, 8292])" in out.stdout
 
@@ -236,13 +276,16 @@ def test_init_from_a_hugging_face_folder_fine_tunes_those_weights(shard_dir, tmp
     torch.manual_seed(5)
     source = LVM(model_config("debug", max_seq_len=4096)).eval()
     folder = export_hf(source, tmp_path / "hf")
-    losses = train(load_config(None, small(shard_dir, tmp_path / "ft", init_from=str(folder), max_steps=3,
-                                           model="not-a-size")))
+    losses = train(
+        load_config(None, small(shard_dir, tmp_path / "ft", init_from=str(folder), max_steps=3, model="not-a-size"))
+    )
     loader = ShardLoader(shard_dir, 64, 2, split="train", grad_accum=2, num_workers=0)
     it = iter(loader)
     with torch.no_grad():
-        want = sum(source(b["tokens"], targets=b["targets"], doc_ids=b["doc_ids"]).item()
-                   for b in (next(it), next(it))) / 2
+        want = (
+            sum(source(b["tokens"], targets=b["targets"], doc_ids=b["doc_ids"]).item() for b in (next(it), next(it)))
+            / 2
+        )
     assert losses[0] == pytest.approx(want, rel=1e-5)
     assert losses[-1] < losses[0]  # and it trains
     ckpt = checkpoint.read(tmp_path / "ft/step_00000003.pt")

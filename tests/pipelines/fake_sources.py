@@ -26,8 +26,9 @@ def fake_tokens(image_id: str) -> np.ndarray:
 class FakeRecords:
     """Record i -> one sentence of `images` images; every `fail_every`-th record fails."""
 
-    def __init__(self, source: str, kind: str, images: int, fail_every: int, missing_every: int,
-                 groups: int, split: str | None) -> None:
+    def __init__(
+        self, source: str, kind: str, images: int, fail_every: int, missing_every: int, groups: int, split: str | None
+    ) -> None:
         self.source, self.kind, self.images = source, kind, images
         self.fail_every, self.missing_every, self.groups, self.split = fail_every, missing_every, groups, split
 
@@ -40,8 +41,7 @@ class FakeRecords:
         missing = bool(self.missing_every) and i % self.missing_every == 0
         for k in range(self.images):
             # single images repeat across records (the dedup has work to do); a missing one never does
-            image_id = (f"{self.source}-img-{i}-{k}" if self.images > 1 or missing
-                        else f"shared-{i % 97}-{self.source}")
+            image_id = f"{self.source}-img-{i}-{k}" if self.images > 1 or missing else f"shared-{i % 97}-{self.source}"
             ids.append(image_id)
             if not missing:
                 yield IMAGES, {"image_id": image_id, "image": b"png", "source": self.source, "provenance": str(i)}
@@ -56,10 +56,20 @@ class FakeSource(beam.PTransform):
 
     def expand(self, pbegin):
         c = self.config
-        fn = FakeRecords(c.get("source", "fake"), c.get("kind", "single"), c.get("images", 1),
-                         c.get("fail_every", 0), c.get("missing_every", 0), c.get("groups", 10**9), c.get("split"))
-        return (pbegin | "Records" >> beam.Create(list(range(c["n"])))
-                | "Run" >> RunSource(fn, source=fn.source, stage=f"fake_{fn.source}", record_id=str))
+        fn = FakeRecords(
+            c.get("source", "fake"),
+            c.get("kind", "single"),
+            c.get("images", 1),
+            c.get("fail_every", 0),
+            c.get("missing_every", 0),
+            c.get("groups", 10**9),
+            c.get("split"),
+        )
+        return (
+            pbegin
+            | "Records" >> beam.Create(list(range(c["n"])))
+            | "Run" >> RunSource(fn, source=fn.source, stage=f"fake_{fn.source}", record_id=str)
+        )
 
 
 fake_module = SimpleNamespace(__name__="tests.pipelines.fake_sources", source_transform=FakeSource)
@@ -72,4 +82,6 @@ class FakeTokenize(beam.PTransform):
         super().__init__()
 
     def expand(self, images):
-        return images | "Tokens" >> beam.Map(lambda r: {"image_id": r["image_id"], "tokens": fake_tokens(r["image_id"])})
+        return images | "Tokens" >> beam.Map(
+            lambda r: {"image_id": r["image_id"], "tokens": fake_tokens(r["image_id"])}
+        )

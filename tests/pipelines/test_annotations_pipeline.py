@@ -24,39 +24,76 @@ def _table(folder, name):
 @pytest.mark.slow
 def test_sample_end_to_end(tmp_path):
     out = str(tmp_path / "ann")
-    assert run(["--input", SAMPLE, "--output", out, "--runner=DirectRunner",
-                "--direct_running_mode=in_memory", "--direct_num_workers=1"]) == 0
+    assert (
+        run(
+            [
+                "--input",
+                SAMPLE,
+                "--output",
+                out,
+                "--runner=DirectRunner",
+                "--direct_running_mode=in_memory",
+                "--direct_num_workers=1",
+            ]
+        )
+        == 0
+    )
     images, sentences, failures = (_table(out, t) for t in ("images", "sentences", "failures"))
 
     sources = collections.Counter(s["source"] for s in sentences)
-    for task in ("detection", "segmentation", "instances", "pose", "depth", "normals", "edges", "deraining",
-                 "stereo", "style_transfer", "colorization", "inpainting", "denoising", "low_light", "multi"):
+    for task in (
+        "detection",
+        "segmentation",
+        "instances",
+        "pose",
+        "depth",
+        "normals",
+        "edges",
+        "deraining",
+        "stereo",
+        "style_transfer",
+        "colorization",
+        "inpainting",
+        "denoising",
+        "low_light",
+        "multi",
+    ):
         assert sources[f"ann/{task}"] >= 1, task
     assert sources["ann_video/video_segmentation"] == 4
     kinds = {s["source"]: s["kind"] for s in sentences}
     assert kinds["ann/depth"] == "annotated" and kinds["ann_video/video_segmentation"] == "annotated_video"
 
     by_id = {r["image_id"] for r in images}
-    assert len(by_id) == len(images)                                   # deduplicated
+    assert len(by_id) == len(images)  # deduplicated
     for s in sentences:
-        assert set(s["image_ids"]) <= by_id                            # every image is in the table
+        assert set(s["image_ids"]) <= by_id  # every image is in the table
         assert 1 <= len(s["image_ids"]) <= 16
     # The sample manifest keeps every annotated sentence (rate 1: stereo and style_transfer, one
     # sentence each, reach the shards) because its weight is this count: update it with the sample.
     manifest = yaml.safe_load((Path(SAMPLE).parents[2] / "manifests" / "sample.yaml").read_text())
     assert manifest["sources"]["annotated_images"]["weight"] == len(sentences) == 35
     full = [s for s in sentences if s["source"] == "ann/colorization"]
-    assert [len(s["image_ids"]) for s in full] == [16, 16]             # 16 photos -> 2 x 8 pairs
+    assert [len(s["image_ids"]) for s in full] == [16, 16]  # 16 photos -> 2 x 8 pairs
 
     reasons = collections.Counter(f["reason"] for f in failures)
-    assert reasons == {"box_outside_image": 1, "negative_box_size": 1, "unknown_category": 1, "missing_file": 1,
-                       "unmatched_annotation": 1, "unmatched_input": 1, "unmatched_target": 1,
-                       "empty_edges": 1,            # Canny finds no edge in the smooth retina photo
-                       "unsupported_format": 1}     # images/SOURCES.md: every file of a folder is an input
+    assert reasons == {
+        "box_outside_image": 1,
+        "negative_box_size": 1,
+        "unknown_category": 1,
+        "missing_file": 1,
+        "unmatched_annotation": 1,
+        "unmatched_input": 1,
+        "unmatched_target": 1,
+        "empty_edges": 1,  # Canny finds no edge in the smooth retina photo
+        "unsupported_format": 1,
+    }  # images/SOURCES.md: every file of a folder is an input
     skipped = sorted((f["record_id"], f["reason"]) for f in failures if f["status"] == "skipped")
     assert skipped == [("photos/SOURCES.md", "unsupported_format"), ("photos/microaneurysms", "empty_edges")]
-    assert not any(json.loads(r["provenance"]).get("task") == "edges" and json.loads(r["provenance"])["record_id"]
-                   == "photos/microaneurysms" for r in images)                   # no black target...
+    assert not any(
+        json.loads(r["provenance"]).get("task") == "edges"
+        and json.loads(r["provenance"])["record_id"] == "photos/microaneurysms"
+        for r in images
+    )  # no black target...
     assert any(json.loads(r["provenance"])["record_id"] == "photos/microaneurysms" for r in images)  # ...the rest stays
 
     # Reconcile: every listed item is a rendered record (in image provenance) or a failure row.
@@ -85,16 +122,30 @@ def test_pair_sentences_pool_by_dataset_and_task_and_count_leftovers():
     from uvd.annotated.pooling import PairSentences
 
     def row(dataset, task, i):
-        prov = {"role": "annotation", "dataset": dataset, "task": task, "record_id": f"{dataset}/{i}",
-                "pair": [f"{dataset}-img{i}", f"{dataset}-{task}{i}"], "split": None, "bucket": 0}
+        prov = {
+            "role": "annotation",
+            "dataset": dataset,
+            "task": task,
+            "record_id": f"{dataset}/{i}",
+            "pair": [f"{dataset}-img{i}", f"{dataset}-{task}{i}"],
+            "split": None,
+            "bucket": 0,
+        }
         return {"image_id": f"{dataset}-{task}{i}", "image": b"", "source": "x", "provenance": json.dumps(prov)}
 
     rows = [row("a", "depth", i) for i in range(10)] + [row("b", "depth", i) for i in range(8)]
-    rows += [{"image_id": "plain", "image": b"", "source": "laion", "provenance": "{}"}]   # not a pair: ignored
+    rows += [{"image_id": "plain", "image": b"", "source": "laion", "provenance": "{}"}]  # not a pair: ignored
     with TestPipeline(runner="DirectRunner") as p:
         sentences, failures = p | beam.Create(rows) | PairSentences(seed=0, pairs_per_sentence=8, min_pairs=3)
-        assert_that(sentences | "Shape" >> beam.Map(lambda s: (s["source"], s["group"], len(s["image_ids"]),
-                                                               s["image_ids"][0].split("-")[0])),
-                    equal_to([("ann/depth", "ann/a/0", 16, "a"), ("ann/depth", "ann/b/0", 16, "b")]), label="S")
-        assert_that(failures | "Reasons" >> beam.Map(lambda f: (f["reason"], f["status"], f["record_id"][:2])),
-                    equal_to([("too_few_pairs", "skipped", "a/")] * 2), label="F")
+        assert_that(
+            sentences
+            | "Shape"
+            >> beam.Map(lambda s: (s["source"], s["group"], len(s["image_ids"]), s["image_ids"][0].split("-")[0])),
+            equal_to([("ann/depth", "ann/a/0", 16, "a"), ("ann/depth", "ann/b/0", 16, "b")]),
+            label="S",
+        )
+        assert_that(
+            failures | "Reasons" >> beam.Map(lambda f: (f["reason"], f["status"], f["record_id"][:2])),
+            equal_to([("too_few_pairs", "skipped", "a/")] * 2),
+            label="F",
+        )

@@ -40,10 +40,12 @@ def test_multi_annotation_image_first_seeded_and_bounded():
     assert set(row["image_ids"][1:]) <= set(anns.values()) and len(set(row["image_ids"])) == len(row["image_ids"])
     again = multi_annotation_sentence("img", anns, "rec", "g", None, seed=0)
     assert again == row
-    lengths = {len(multi_annotation_sentence("img", anns, f"rec{i}", "g", None, seed=0)["image_ids"]) for i in range(40)}
-    assert len(lengths) > 3                                         # m really varies
+    lengths = {
+        len(multi_annotation_sentence("img", anns, f"rec{i}", "g", None, seed=0)["image_ids"]) for i in range(40)
+    }
+    assert len(lengths) > 3  # m really varies
     fixed = multi_annotation_sentence("img", {"a": "x", "b": "y"}, "rec", "g", None, seed=0, m=16)
-    assert fixed["image_ids"][0] == "img" and len(fixed["image_ids"]) == 3   # m <= 1 + k
+    assert fixed["image_ids"][0] == "img" and len(fixed["image_ids"]) == 3  # m <= 1 + k
     assert multi_annotation_sentence("img", {}, "rec", "g", None, seed=0) is None
 
 
@@ -52,8 +54,24 @@ def test_video_sentences_in_both_orders():
     anns = [f"a{i}" for i in range(1, 11)]
     rows = list(video_sentences(frames, anns, "vos", "clip", None, window=8))
     assert [r["kind"] for r in rows] == ["annotated_video"] * 4 and rows[0]["source"] == "ann_video/vos"
-    assert rows[0]["image_ids"] == ["f1", "a1", "f2", "a2", "f3", "a3", "f4", "a4", "f5", "a5", "f6", "a6",
-                                    "f7", "a7", "f8", "a8"]
+    assert rows[0]["image_ids"] == [
+        "f1",
+        "a1",
+        "f2",
+        "a2",
+        "f3",
+        "a3",
+        "f4",
+        "a4",
+        "f5",
+        "a5",
+        "f6",
+        "a6",
+        "f7",
+        "a7",
+        "f8",
+        "a8",
+    ]
     assert rows[1]["image_ids"] == frames[:8] + anns[:8]
     assert rows[2]["image_ids"] == ["f9", "a9", "f10", "a10"] and rows[3]["image_ids"] == ["f9", "f10", "a9", "a10"]
     assert len({r["sentence_id"] for r in rows}) == 4

@@ -25,8 +25,9 @@ def test_run_source_routes_and_catches():
     with TestPipeline() as p:
         out = p | beam.Create([1, 2, 4, 6]) | RunSource(toy_source, "toy", "toy")
         assert_that(out.images | "ImgIds" >> beam.Map(lambda r: r["image_id"]), equal_to(["i1", "i2"]), label="img")
-        assert_that(out.sentences | "SentIds" >> beam.Map(lambda r: r["sentence_id"]), equal_to(["s1", "s2"]),
-                    label="sent")
+        assert_that(
+            out.sentences | "SentIds" >> beam.Map(lambda r: r["sentence_id"]), equal_to(["s1", "s2"]), label="sent"
+        )
         assert_that(
             out.failures | "Reasons" >> beam.Map(lambda r: (r["record_id"], r["status"], r["reason"])),
             equal_to([("4", "filtered", "multiple_of_4"), ("6", "failed", "exception_KeyError")]),
@@ -39,11 +40,20 @@ def test_run_source_counts_metrics():
     _ = p | beam.Create([1, 3, 4, 6]) | RunSource(toy_source, "toy", "toy")
     result = p.run()
     result.wait_until_finish()
-    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]
-                if c.key.metric.namespace == "uvd.toy"}
-    assert counters == {"inputs": 4, "images": 2, "sentences": 2, "failures": 2,
-                        # what became of each input record: the card reconciles inputs with these
-                        "records_with_sentences": 2, "records_failures_only": 2}
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query()["counters"]
+        if c.key.metric.namespace == "uvd.toy"
+    }
+    assert counters == {
+        "inputs": 4,
+        "images": 2,
+        "sentences": 2,
+        "failures": 2,
+        # what became of each input record: the card reconciles inputs with these
+        "records_with_sentences": 2,
+        "records_failures_only": 2,
+    }
 
 
 def test_merge_outputs_flattens_sources():
@@ -59,8 +69,9 @@ def test_pipeline_options_default_runner_and_passthrough():
     opts = pipeline_options([])
     assert opts.view_as(StandardOptions).runner == "DirectRunner"
     assert opts.view_as(DirectOptions).direct_num_workers >= 1
-    opts = pipeline_options(["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/t",
-                            "--direct_num_workers=7"])
+    opts = pipeline_options(
+        ["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/t", "--direct_num_workers=7"]
+    )
     assert opts.view_as(StandardOptions).runner == "DataflowRunner"
     assert opts.get_all_options()["project"] == "p"
     assert opts.view_as(DirectOptions).direct_num_workers == 7

@@ -24,13 +24,24 @@ STALE = "train-00003-of-00009.parquet"
 
 def _manifest(tmp_path: Path, target_shard_mb: float = 0.5, **top) -> M.Manifest:
     data = {
-        "name": "fake-mix", "seed": 1, "validation_fraction": 0.2,
+        "name": "fake-mix",
+        "seed": 1,
+        "validation_fraction": 0.2,
         "shards": {"target_shard_mb": target_shard_mb, "row_group_mb": min(0.1, target_shard_mb)},
         "sources": {
-            "singles": {"stage": "laion", "input": str(tmp_path), "weight": 3,
-                        "options": {"n": 400, "source": "laion", "fail_every": 40, "missing_every": 50}},
-            "clips": {"stage": "video", "input": str(tmp_path), "weight": 1, "replacement": True,
-                      "options": {"n": 30, "source": "video", "kind": "sequence", "images": 4, "groups": 6}},
+            "singles": {
+                "stage": "laion",
+                "input": str(tmp_path),
+                "weight": 3,
+                "options": {"n": 400, "source": "laion", "fail_every": 40, "missing_every": 50},
+            },
+            "clips": {
+                "stage": "video",
+                "input": str(tmp_path),
+                "weight": 1,
+                "replacement": True,
+                "options": {"n": 30, "source": "video", "kind": "sequence", "images": 4, "groups": 6},
+            },
         },
         **top,
     }
@@ -39,8 +50,9 @@ def _manifest(tmp_path: Path, target_shard_mb: float = 0.5, **top) -> M.Manifest
 
 def _build(m: M.Manifest, out: str) -> dict:
     options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
-    return dataset.build_dataset(m, out, options, modules={"singles": fake_module, "clips": fake_module},
-                                 tokenize=FakeTokenize)
+    return dataset.build_dataset(
+        m, out, options, modules={"singles": fake_module, "clips": fake_module}, tokenize=FakeTokenize
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +80,10 @@ def _count_back(out: str) -> dict:
 def test_card_numbers_equal_the_shards_counted_back(built):
     out, summary = built
     counted = _count_back(out)
-    carded = {(r["source"], r["split"]): {k: r[k] for k in ("sentences", "images", "tokens")}
-              for r in summary["totals"]["by_source"]}
+    carded = {
+        (r["source"], r["split"]): {k: r[k] for k in ("sentences", "images", "tokens")}
+        for r in summary["totals"]["by_source"]
+    }
     assert carded == counted and {s for s, _ in counted} == {"laion", "video"}
     text = open(os.path.join(out, "README.md")).read()
     for (source, split), c in counted.items():
@@ -84,14 +98,19 @@ def test_failures_table_and_input_reconciliation(built):
     reasons = {}
     for f in failures:
         reasons[(f["stage"], f["reason"])] = reasons.get((f["stage"], f["reason"]), 0) + 1
-    assert reasons[("laion", "fake_bad_input")] == 10            # records 39, 79, ... of 400
-    assert reasons[("shards", "missing_tokens")] == 8            # records 0, 50, ... minus the failed
+    assert reasons[("laion", "fake_bad_input")] == 10  # records 39, 79, ... of 400
+    assert reasons[("shards", "missing_tokens")] == 8  # records 0, 50, ... minus the failed
+
     def key(f: dict) -> tuple:
         return f["stage"], f["source"], f["status"], f["reason"], f["count"]
 
     assert sorted(summary["failures"], key=key) == sorted(
-        [{"stage": s, "source": src, "status": st, "reason": r, "count": n} for (s, src, st, r), n in
-         _group(failures).items()], key=key)
+        [
+            {"stage": s, "source": src, "status": st, "reason": r, "count": n}
+            for (s, src, st, r), n in _group(failures).items()
+        ],
+        key=key,
+    )
     records = summary["records"]["fake_laion"]
     assert records["inputs"] == 400 == records["records_with_sentences"] + records["records_failures_only"]
     assert records["records_failures_only"] == 10
@@ -163,7 +182,7 @@ def test_preview_decodes_a_few_sentences_per_source(built, tmp_path):
 
     image = np.asarray(Image.open(png))
     assert image.shape == (2 * (32 + preview.GAP), preview.LABEL_WIDTH + 2 * (32 + preview.GAP), 3)
-    assert image[:, preview.LABEL_WIDTH:].std() > 0  # decoded pixels, not a blank sheet
+    assert image[:, preview.LABEL_WIDTH :].std() > 0  # decoded pixels, not a blank sheet
     rows = preview.sample_sentences(preview.shard_files(out), 2)
     assert [r["source"] for r in rows] == ["laion", "laion", "video", "video"]
 
@@ -179,8 +198,11 @@ def test_make_dataset_on_the_embedded_sample(tmp_path):
     assert dataset.run(["--manifest", str(ROOT / "manifests" / "sample.yaml"), "--output", again]) == 0
 
     def published(folder: str) -> dict[str, bytes]:
-        names = [f for p in ("*.parquet", "README.md", "_COMPLETE.json", "failures/*", "stats/*")
-                 for f in glob.glob(os.path.join(folder, p))]
+        names = [
+            f
+            for p in ("*.parquet", "README.md", "_COMPLETE.json", "failures/*", "stats/*")
+            for f in glob.glob(os.path.join(folder, p))
+        ]
         return {os.path.relpath(f, folder): open(f, "rb").read() for f in sorted(names)}
 
     first = published(out)
@@ -189,7 +211,8 @@ def test_make_dataset_on_the_embedded_sample(tmp_path):
     summary = read_json(os.path.join(out, "stats", "dataset.json"))
     counted = _count_back(out)
     assert {(r["source"], r["split"]): r["sentences"] for r in summary["totals"]["by_source"]} == {
-        k: v["sentences"] for k, v in counted.items()}
+        k: v["sentences"] for k, v in counted.items()
+    }
     assert {"laion", "video", "objaverse"} <= {s for s, _ in counted}
     assert any(s.startswith("ann/") for s, _ in counted)
     assert all(v.get("records_no_output", 0) == 0 for v in (summary["records"] or {}).values())

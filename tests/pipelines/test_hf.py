@@ -47,13 +47,17 @@ def classification_dataset():
     import datasets
 
     photos = PHOTOS[:22]
-    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"]),
-                                  "uid": datasets.Value("string")})
-    return datasets.Dataset.from_dict({
-        "img": [_photo(p) for p in photos] + [{"bytes": BROKEN, "path": "broken.jpg"}, _photo(photos[0])],
-        "label": [0] * 17 + [1] * 5 + [0, -1],
-        "uid": [p.stem for p in photos] + ["broken", "unlabelled"],
-    }, features=features)
+    features = datasets.Features(
+        {"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"]), "uid": datasets.Value("string")}
+    )
+    return datasets.Dataset.from_dict(
+        {
+            "img": [_photo(p) for p in photos] + [{"bytes": BROKEN, "path": "broken.jpg"}, _photo(photos[0])],
+            "label": [0] * 17 + [1] * 5 + [0, -1],
+            "uid": [p.stem for p in photos] + ["broken", "unlabelled"],
+        },
+        features=features,
+    )
 
 
 def seg_labels(h: int, w: int, seed: int) -> np.ndarray:
@@ -62,7 +66,7 @@ def seg_labels(h: int, w: int, seed: int) -> np.ndarray:
     labels = np.zeros((h, w), np.uint8)
     for _ in range(4):
         y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
-        labels[y:y + h // 2, x:x + w // 2] = rng.integers(1, 151)
+        labels[y : y + h // 2, x : x + w // 2] = rng.integers(1, 151)
     return labels
 
 
@@ -106,16 +110,24 @@ def detection_dataset():
     objects = []
     for p in photos[:3]:
         h, w = _size(p)
-        objects.append({"bbox": [[w * 0.1, h * 0.1, w * 0.4, h * 0.3], [w * 0.5, h * 0.5, w * 0.3, h * 0.4]],
-                        "category": [0, 2]})
+        objects.append(
+            {"bbox": [[w * 0.1, h * 0.1, w * 0.4, h * 0.3], [w * 0.5, h * 0.5, w * 0.3, h * 0.4]], "category": [0, 2]}
+        )
     h, w = _size(photos[3])
     objects.append({"bbox": [[w * 0.8, h * 0.8, w * 0.5, h * 0.5]], "category": [1]})
-    features = datasets.Features({
-        "image_id": datasets.Value("int64"), "image": datasets.Image(),
-        "objects": {"bbox": datasets.List(datasets.List(datasets.Value("float32"), length=4)),
-                    "category": datasets.List(datasets.ClassLabel(names=["person", "car", "dog"]))}})
-    return datasets.Dataset.from_dict({"image_id": [101, 102, 103, 104], "image": [_photo(p) for p in photos],
-                                       "objects": objects}, features=features)
+    features = datasets.Features(
+        {
+            "image_id": datasets.Value("int64"),
+            "image": datasets.Image(),
+            "objects": {
+                "bbox": datasets.List(datasets.List(datasets.Value("float32"), length=4)),
+                "category": datasets.List(datasets.ClassLabel(names=["person", "car", "dog"])),
+            },
+        }
+    )
+    return datasets.Dataset.from_dict(
+        {"image_id": [101, 102, 103, 104], "image": [_photo(p) for p in photos], "objects": objects}, features=features
+    )
 
 
 def write(ds, root: Path, fmt: str, split: str = "train") -> str:
@@ -133,8 +145,12 @@ def write(ds, root: Path, fmt: str, split: str = "train") -> str:
 def built(tmp_path_factory) -> dict:
     """mapping -> {"disk": folder, "parquet": folder}."""
     out = {}
-    for name, make in [("classification", classification_dataset), ("segmentation", segmentation_dataset),
-                       ("depth", depth_dataset), ("detection", detection_dataset)]:
+    for name, make in [
+        ("classification", classification_dataset),
+        ("segmentation", segmentation_dataset),
+        ("depth", depth_dataset),
+        ("detection", detection_dataset),
+    ]:
         root = tmp_path_factory.mktemp(name)
         ds = make()
         out[name] = {fmt: write(ds, root, fmt) for fmt in ("disk", "parquet")}
@@ -152,14 +168,17 @@ def test_save_to_disk_lists_one_shard_per_arrow_file(built):
 def test_parquet_lists_one_shard_per_row_group_with_its_split(built):
     layout = reader.list_shards(built["classification"]["parquet"])
     assert layout.format == "parquet"
-    assert len(layout.shards) == 8 and {s.part for s in layout.shards} == set(range(8))   # 24 rows / 3
+    assert len(layout.shards) == 8 and {s.part for s in layout.shards} == set(range(8))  # 24 rows / 3
     assert {s.split for s in layout.shards} == {"train"}
 
 
 def test_disk_and_parquet_give_the_same_rows(built):
     def rows(path: str) -> list[dict]:
-        return [row for shard in reader.list_shards(path).shards
-                for _, row in reader.read_shard(shard, ["uid", "label", "img"])]
+        return [
+            row
+            for shard in reader.list_shards(path).shards
+            for _, row in reader.read_shard(shard, ["uid", "label", "img"])
+        ]
 
     disk, parquet = rows(built["classification"]["disk"]), rows(built["classification"]["parquet"])
     assert len(disk) == 24 and disk == parquet
@@ -173,8 +192,10 @@ def test_dataset_dict_splits_and_a_missing_split(tmp_path):
     datasets.DatasetDict({"train": ds, "validation": ds.select([0])}).save_to_disk(str(tmp_path / "dd"))
     layout = reader.list_shards(str(tmp_path / "dd"))
     assert sorted(layout.splits) == ["train", "validation"]
-    assert sorted(s.shard_id for s in layout.shards) == ["train/data-00000-of-00001.arrow",
-                                                         "validation/data-00000-of-00001.arrow"]
+    assert sorted(s.shard_id for s in layout.shards) == [
+        "train/data-00000-of-00001.arrow",
+        "validation/data-00000-of-00001.arrow",
+    ]
     assert [s.split for s in reader.list_shards(str(tmp_path / "dd"), split="validation").shards] == ["validation"]
     with pytest.raises(ConfigError, match=r"split: no 'test' split .*\['train', 'validation'\]"):
         reader.list_shards(str(tmp_path / "dd"), split="test")
@@ -185,7 +206,7 @@ def test_stream_format_reads_shards_from_a_local_repo_folder(built):
     assert layout.format == "stream" and layout.splits == ["train"]
     rows = [row for s in layout.shards for _, row in reader.read_shard(s, ["image_id", "image"])]
     assert [r["image_id"] for r in rows] == [101, 102, 103, 104]
-    assert isinstance(rows[0]["image"], dict) and rows[0]["image"]["bytes"]      # not decoded
+    assert isinstance(rows[0]["image"], dict) and rows[0]["image"]["bytes"]  # not decoded
 
 
 def fake_hub_cache(root: Path, repo: str, files: dict[str, Path]) -> Path:
@@ -202,16 +223,20 @@ def fake_hub_cache(root: Path, repo: str, files: dict[str, Path]) -> Path:
 
 def test_hub_id_resolves_to_the_cached_snapshot_and_its_row_groups(built, tmp_path):
     parquet = next(Path(built["detection"]["parquet"]).rglob("*.parquet"))
-    cache = fake_hub_cache(tmp_path / "hub", "acme/cppe", {"data/train-00000-of-00001.parquet": parquet,
-                                                          "data/test-00000-of-00001.parquet": parquet})
+    cache = fake_hub_cache(
+        tmp_path / "hub",
+        "acme/cppe",
+        {"data/train-00000-of-00001.parquet": parquet, "data/test-00000-of-00001.parquet": parquet},
+    )
     for input_ in ("acme/cppe", "hf://datasets/acme/cppe"):
         layout = reader.list_shards(input_, split="test", cache_dir=str(cache))
         assert layout.format == "parquet" and {s.split for s in layout.shards} == {"test"}
-        assert len(layout.shards) == 2 and "snapshots" in layout.shards[0].path            # 4 rows / 3
+        assert len(layout.shards) == 2 and "snapshots" in layout.shards[0].path  # 4 rows / 3
     cfg = hf.Config(input="acme/cppe", mapping="detection", cache_dir=str(cache), columns={"id": "image_id"})
     items, process = _items(cfg.input, cfg)
-    assert sorted(i["record_id"] for i in items) == [f"cppe/{s}/{n}" for s in ("test", "train")
-                                                     for n in (101, 102, 103, 104)]
+    assert sorted(i["record_id"] for i in items) == [
+        f"cppe/{s}/{n}" for s in ("test", "train") for n in (101, 102, 103, 104)
+    ]
     assert sum(tag == IMAGES for i in items for tag, _ in process(i)) == 12
     with pytest.raises(ConfigError, match=r"input: hub dataset 'acme/other' .*not available.*huggingface-cli download"):
         reader.list_shards("acme/other", cache_dir=str(cache))
@@ -255,7 +280,7 @@ def test_a_corrupt_shard_is_one_failure_and_the_others_still_read(built, tmp_pat
     folder = tmp_path / "ds"
     shutil.copytree(built["classification"]["disk"], folder)
     second = folder / "data-00001-of-00002.arrow"
-    second.write_bytes(second.read_bytes()[: second.stat().st_size // 2])          # truncated mid-batch
+    second.write_bytes(second.read_bytes()[: second.stat().st_size // 2])  # truncated mid-batch
     cfg = hf.Config(input=str(folder), columns={"image": "img"}, name="toy")
     items, process = _items(cfg.input, cfg)
     failures = [i for i in items if "failure" in i]
@@ -282,8 +307,10 @@ def test_split_of_file_names_and_folders():
 
 
 def test_column_value_reads_struct_fields_and_lists_of_structs():
-    row = {"objects": {"bbox": [[1, 2, 3, 4]], "category": [2]},
-           "people": [{"box": [1, 1, 2, 2]}, {"box": [3, 3, 4, 4]}]}
+    row = {
+        "objects": {"bbox": [[1, 2, 3, 4]], "category": [2]},
+        "people": [{"box": [1, 1, 2, 2]}, {"box": [3, 3, 4, 4]}],
+    }
     assert reader.column_value(row, "objects.category") == [2]
     assert reader.column_value(row, "people.box") == [[1, 1, 2, 2], [3, 3, 4, 4]]
     with pytest.raises(KeyError):
@@ -291,16 +318,23 @@ def test_column_value_reads_struct_fields_and_lists_of_structs():
 
 
 # --- the mapping, checked before the pipeline starts -----------------------------------------------
-@pytest.mark.parametrize("options, message", [
-    ({"mapping": "classification"}, r"columns\.image: no column 'image' in the dataset.*img, label, uid"),
-    ({"mapping": "classification", "columns": {"image": "img", "label": "labels"}},
-     r"columns\.label: no column 'labels'.*its columns: img, label, uid"),
-    ({"mapping": "classification", "columns": {"image": "label"}}, r"columns\.image: column 'label' is ClassLabel"),
-    ({"mapping": "classification", "columns": {"image": "img", "caption": "uid"}},
-     r"columns\.caption: unknown role .*'group', 'id', 'image', 'label', 'split'"),
-    ({"mapping": "keypoints"}, r"mapping: must be one of"),
-    ({"mapping": "classification", "columns": {"image": "img"}, "split": "test"}, r"split: no 'test' split"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"mapping": "classification"}, r"columns\.image: no column 'image' in the dataset.*img, label, uid"),
+        (
+            {"mapping": "classification", "columns": {"image": "img", "label": "labels"}},
+            r"columns\.label: no column 'labels'.*its columns: img, label, uid",
+        ),
+        ({"mapping": "classification", "columns": {"image": "label"}}, r"columns\.image: column 'label' is ClassLabel"),
+        (
+            {"mapping": "classification", "columns": {"image": "img", "caption": "uid"}},
+            r"columns\.caption: unknown role .*'group', 'id', 'image', 'label', 'split'",
+        ),
+        ({"mapping": "keypoints"}, r"mapping: must be one of"),
+        ({"mapping": "classification", "columns": {"image": "img"}, "split": "test"}, r"split: no 'test' split"),
+    ],
+)
 def test_wrong_mapping_fails_fast_naming_the_field(built, options, message):
     with pytest.raises(ConfigError, match=message):
         hf.source_transform({"input": built["classification"]["parquet"], **options})
@@ -308,8 +342,9 @@ def test_wrong_mapping_fails_fast_naming_the_field(built, options, message):
 
 def test_dotted_column_that_is_not_there(built):
     with pytest.raises(ConfigError, match=r"columns\.boxes: no column 'box' in column 'objects'; available: bbox, cat"):
-        hf.source_transform({"input": built["detection"]["disk"], "mapping": "detection",
-                             "columns": {"boxes": "objects.box"}})
+        hf.source_transform(
+            {"input": built["detection"]["disk"], "mapping": "detection", "columns": {"boxes": "objects.box"}}
+        )
 
 
 def test_builtin_defaults_fit_the_common_layouts(built):
@@ -334,12 +369,17 @@ def test_dense_maps_keep_values_and_reject_wrong_shapes():
     ids = np.arange(12, dtype=np.uint8).reshape(3, 4)
     assert np.array_equal(mappings.dense_array({"bytes": _png(ids), "path": None}, "seg"), ids)
     mm = np.array([[0, 1000], [65000, 2]], np.uint16)
-    assert np.array_equal(mappings.dense_array({"bytes": _png(mm)}, "depth"), mm)            # 16-bit kept
+    assert np.array_equal(mappings.dense_array({"bytes": _png(mm)}, "depth"), mm)  # 16-bit kept
     assert mappings.dense_array([[1.5, 2.0]], "depth").dtype == np.float64
     gray3 = np.repeat(ids[..., None], 3, axis=2)
-    assert np.array_equal(mappings.dense_array(_png(gray3), "seg"), ids)                     # equal channels
-    for bad, reason in [(np.dstack([ids, ids + 1, ids]), "bad_map_shape"), ([1, 2, 3], "bad_map_shape"),
-                        ([[1, 2], [3]], "bad_map_shape"), (b"garbage", "undecodable_map"), (None, "missing_value")]:
+    assert np.array_equal(mappings.dense_array(_png(gray3), "seg"), ids)  # equal channels
+    for bad, reason in [
+        (np.dstack([ids, ids + 1, ids]), "bad_map_shape"),
+        ([1, 2, 3], "bad_map_shape"),
+        ([[1, 2], [3]], "bad_map_shape"),
+        (b"garbage", "undecodable_map"),
+        (None, "missing_value"),
+    ]:
         with pytest.raises(mappings.RowError) as info:
             mappings.dense_array(_png(bad) if isinstance(bad, np.ndarray) else bad, "seg")
         assert info.value.reason == reason and "column 'seg'" in info.value.message
@@ -360,16 +400,20 @@ def test_segmentation_and_depth_conventions():
     assert mappings.segmentation_labels(ade.tolist(), "a", True).tolist() == [[255, 0], [149, 1]]
     assert mappings.segmentation_labels(ade.tolist(), "a", False).tolist() == [[0, 1], [150, 2]]
     assert np.allclose(mappings.depth_metres(np.array([[1500, 0]], np.uint16).tolist(), "d", 1000.0), [[1.5, 0.0]])
-    assert np.allclose(mappings.depth_metres([[2.5, 0.5]], "d", 1000.0), [[2.5, 0.5]])     # floats: metres
+    assert np.allclose(mappings.depth_metres([[2.5, 0.5]], "d", 1000.0), [[2.5, 0.5]])  # floats: metres
 
 
 def test_boxes_convert_and_check():
     xyxy, cls = mappings.boxes_xyxy([[10, 20, 30, 40]], [3], ("b", "c"), "xywh", 100, 100)
     assert xyxy.tolist() == [[10, 20, 40, 60]] and cls.tolist() == [3]
     assert mappings.boxes_xyxy([[10, 20, 30, 40]], [3], ("b", "c"), "xyxy", 100, 100)[0].tolist() == [[10, 20, 30, 40]]
-    cases = [([[0, 0, 10, 10]], [1, 2], "bad_boxes", "c"), ([[0, 0, -5, 10]], [1], "bad_boxes", "b"),
-             ([[90, 90, 20, 20]], [1], "box_outside_image", "b"), ([[1, 2, 3]], [1], "bad_boxes", "b"),
-             ([], [], "no_annotations", "b")]
+    cases = [
+        ([[0, 0, 10, 10]], [1, 2], "bad_boxes", "c"),
+        ([[0, 0, -5, 10]], [1], "bad_boxes", "b"),
+        ([[90, 90, 20, 20]], [1], "box_outside_image", "b"),
+        ([[1, 2, 3]], [1], "bad_boxes", "b"),
+        ([], [], "no_annotations", "b"),
+    ]
     for boxes, classes, reason, column in cases:
         with pytest.raises(mappings.RowError) as info:
             mappings.boxes_xyxy(boxes, classes, ("b", "c"), "xywh", 100, 100)
@@ -390,7 +434,7 @@ def test_classification_rows_become_class_images_or_named_failures(built):
     out = [row for item in items for row in process(item)]
     images = [r for tag, r in out if tag == IMAGES]
     failures = {r["record_id"]: r for tag, r in out if tag == FAILURES}
-    assert len(images) == 22 and len(out) == 24                       # one output per row
+    assert len(images) == 22 and len(out) == 24  # one output per row
     classes = [json.loads(r["provenance"])["class"] for r in images]
     assert classes.count("toy/a") == 17 and classes.count("toy/b") == 5
     assert decode_png(images[0]["image"]).shape == (256, 256, 3)
@@ -404,7 +448,7 @@ def test_segmentation_rows_become_pairs_and_bad_maps_name_their_column(built):
     items, process = _items(cfg.input, cfg)
     out = [list(process(item)) for item in items]
     good = [rows for rows in out if rows[0][0] == IMAGES]
-    assert len(good) == 4 and all(len(rows) == 2 for rows in good)             # image + rendered map
+    assert len(good) == 4 and all(len(rows) == 2 for rows in good)  # image + rendered map
     prov = json.loads(good[0][1][1]["provenance"])
     assert prov["task"] == "segmentation" and prov["pair"] == [good[0][0][1]["image_id"], good[0][1][1]["image_id"]]
     assert prov["split"] == "train"
@@ -426,9 +470,9 @@ def test_depth_renders_near_bright_and_invalid_black(built):
     items, process = _items(cfg.input, cfg)
     rows = list(process(items[0]))
     depth = decode_png(rows[1][1]["image"])[..., 0].astype(int)
-    assert depth[40:, 128].tolist() == sorted(depth[40:, 128].tolist(), reverse=True)   # far = darker
+    assert depth[40:, 128].tolist() == sorted(depth[40:, 128].tolist(), reverse=True)  # far = darker
     assert depth[250, 128] < depth[40, 128]
-    assert depth[:30].max() == 0                                                      # invalid rows
+    assert depth[:30].max() == 0  # invalid rows
     bad = list(process(items[3]))
     assert bad[0][1]["reason"] == "bad_map_shape" and "column 'depth_map'" in bad[0][1]["detail"]
 
@@ -443,7 +487,7 @@ def test_detection_boxes_are_drawn_and_ids_come_from_the_id_column(built):
     assert 0 < changed.mean() < 0.3 and (drawn[~changed] == image[~changed]).all()  # outlines over the image
     black = hf.Config(input=cfg.input, mapping="detection", columns={"id": "image_id"}, name="det", box_canvas="black")
     drawn = decode_png(list(_items(black.input, black)[1](items[0]))[1][1]["image"])
-    assert drawn.any() and (drawn == 0).all(axis=2).mean() > 0.5                     # or on black
+    assert drawn.any() and (drawn == 0).all(axis=2).mean() > 0.5  # or on black
     [(tag, failure)] = list(process(items[3]))
     assert failure["reason"] == "box_outside_image" and "column 'objects.bbox'" in failure["detail"]
 
@@ -457,7 +501,7 @@ def nyu_like_dataset():
     for i, p in enumerate(photos):
         h, w = _size(p)
         normals = np.zeros((h, w, 3), np.uint8)
-        normals[...] = (128, 128, 255)                                 # (n + 1) / 2 of (0, 0, 1)
+        normals[...] = (128, 128, 255)  # (n + 1) / 2 of (0, 0, 1)
         rows["image"].append(_photo(p))
         rows["depth_map"].append({"bytes": _png(depth_map(h, w)), "path": None})
         rows["seg"].append({"bytes": _png(seg_labels(h, w, i) if i == 0 else seg_labels(8, 8, i)), "path": None})
@@ -468,8 +512,10 @@ def nyu_like_dataset():
 
 def test_extra_annotations_make_multi_annotation_records(tmp_path):
     path = write(nyu_like_dataset(), tmp_path, "disk")
-    extras = {"segmentation": {"column": "seg", "type": "segmentation"},
-              "normals": {"column": "normals", "type": "normals"}}
+    extras = {
+        "segmentation": {"column": "seg", "type": "segmentation"},
+        "normals": {"column": "normals", "type": "normals"},
+    }
     cfg = hf.Config(input=path, mapping="depth", annotations=extras, name="nyu")
     items, process = _items(path, cfg)
     first = list(process(items[0]))
@@ -483,12 +529,15 @@ def test_extra_annotations_make_multi_annotation_records(tmp_path):
     assert failure["reason"] == "annotation_size_mismatch" and "column 'seg'" in failure["detail"]
 
 
-@pytest.mark.parametrize("annotations, message", [
-    ({"seg": {"column": "nope", "type": "segmentation"}}, r"annotations\.seg\.column: no column 'nope'"),
-    ({"seg": {"column": "seg", "type": "keypoints"}}, r"annotations\.seg\.type: must be one of"),
-    ({"seg": {"column": "seg", "type": "segmentation", "palette": 1}}, r"annotations\.seg\.palette: unknown key"),
-    ({"depth": {"column": "seg", "type": "depth"}}, r"annotations\.depth: the mapping already makes task"),
-])
+@pytest.mark.parametrize(
+    "annotations, message",
+    [
+        ({"seg": {"column": "nope", "type": "segmentation"}}, r"annotations\.seg\.column: no column 'nope'"),
+        ({"seg": {"column": "seg", "type": "keypoints"}}, r"annotations\.seg\.type: must be one of"),
+        ({"seg": {"column": "seg", "type": "segmentation", "palette": 1}}, r"annotations\.seg\.palette: unknown key"),
+        ({"depth": {"column": "seg", "type": "depth"}}, r"annotations\.depth: the mapping already makes task"),
+    ],
+)
 def test_extra_annotations_are_checked_before_work(tmp_path, annotations, message):
     path = write(nyu_like_dataset(), tmp_path, "disk")
     with pytest.raises(ConfigError, match=message):
@@ -504,4 +553,6 @@ def test_glob_inputs_name_shards_by_path_not_file_name(tmp_path):
     assert sorted(s.shard_id for s in layout.shards) == ["a/data.parquet:rg0", "b/data.parquet:rg0"]
     assert reader.list_shards(str(tmp_path / "a" / "data.parquet")).shards[0].shard_id == "data.parquet:rg0"
     assert sorted(s.shard_id for s in reader.list_shards(str(tmp_path)).shards) == [
-        "a/data.parquet:rg0", "b/data.parquet:rg0"]
+        "a/data.parquet:rg0",
+        "b/data.parquet:rg0",
+    ]

@@ -68,10 +68,15 @@ def test_decode_image_rows_and_failures(tmp_path):
     ((tag, row),) = list(decode({"path": str(good), "class": "cat", "split": None}))
     assert tag == IMAGES and decode_png(row["image"]).shape == (256, 256, 3)
     assert json.loads(row["provenance"]) == {"path": str(good), "class": "cat", "split": None}
-    reasons = [row["reason"] for rec in ({"path": str(bad), "class": "x", "split": None},
-                                         {"path": str(tmp_path / "gone.JPEG"), "class": "x", "split": None},
-                                         {"path": str(good), "class": "", "split": None})
-               for tag, row in decode(rec)]
+    reasons = [
+        row["reason"]
+        for rec in (
+            {"path": str(bad), "class": "x", "split": None},
+            {"path": str(tmp_path / "gone.JPEG"), "class": "x", "split": None},
+            {"path": str(good), "class": "", "split": None},
+        )
+        for tag, row in decode(rec)
+    ]
     assert reasons[0] in ("truncated", "not_an_image", "corrupt_image")
     assert reasons[1:] == ["unreadable_file", "missing_class"]
 
@@ -82,7 +87,7 @@ def test_class_sentences_rows_are_pure_and_skips_name_each_image():
     sentences = [r for t, r in rows if t == SENTENCES]
     skipped = [r for t, r in rows if t == FAILURES]
     assert len(sentences) == 1 and sentences[0]["group"] == "cat" and sentences[0]["split"] == "train"
-    assert len(set(sentences[0]["image_ids"])) == 16          # duplicate pixels counted once
+    assert len(set(sentences[0]["image_ids"])) == 16  # duplicate pixels counted once
     assert len(skipped) == 4 and {r["reason"] for r in skipped} == {"class_remainder"}
     assert {r["status"] for r in skipped} == {"skipped"}
     id_of = dict(members[:20])
@@ -97,9 +102,14 @@ def test_csv_records_resolve_paths(tmp_path):
     assert [r for t, r in m.DecodeImage(_cfg())(rows[2])][0]["reason"] == "missing_path"
 
 
-@pytest.mark.parametrize("options, field", [({"input": "x", "images_per_sentence": 17}, "images_per_sentence"),
-                                            ({"input": "x", "remainder": "drop"}, "remainder"),
-                                            ({"input": "x", "passes": 0}, "passes")])
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"input": "x", "images_per_sentence": 17}, "images_per_sentence"),
+        ({"input": "x", "remainder": "drop"}, "remainder"),
+        ({"input": "x", "passes": 0}, "passes"),
+    ],
+)
 def test_bad_config_names_the_field(options, field):
     with pytest.raises(ConfigError, match=field):
         m.source_transform(options)
@@ -115,22 +125,27 @@ def test_stage_on_the_sample_tree_plus_bad_files(tmp_path):
     shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("*.py", "*.md"))
     (root / "temple" / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (root / "cat" / "notes.txt").write_text("not an image: a skipped row")
-    (root / "stray.JPEG").write_bytes((root / "cat" / "cat_00.JPEG").read_bytes())      # in no class folder
+    (root / "stray.JPEG").write_bytes((root / "cat" / "cat_00.JPEG").read_bytes())  # in no class folder
     (root / "cat" / "deeper").mkdir()
     (root / "cat" / "deeper" / "x.JPEG").write_bytes((root / "cat" / "cat_00.JPEG").read_bytes())
     out = tmp_path / "out"
-    assert m.run(["--input", str(root), "--output", str(out), "--direct_running_mode=in_memory",
-                  "--direct_num_workers=1"]) == 0
+    assert (
+        m.run(["--input", str(root), "--output", str(out), "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+        == 0
+    )
     images, sentences, failures = _read(out, "images"), _read(out, "sentences"), _read(out, "failures")
     class_of = {r["image_id"]: json.loads(r["provenance"])["class"] for r in images}
     assert Counter(s["group"] for s in sentences) == {"cat": 2, "temple": 1}
-    for s in sentences:                                     # class purity
+    for s in sentences:  # class purity
         assert len(s["image_ids"]) == 16 and len(set(s["image_ids"])) == 16
         assert {class_of[i] for i in s["image_ids"]} == {s["group"]}
         assert s["source"] == "imagenet_class" and s["kind"] == "sequence"
     assert Counter((f["reason"], f["status"]) for f in failures) == {
-        ("class_too_small", "skipped"): 6, ("not_an_image", "failed"): 1,
-        ("unsupported_format", "skipped"): 1, ("not_in_class_folder", "skipped"): 2}
+        ("class_too_small", "skipped"): 6,
+        ("not_an_image", "failed"): 1,
+        ("unsupported_format", "skipped"): 1,
+        ("not_in_class_folder", "skipped"): 2,
+    }
     # Every file under the root is accounted for: an image row or a failure row.
     listed = sum(1 for p in root.rglob("*") if p.is_file())
     assert len(images) + 1 + 3 == listed == 18 + 17 + 6 + 3

@@ -61,7 +61,7 @@ def test_depth_batched_equals_per_image_at_each_image_size(models, photos):
     batched, single = _label(handler, photos), _label(handler, photos, batched=False)
     for item, one, image in zip(batched, single, photos):
         ann = item["annotations"]["depth"]
-        assert ann["type"] == "depth" and ann["inverse"] is False           # DPT predicts disparity
+        assert ann["type"] == "depth" and ann["inverse"] is False  # DPT predicts disparity
         assert ann["data"].shape == image.shape[:2] and ann["data"].dtype == np.float32
         assert ann["data"].min() >= 0 and np.ptp(ann["data"]) > 0
         np.testing.assert_allclose(ann["data"], one["annotations"]["depth"]["data"], rtol=1e-4, atol=1e-6)
@@ -84,7 +84,7 @@ def test_mask2former_checkpoints_load_as_universal_segmenters(tmp_path, photos):
     for item, image in zip(items, photos):
         labels = item["annotations"]["segmentation"]["data"] if "segmentation" in item["annotations"] else None
         reason = item["skipped"].get("segmentation", [None])[0]
-        assert labels is not None or reason == "single_class"     # random queries mostly agree everywhere
+        assert labels is not None or reason == "single_class"  # random queries mostly agree everywhere
         if labels is not None:
             assert labels.shape == image.shape[:2] and 0 <= labels.min() and labels.max() < 150
 
@@ -96,10 +96,10 @@ def test_mask2former_class_scores_weight_query_masks_by_class_probabilities():
 
     from uvd.sources.label.segmentation import class_scores
 
-    classes = torch.full((1, 2, 11), -10.0)          # 2 queries, 10 classes + "no object"
+    classes = torch.full((1, 2, 11), -10.0)  # 2 queries, 10 classes + "no object"
     classes[0, 0, 5] = classes[0, 1, 7] = 10.0
     masks = torch.full((1, 2, 4, 6), -10.0)
-    masks[0, 0, :, :3] = masks[0, 1, :, 3:] = 10.0   # query 0 left half, query 1 right half
+    masks[0, 0, :, :3] = masks[0, 1, :, 3:] = 10.0  # query 0 left half, query 1 right half
     scores = class_scores(SimpleNamespace(logits=None, class_queries_logits=classes, masks_queries_logits=masks))
     assert scores.shape == (1, 10, 4, 6)
     labels = scores.argmax(dim=1)[0].numpy()
@@ -110,7 +110,9 @@ def test_normals_and_learned_edges_from_torchscript(models, photos):
     for item, image in zip(_label(NormalsHandler(models["normals"], device="cpu"), photos), photos):
         n = item["annotations"]["normals"]["data"]
         assert n.shape == (*image.shape[:2], 3) and np.isfinite(n).all()
-    for item, image in zip(_label(LearnedEdgesHandler(models["edges"], device="cpu", edges_output="logits"), photos), photos):
+    for item, image in zip(
+        _label(LearnedEdgesHandler(models["edges"], device="cpu", edges_output="logits"), photos), photos
+    ):
         e = item["annotations"]["edges"]["data"]
         assert e.shape == image.shape[:2] and 0.0 <= e.min() and e.max() <= 1.0
 
@@ -122,9 +124,11 @@ def test_unit_range_normals_are_decoded_to_vectors(models, photos):
 
 
 def test_degenerate_outputs_are_skipped_with_a_reason(models, photos):
-    cases = [(DepthHandler(models["dpt_zero"], device="cpu"), "constant_depth"),
-             (SegmentationHandler(models["segformer_zero"], device="cpu"), "single_class"),
-             (NormalsHandler(models["normals_zero"], device="cpu"), "constant_normals")]
+    cases = [
+        (DepthHandler(models["dpt_zero"], device="cpu"), "constant_depth"),
+        (SegmentationHandler(models["segformer_zero"], device="cpu"), "single_class"),
+        (NormalsHandler(models["normals_zero"], device="cpu"), "constant_normals"),
+    ]
     for handler, reason in cases:
         for item in _label(handler, photos[:2]):
             assert handler.task not in item["annotations"]
@@ -132,7 +136,7 @@ def test_degenerate_outputs_are_skipped_with_a_reason(models, photos):
     flat = np.full((120, 90, 3), 128, np.uint8)
     items = _label(CannyHandler(), [flat, photos[0]])
     assert items[0]["skipped"]["edges"][0] == "empty_edges"
-    assert items[1]["annotations"]["edges"] == {"type": "edges", "data": None}   # renderer runs Canny
+    assert items[1]["annotations"]["edges"] == {"type": "edges", "data": None}  # renderer runs Canny
 
 
 def test_a_failing_image_fails_alone_and_errored_items_pass_through():
@@ -168,11 +172,11 @@ def test_checks():
         checks.check_depth(np.full((10, 10), 3.0))
     with pytest.raises(Degenerate, match="too_little_depth"):
         checks.check_depth(np.where(ramp > 2, 0.0, ramp))
-    checks.check_depth(np.where(ramp > 2, 0.0, ramp), disparity=True)   # zero disparity = far, valid
+    checks.check_depth(np.where(ramp > 2, 0.0, ramp), disparity=True)  # zero disparity = far, valid
     labels = np.zeros((100, 100), np.int32)
     labels[0, :50] = 3
     with pytest.raises(Degenerate, match="single_class"):
-        checks.check_segmentation(labels)                                   # 99.5% one class
+        checks.check_segmentation(labels)  # 99.5% one class
     labels[:10] = 3
     checks.check_segmentation(labels)
     n = np.zeros((8, 8, 3))

@@ -52,9 +52,32 @@ def labelled(tmp_path_factory):
     seg = tiny.save_tiny_segformer(str(root / "seg"))
     normals = tiny.save_tiny_torchscript(str(root / "normals.pt"), 3)
     out = str(root / "out")
-    assert run(["--expert", "depth,segmentation", "--expert", "normals", "--expert", "edges", "--input", str(photos),
-                "--output", out, "--depth_model", dpt, "--segmentation_model", seg, "--normals_model", normals,
-                "--batch_size", "4", *LOCAL]) == 0
+    assert (
+        run(
+            [
+                "--expert",
+                "depth,segmentation",
+                "--expert",
+                "normals",
+                "--expert",
+                "edges",
+                "--input",
+                str(photos),
+                "--output",
+                out,
+                "--depth_model",
+                dpt,
+                "--segmentation_model",
+                seg,
+                "--normals_model",
+                normals,
+                "--batch_size",
+                "4",
+                *LOCAL,
+            ]
+        )
+        == 0
+    )
     return {name: _table(out, name) for name in ("images", "sentences", "failures")}
 
 
@@ -65,20 +88,25 @@ def test_every_expert_renders_by_the_conventions(labelled):
     for prov, row in rows:
         assert row["source"] == "ann/pseudo"
         by_task[prov.get("task", "image")].append(_pixels(row))
-    assert {t: len(v) for t, v in by_task.items()} == {"image": 5, "depth": 5, "segmentation": 5, "normals": 5,
-                                                      "edges": 4}
+    assert {t: len(v) for t, v in by_task.items()} == {
+        "image": 5,
+        "depth": 5,
+        "segmentation": 5,
+        "normals": 5,
+        "edges": 4,
+    }
     for task, images in by_task.items():
         assert all(im.shape == (256, 256, 3) for im in images), task
-    for depth in by_task["depth"]:                      # gray, min-max normalised to the full 0..255
+    for depth in by_task["depth"]:  # gray, min-max normalised to the full 0..255
         assert (depth[..., 0] == depth[..., 1]).all() and (depth[..., 0] == depth[..., 2]).all()
         assert depth.max() == 255
     palette = {tuple(c) for c in ADE20K_PALETTE}
-    for seg in by_task["segmentation"]:                 # only ADE20K palette colours, never blended
+    for seg in by_task["segmentation"]:  # only ADE20K palette colours, never blended
         assert {tuple(c) for c in np.unique(seg.reshape(-1, 3), axis=0)} <= palette
-    for n in by_task["normals"]:                        # RGB = (n + 1) / 2 * 255 of unit vectors
+    for n in by_task["normals"]:  # RGB = (n + 1) / 2 * 255 of unit vectors
         vec = n.astype(np.float64) / 255 * 2 - 1
         assert np.allclose(np.linalg.norm(vec, axis=2), 1.0, atol=0.02)
-    for e in by_task["edges"]:                          # white Canny edges on black
+    for e in by_task["edges"]:  # white Canny edges on black
         assert set(np.unique(e)) == {0, 255}
 
 
@@ -102,15 +130,17 @@ def test_records_feed_the_pair_and_multi_annotation_builders(labelled):
         assert set(s["image_ids"]) <= set(prov) and s["kind"] == "annotated"
         by_source[s["source"]].append(s)
     assert sorted(by_source) == ["ann/depth", "ann/edges", "ann/multi", "ann/normals", "ann/segmentation"]
-    for task in ("depth", "segmentation", "normals"):     # 5 records -> one sentence of 5 (image, label) pairs
+    for task in ("depth", "segmentation", "normals"):  # 5 records -> one sentence of 5 (image, label) pairs
         (sentence,) = by_source[f"ann/{task}"]
         ids = sentence["image_ids"]
         assert len(ids) == 10
         assert all(prov[i]["role"] == "image" for i in ids[0::2])
-        assert all(prov[i]["task"] == task and prov[i]["record_id"] == prov[j]["record_id"]
-                   for j, i in zip(ids[0::2], ids[1::2]))
-    assert len(by_source["ann/edges"][0]["image_ids"]) == 8        # the flat image has no edges pair
-    assert len(by_source["ann/multi"]) == 5                        # one m-of-(1 + k) sentence per record
+        assert all(
+            prov[i]["task"] == task and prov[i]["record_id"] == prov[j]["record_id"]
+            for j, i in zip(ids[0::2], ids[1::2])
+        )
+    assert len(by_source["ann/edges"][0]["image_ids"]) == 8  # the flat image has no edges pair
+    assert len(by_source["ann/multi"]) == 5  # one m-of-(1 + k) sentence per record
     for s in by_source["ann/multi"]:
         first, rest = prov[s["image_ids"][0]], [prov[i] for i in s["image_ids"][1:]]
         assert first["role"] == "image" and all(p["record_id"] == first["record_id"] for p in rest)
@@ -122,13 +152,16 @@ def test_an_images_table_is_labelled_in_place(tmp_path):
     rows = []
     for name in PHOTOS[:3]:
         im = Image.open(IMAGES / name).convert("RGB").resize((256, 256))
-        rows.append({"image_id": f"id-{name}", "image": encode_png(np.asarray(im)), "source": "laion",
-                     "provenance": "{}"})
+        rows.append(
+            {"image_id": f"id-{name}", "image": encode_png(np.asarray(im)), "source": "laion", "provenance": "{}"}
+        )
     rows.append({"image_id": "id-empty", "image": b"", "source": "laion", "provenance": "{}"})
     (tmp_path / "in" / "images").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=IMAGES_SCHEMA), tmp_path / "in" / "images" / "part-0.parquet")
     out = str(tmp_path / "out")
-    assert run(["--expert", "edges", "--input", str(tmp_path / "in"), "--output", out, "--dataset", "laion", *LOCAL]) == 0
+    assert (
+        run(["--expert", "edges", "--input", str(tmp_path / "in"), "--output", out, "--dataset", "laion", *LOCAL]) == 0
+    )
     images, sentences, failures = (_table(out, t) for t in ("images", "sentences", "failures"))
     provs = [json.loads(r["provenance"]) for r in images]
     assert {p["record_id"] for p in provs} == {f"id-{n}" for n in PHOTOS[:3]}
@@ -154,7 +187,7 @@ def test_one_image_preview_without_beam(tmp_path, capsys):
     out = tmp_path / "cat.png"
     assert run(["--image", str(IMAGES / "chelsea_cat.jpg"), "--expert", "edges", "--output", str(out)]) == 0
     strip = np.asarray(Image.open(out))
-    assert strip.shape == (256, 512, 3) and set(np.unique(strip[:, 256:])) == {0, 255}   # image | Canny
+    assert strip.shape == (256, 512, 3) and set(np.unique(strip[:, 256:])) == {0, 255}  # image | Canny
     flat = tmp_path / "flat.png"
     flat.write_bytes(encode_png(np.full((64, 64, 3), 7, np.uint8)))
     assert run(["--image", str(flat), "--expert", "edges", "--output", str(tmp_path / "f.png")]) == 0

@@ -18,8 +18,14 @@ from uvd.sources.laion.downloader import (
 
 SAMPLE = Path(__file__).resolve().parents[2] / "uvd" / "sample" / "images"
 JPEG = (SAMPLE / "chelsea_cat.jpg").read_bytes()
-FAST = dict(connect_timeout_s=1.0, read_timeout_s=0.3, total_timeout_s=2.0, retries=2, backoff_s=0.01,
-            allow_private_addresses=True)  # the loopback test server
+FAST = dict(
+    connect_timeout_s=1.0,
+    read_timeout_s=0.3,
+    total_timeout_s=2.0,
+    retries=2,
+    backoff_s=0.01,
+    allow_private_addresses=True,
+)  # the loopback test server
 
 
 @pytest.fixture
@@ -150,7 +156,7 @@ def test_robots_txt_is_obeyed_when_asked_and_fetched_once_per_host(http_server):
         d.fetch(no)
     assert (e.value.reason, e.value.status) == ("robots_disallowed", "filtered")
     assert http_server.hits["/private/b.jpg"] == 0 and http_server.hits["/robots.txt"] == 1
-    assert Downloader(DownloadConfig(**FAST)).fetch(no).data == JPEG   # off by default
+    assert Downloader(DownloadConfig(**FAST)).fetch(no).data == JPEG  # off by default
 
 
 def test_opt_out_parsing():
@@ -160,8 +166,9 @@ def test_opt_out_parsing():
     assert opted_out("googlebot: noindex, uvd: noimageai")
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/a.jpg", "data:image/png;base64,AAAA", "a.jpg",
-                                 "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/a.jpg", "data:image/png;base64,AAAA", "a.jpg", "javascript:alert(1)"]
+)
 def test_bad_scheme(downloader, url):
     assert _reason(downloader, url) == "bad_scheme"
 

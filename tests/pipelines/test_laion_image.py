@@ -57,7 +57,7 @@ def test_a_truncated_jpeg_is_still_reported_truncated():
     data = CASES[0][1]
     with pytest.raises(ImageError) as e:
         to_square_rgb(data[: len(data) // 2])
-    assert e.value.reason == "truncated"   # cv2 would pad it with gray: the EOI check sends it to PIL
+    assert e.value.reason == "truncated"  # cv2 would pad it with gray: the EOI check sends it to PIL
 
 
 def test_images_table_encodings_round_trip():
@@ -66,16 +66,19 @@ def test_images_table_encodings_round_trip():
     assert np.array_equal(decode_png(png), px) and np.array_equal(decode_png(encode_png(px)), px)
     jpg = encode_image(px, "jpeg", 95)
     assert jpg[:2] == b"\xff\xd8" and len(jpg) < len(png) / 2
-    assert 30.0 < psnr_db(px, decode_png(jpg)) < 60.0   # noisy synthetic worst case; photos ~44 dB
+    assert 30.0 < psnr_db(px, decode_png(jpg)) < 60.0  # noisy synthetic worst case; photos ~44 dB
     assert psnr_db(px, decode_png(encode_image(px, "jpeg", 50))) < psnr_db(px, decode_png(jpg))
     with pytest.raises(ValueError):
         encode_image(px, "webp")
 
 
 def test_new_options_are_checked_before_work():
-    for bad, field in [({"image_format": "webp"}, "image_format"), ({"jpeg_quality": 0}, "jpeg_quality"),
-                       ({"allowed_networks": ["10.0.0.0/33"]}, "allowed_networks"),
-                       ({"max_per_host": 0}, "max_per_host")]:
+    for bad, field in [
+        ({"image_format": "webp"}, "image_format"),
+        ({"jpeg_quality": 0}, "jpeg_quality"),
+        ({"allowed_networks": ["10.0.0.0/33"]}, "allowed_networks"),
+        ({"max_per_host": 0}, "max_per_host"),
+    ]:
         with pytest.raises(ConfigError, match=field):
             from_dict(laion.Config, {"input": "x.parquet", **bad})
     cfg = from_dict(laion.Config, {"input": "x.parquet", "allowed_networks": ["10.1.0.0/16"], "honour_noindex": True})

@@ -37,10 +37,23 @@ def _read(folder: Path, table: str) -> list[dict]:
 # --- reader -------------------------------------------------------------------------------------
 def test_normalize_row_tolerates_missing_and_renamed_columns():
     row = normalize_row({"url": "http://x/a.jpg", "caption": "a cat", "punsafe": float("nan"), "other": 1})
-    assert row == {"url": "http://x/a.jpg", "text": "a cat", "width": None, "height": None,
-                   "similarity": None, "hash": None, "punsafe": None, "pwatermark": None}
+    assert row == {
+        "url": "http://x/a.jpg",
+        "text": "a cat",
+        "width": None,
+        "height": None,
+        "similarity": None,
+        "hash": None,
+        "punsafe": None,
+        "pwatermark": None,
+    }
     assert column_map(["URL", "TEXT", "WIDTH", "HEIGHT", "pwatermark"]) == {
-        "url": "URL", "text": "TEXT", "width": "WIDTH", "height": "HEIGHT", "pwatermark": "pwatermark"}
+        "url": "URL",
+        "text": "TEXT",
+        "width": "WIDTH",
+        "height": "HEIGHT",
+        "pwatermark": "pwatermark",
+    }
 
 
 def test_metadata_columns_needs_a_url_column(tmp_path):
@@ -83,9 +96,25 @@ def test_config_rejects_bad_values_naming_the_field():
 
 
 def test_cli_flags_become_a_typed_config():
-    cfg, args, options = parse_stage_args(laion.STAGE_SPEC, [
-        "--input", laion.SAMPLE_INPUT, "--output", "o", "--max_punsafe", "none", "--min_side", "64",
-        "--allowed_schemes", "http,https", "--honour_opt_out", "false", "--runner", "DirectRunner"])
+    cfg, args, options = parse_stage_args(
+        laion.STAGE_SPEC,
+        [
+            "--input",
+            laion.SAMPLE_INPUT,
+            "--output",
+            "o",
+            "--max_punsafe",
+            "none",
+            "--min_side",
+            "64",
+            "--allowed_schemes",
+            "http,https",
+            "--honour_opt_out",
+            "false",
+            "--runner",
+            "DirectRunner",
+        ],
+    )
     assert (cfg.input, args.output, cfg.max_punsafe, cfg.min_side) == (laion.SAMPLE_INPUT, "o", None, 64)
     assert cfg.allowed_schemes == ["http", "https"] and cfg.honour_opt_out is False
     assert cfg.max_pwatermark == 0.8  # untouched defaults stay the dataclass's
@@ -113,21 +142,36 @@ def test_debug_one_url_writes_its_image(tmp_path, http_server):
     assert laion.run(["--output", str(tmp_path), "--url", ok, "--allow_private_addresses", "true"]) == 0
     (jpg,) = tmp_path.glob("*.jpg")
     assert decode_png(jpg.read_bytes()).shape == (256, 256, 3)
-    assert laion.run(["--output", str(tmp_path), "--url", http_server.add("/x", Reply(404)),
-                      "--allow_private_addresses", "true"]) == 1
+    assert (
+        laion.run(
+            ["--output", str(tmp_path), "--url", http_server.add("/x", Reply(404)), "--allow_private_addresses", "true"]
+        )
+        == 1
+    )
 
 
 def _record(**download) -> LaionRecord:
-    rec = LaionRecord(DownloadConfig(read_timeout_s=1.0, backoff_s=0.01, allow_private_addresses=True, **download),
-                      RenderConfig(),
-                      FilterConfig())
+    rec = LaionRecord(
+        DownloadConfig(read_timeout_s=1.0, backoff_s=0.01, allow_private_addresses=True, **download),
+        RenderConfig(),
+        FilterConfig(),
+    )
     rec.setup()
     return rec
 
 
 def _row(url, **kw):
-    return {"url": url, "text": "t", "width": None, "height": None, "similarity": 0.3, "hash": 1,
-            "punsafe": 0.0, "pwatermark": 0.0, **kw}
+    return {
+        "url": url,
+        "text": "t",
+        "width": None,
+        "height": None,
+        "similarity": 0.3,
+        "hash": 1,
+        "punsafe": 0.0,
+        "pwatermark": 0.0,
+        **kw,
+    }
 
 
 def test_record_turns_a_photo_into_an_image_and_a_single_sentence(http_server):
@@ -159,14 +203,17 @@ def _jpeg_of_size(w: int, h: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("reply, reason, status", [
-    (Reply(404), "http_404", "failed"),
-    (Reply(200, b"<html>hello</html>"), "not_an_image", "failed"),
-    (Reply(200, (PHOTOS / "rocket.jpg").read_bytes()[:5000]), "truncated", "failed"),
-    (Reply(200, (PHOTOS / "rocket.jpg").read_bytes(), {"X-Robots-Tag": "noimageai"}), "opted_out", "filtered"),
-    (Reply(200, _jpeg_of_size(60, 300)), "too_small", "filtered"),        # real size, metadata had none
-    (Reply(200, _jpeg_of_size(1000, 200)), "filtered_aspect", "filtered"),
-])
+@pytest.mark.parametrize(
+    "reply, reason, status",
+    [
+        (Reply(404), "http_404", "failed"),
+        (Reply(200, b"<html>hello</html>"), "not_an_image", "failed"),
+        (Reply(200, (PHOTOS / "rocket.jpg").read_bytes()[:5000]), "truncated", "failed"),
+        (Reply(200, (PHOTOS / "rocket.jpg").read_bytes(), {"X-Robots-Tag": "noimageai"}), "opted_out", "filtered"),
+        (Reply(200, _jpeg_of_size(60, 300)), "too_small", "filtered"),  # real size, metadata had none
+        (Reply(200, _jpeg_of_size(1000, 200)), "filtered_aspect", "filtered"),
+    ],
+)
 def test_record_failures_are_rows_with_reasons(http_server, reply, reason, status):
     url = http_server.add("/x", reply)
     rows = list(_record()(_row(url)))
@@ -203,15 +250,27 @@ def test_metadata_filter_skips_the_download(http_server):
 # --- the Beam stage end to end --------------------------------------------------------------------
 @pytest.mark.slow
 def test_stage_on_the_embedded_sample_reconciles(tmp_path):
-    assert laion.run(["--input", str(SAMPLE), "--output", str(tmp_path), "--allowed_schemes", "http,https,file",
-                      *LOCAL]) == 0
+    assert (
+        laion.run(["--input", str(SAMPLE), "--output", str(tmp_path), "--allowed_schemes", "http,https,file", *LOCAL])
+        == 0
+    )
     inputs = pq.read_table(SAMPLE).num_rows
     images, sentences, failures = (_read(tmp_path, t) for t in ("images", "sentences", "failures"))
     assert inputs == len(sentences) + len(failures)
     reasons = Counter(f["reason"] for f in failures)
-    assert reasons == Counter({"file_not_found": 1, "filtered_punsafe": 1, "filtered_pwatermark": 1,
-                               "filtered_aspect": 1, "not_an_image": 1, "truncated": 1, "bad_scheme": 1,
-                               "missing_url": 1, "too_small": 1})
+    assert reasons == Counter(
+        {
+            "file_not_found": 1,
+            "filtered_punsafe": 1,
+            "filtered_pwatermark": 1,
+            "filtered_aspect": 1,
+            "not_an_image": 1,
+            "truncated": 1,
+            "bad_scheme": 1,
+            "missing_url": 1,
+            "too_small": 1,
+        }
+    )
     assert {f["record_id"] for f in failures if f["reason"] == "missing_url"} == {f"{SAMPLE.name}#{inputs - 1}"}
     assert {f["status"] for f in failures if f["reason"].startswith("filtered")} == {"filtered"}
     # 22 photos, one too small, plus one duplicate URL of the cat: 22 sentences, 21 unique images.
@@ -237,10 +296,27 @@ def test_stage_over_loopback_http(tmp_path, http_server):
     meta = tmp_path / "meta.parquet"
     pq.write_table(pa.table({"url": list(urls.values())}), meta)  # lower-case URL, no other columns
     out = tmp_path / "out"
-    assert laion.run(["--input", str(meta), "--output", str(out), "--backoff_s", "0.01",
-                      "--allow_private_addresses", "true", *LOCAL]) == 0
+    assert (
+        laion.run(
+            [
+                "--input",
+                str(meta),
+                "--output",
+                str(out),
+                "--backoff_s",
+                "0.01",
+                "--allow_private_addresses",
+                "true",
+                *LOCAL,
+            ]
+        )
+        == 0
+    )
     sentences, failures = _read(out, "sentences"), _read(out, "failures")
     assert len(sentences) == 2 and len(failures) == 3
     assert {f["record_id"]: f["reason"] for f in failures} == {
-        urls["gone"]: "http_404", urls["noai"]: "opted_out", urls["html"]: "not_an_image"}
+        urls["gone"]: "http_404",
+        urls["noai"]: "opted_out",
+        urls["html"]: "not_an_image",
+    }
     assert http_server.hits["/retry.jpg"] == 2

@@ -57,8 +57,20 @@ def test_loopback_by_name_is_refused_by_default(http_server):
     assert Downloader(DownloadConfig(**LOOPBACK)).fetch(url).data == JPEG  # the explicit opt-in
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "10.1.2.3", "192.168.0.7", "172.16.5.5", "100.64.0.1",
-                                     "fd00::1", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",
+        "10.1.2.3",
+        "192.168.0.7",
+        "172.16.5.5",
+        "100.64.0.1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "0.0.0.0",
+    ],
+)
 def test_private_and_link_local_targets_are_refused_after_resolution(address):
     asked = []
 
@@ -70,15 +82,16 @@ def test_private_and_link_local_targets_are_refused_after_resolution(address):
     err = _fail(d, "http://internal.example:8080/x.jpg")
     assert err.reason == "blocked_address" and asked == ["internal.example"]
     literal = f"http://[{address}]/x.jpg" if ":" in address else f"http://{address}/x.jpg"
-    assert _fail(d, literal).reason == "blocked_address"       # IP literals need no lookup
+    assert _fail(d, literal).reason == "blocked_address"  # IP literals need no lookup
 
 
 def test_a_redirect_hop_to_a_private_address_is_refused(http_server):
     port = http_server.httpd.server_address[1]
     http_server.add("/hop.jpg", Reply(302, headers={"Location": f"http://intranet.example:{port}/secret"}))
     resolved = {"public.example": ["127.0.0.1"], "intranet.example": ["10.0.0.5"]}
-    d = Downloader(DownloadConfig(retries=0, allowed_networks=("127.0.0.1/32",)),
-                   resolver=lambda host, _port: resolved[host])
+    d = Downloader(
+        DownloadConfig(retries=0, allowed_networks=("127.0.0.1/32",)), resolver=lambda host, _port: resolved[host]
+    )
     err = _fail(d, f"http://public.example:{port}/hop.jpg")
     assert err.reason == "blocked_address" and "10.0.0.5" in err.detail
     assert http_server.hits["/hop.jpg"] == 1 and http_server.hits["/secret"] == 0
@@ -94,12 +107,19 @@ def test_file_urls_are_off_by_default_and_the_sample_manifest_opts_in(tmp_path):
 
 
 def test_rows_without_a_url_get_their_position_as_record_id():
-    rows = [{"url": None, "hash": None, "_position": "meta.parquet#7"},
-            {"url": None, "hash": None, "_position": "meta.parquet#8"}]
+    rows = [
+        {"url": None, "hash": None, "_position": "meta.parquet#7"},
+        {"url": None, "hash": None, "_position": "meta.parquet#8"},
+    ]
     ids = [record_id(r) for r in rows]
     assert ids == ["meta.parquet#7", "meta.parquet#8"]
-    failures = [row for r in rows for _, row in fetched_rows(FetchedRow(r, error=("missing_url", "", "failed")),
-                                                            laion.Config("x").render(), laion.Config("x").filters())]
+    failures = [
+        row
+        for r in rows
+        for _, row in fetched_rows(
+            FetchedRow(r, error=("missing_url", "", "failed")), laion.Config("x").render(), laion.Config("x").filters()
+        )
+    ]
     assert [f["record_id"] for f in failures] == ids
 
 

@@ -29,15 +29,16 @@ def _row(url: str) -> dict:
 def test_a_slow_url_holds_only_its_own_row_and_fails_at_its_deadline(http_server):
     drip = http_server.add("/drip.jpg", Reply(200, b"x" * 40, chunk=1, body_delay_s=0.2))
     fast = [http_server.add(f"/f{i}.jpg", Reply(200, JPEG)) for i in range(6)]
-    d = Downloader(DownloadConfig(read_timeout_s=0.5, total_timeout_s=1.0, retries=2, backoff_s=0.01,
-                                  allow_private_addresses=True))
+    d = Downloader(
+        DownloadConfig(read_timeout_s=0.5, total_timeout_s=1.0, retries=2, backoff_s=0.01, allow_private_addresses=True)
+    )
     sched = Scheduler(_step(d), threads=2, per_host=2)
     start, order = time.monotonic(), []
     for rows in sched.run([_row(drip), *map(_row, fast)], total_timeout_s=1.0):
         tag, row = rows[-1]
         order.append((tag, row.get("reason"), time.monotonic() - start))
     sched.close()
-    assert [t for t, _, _ in order[:6]] == [SENTENCES] * 6          # the fast rows first, in the meantime
+    assert [t for t, _, _ in order[:6]] == [SENTENCES] * 6  # the fast rows first, in the meantime
     assert order[-1][:2] == (FAILURES, "timeout") and order[-1][2] < 1.6
     assert order[5][2] < 1.0
 
@@ -69,13 +70,13 @@ def test_retry_after_waits_for_its_host_without_holding_a_thread(http_server):
     busy = http_server.add("/busy.jpg", Reply(429, headers={"Retry-After": "1"}), Reply(200, JPEG))
     others = [http_server.add(f"/o{i}.jpg", Reply(200, JPEG)).replace("127.0.0.1", "localhost") for i in range(4)]
     d = Downloader(DownloadConfig(retries=2, backoff_s=0.01, max_retry_after_s=0.6, allow_private_addresses=True))
-    sched = Scheduler(_step(d), threads=1, per_host=1)   # one thread: a sleeping retry would block everyone
+    sched = Scheduler(_step(d), threads=1, per_host=1)  # one thread: a sleeping retry would block everyone
     start, done = time.monotonic(), []
     for rows in sched.run([_row(busy), *map(_row, others)], total_timeout_s=5):
         done.append((rows[-1][0], time.monotonic() - start))
     sched.close()
     assert [tag for tag, _ in done] == [SENTENCES] * 5
-    assert max(t for _, t in done[:4]) < 0.5           # the other host finished while /busy waited
+    assert max(t for _, t in done[:4]) < 0.5  # the other host finished while /busy waited
     assert 0.6 <= done[4][1] < 2.0 and http_server.hits["/busy.jpg"] == 2
 
 

@@ -31,12 +31,20 @@ def test_shipped_manifests_load():
     assert all(Path(e.input).exists() for e in sample.entries.values())  # relative to manifests/
     uvdv1 = M.load(ROOT / "manifests" / "uvdv1.yaml")
     assert uvdv1.weights_by == "tokens"
-    kinds = {"single": ["laion"], "sequences": ["video", "objaverse", "imagenet"],
-             "annotated": ["annotated_images", "pose", "pseudo_labels"], "annotated_video": ["annotated_video"]}
+    kinds = {
+        "single": ["laion"],
+        "sequences": ["video", "objaverse", "imagenet"],
+        "annotated": ["annotated_images", "pose", "pseudo_labels"],
+        "annotated_video": ["annotated_video"],
+    }
     shares = {k: sum(uvdv1.entries[n].weight for n in names) for k, names in kinds.items()}
     # the paper's shares, as given (they add up to 99.95%; weights are normalised on use)
     assert {k: round(v, 2) for k, v in shares.items()} == {
-        "single": 88.5, "sequences": 4.24, "annotated": 7.15, "annotated_video": 0.06}
+        "single": 88.5,
+        "sequences": 4.24,
+        "annotated": 7.15,
+        "annotated_video": 0.06,
+    }
     assert sample.hash != uvdv1.hash and len(sample.hash) == 32
 
 
@@ -56,22 +64,29 @@ def test_defaults_and_relative_inputs(tmp_path):
     assert m.stage_config("laion") == {"input": str(tmp_path / "data.parquet")}
 
 
-@pytest.mark.parametrize("edit, field, words", [
-    (lambda d: d["sources"]["laion"].update(stage="lion"), "sources.laion.stage", "choose one of"),
-    (lambda d: d["sources"]["laion"].update(stage="tokenize"), "sources.laion.stage", "unknown source stage"),
-    (lambda d: d["sources"]["laion"].update(weight=0), "sources.laion.weight", "positive"),
-    (lambda d: d["sources"]["laion"].update(weight=-2.5), "sources.laion.weight", "positive"),
-    (lambda d: d["sources"]["laion"].update(weight="1"), "sources.laion.weight", "expected float"),
-    (lambda d: d["sources"]["laion"].pop("input"), "sources.laion.input", "add `input: ...`"),
-    (lambda d: d["sources"]["laion"].update(input="nope/*.parquet"), "sources.laion.input", "nothing matches"),
-    (lambda d: d["sources"]["laion"].update(wieght=1), "sources.laion.wieght", "unknown option"),
-    (lambda d: d.update(weights_by="images"), "weights_by", "sentences, tokens"),
-    (lambda d: d.update(validation_fraction=1.5), "validation_fraction", "[0, 1)"),
-    (lambda d: d.update(sources={}), "sources", "at least one entry"),
-    (lambda d: d.pop("sources"), "sources", "required option is missing"),
-    (lambda d: d.update(tokenizer={"batch_size": 0}), "tokenizer.batch_size", ">= 1"),
-    (lambda d: d.update(shards={"target_shard_mb": 1, "row_group_mb": 2}), "shards.row_group_mb", "target_shard_mb"),
-])
+@pytest.mark.parametrize(
+    "edit, field, words",
+    [
+        (lambda d: d["sources"]["laion"].update(stage="lion"), "sources.laion.stage", "choose one of"),
+        (lambda d: d["sources"]["laion"].update(stage="tokenize"), "sources.laion.stage", "unknown source stage"),
+        (lambda d: d["sources"]["laion"].update(weight=0), "sources.laion.weight", "positive"),
+        (lambda d: d["sources"]["laion"].update(weight=-2.5), "sources.laion.weight", "positive"),
+        (lambda d: d["sources"]["laion"].update(weight="1"), "sources.laion.weight", "expected float"),
+        (lambda d: d["sources"]["laion"].pop("input"), "sources.laion.input", "add `input: ...`"),
+        (lambda d: d["sources"]["laion"].update(input="nope/*.parquet"), "sources.laion.input", "nothing matches"),
+        (lambda d: d["sources"]["laion"].update(wieght=1), "sources.laion.wieght", "unknown option"),
+        (lambda d: d.update(weights_by="images"), "weights_by", "sentences, tokens"),
+        (lambda d: d.update(validation_fraction=1.5), "validation_fraction", "[0, 1)"),
+        (lambda d: d.update(sources={}), "sources", "at least one entry"),
+        (lambda d: d.pop("sources"), "sources", "required option is missing"),
+        (lambda d: d.update(tokenizer={"batch_size": 0}), "tokenizer.batch_size", ">= 1"),
+        (
+            lambda d: d.update(shards={"target_shard_mb": 1, "row_group_mb": 2}),
+            "shards.row_group_mb",
+            "target_shard_mb",
+        ),
+    ],
+)
 def test_bad_manifests_name_the_field_and_the_fix(tmp_path, edit, field, words):
     data = copy.deepcopy(_good(tmp_path))
     edit(data)
@@ -103,8 +118,9 @@ def test_uvd_dataset_reports_a_bad_manifest_without_a_traceback(tmp_path, capsys
     from uvd.assembly import dataset
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"name": "x", "sources": {"a": {"stage": "nope", "input": str(tmp_path),
-                                                                    "weight": 1}}}))
+    bad.write_text(
+        yaml.safe_dump({"name": "x", "sources": {"a": {"stage": "nope", "input": str(tmp_path), "weight": 1}}})
+    )
     assert dataset.run(["--manifest", str(bad), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "sources.a.stage: unknown source stage 'nope'" in err
@@ -123,8 +139,15 @@ def test_uvdv1_tokenizer_options_reach_the_gpu_step():
 
 def test_tokenizer_precision_is_checked():
     with pytest.raises(ConfigError, match="tokenizer.precision: must be auto, fp32 or bf16"):
-        M.parse({"name": "x", "sources": {"a": {"stage": "laion", "input": ".", "weight": 1}},
-                 "tokenizer": {"precision": "fp16"}}, text="", base=ROOT)
+        M.parse(
+            {
+                "name": "x",
+                "sources": {"a": {"stage": "laion", "input": ".", "weight": 1}},
+                "tokenizer": {"precision": "fp16"},
+            },
+            text="",
+            base=ROOT,
+        )
 
 
 def test_one_input_spelled_two_ways_resolves_to_one_path(tmp_path):

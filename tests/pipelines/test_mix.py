@@ -51,7 +51,9 @@ def test_repeats_get_unique_ids():
 
 
 def _rows(entry: str, n: int, images: int) -> list[dict]:
-    return [{"sentence_id": f"{entry}{i}", "entry": entry, "tokens": np.zeros(256 * images, np.uint16)} for i in range(n)]
+    return [
+        {"sentence_id": f"{entry}{i}", "entry": entry, "tokens": np.zeros(256 * images, np.uint16)} for i in range(n)
+    ]
 
 
 def _mix_plain(rows: list[dict], weights, replacement, unit: str, seed: int) -> list[dict]:
@@ -92,8 +94,11 @@ def test_mix_transform_equals_the_plain_functions_and_writes_its_summary(tmp_pat
     os.makedirs(os.path.join(out, "stats"))
     with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])) as p:
         mixed = p | beam.Create(rows) | mix.Mix(WEIGHTS, REPLACEMENT, "tokens", seed=5, output=out)
-        _ = (mixed | beam.Map(lambda r: r["sentence_id"])
-             | beam.io.WriteToText(os.path.join(out, "ids"), shard_name_template=""))
+        _ = (
+            mixed
+            | beam.Map(lambda r: r["sentence_id"])
+            | beam.io.WriteToText(os.path.join(out, "ids"), shard_name_template="")
+        )
     got = sorted(open(os.path.join(out, "ids")).read().split())
     assert got == expected
     summary = json.load(open(os.path.join(out, "stats", "mixture.json")))

@@ -32,24 +32,27 @@ def test_default_windows_wrap_the_orbit_and_cover_each_view_twice():
     assert np.bincount(np.concatenate(windows), minlength=24).tolist() == [2] * 24
 
 
-@pytest.mark.parametrize("window,stride,wrap,starts", [
-    (16, 8, False, [0, 8]),
-    (16, 24, True, [0]),
-    (16, 4, False, [0, 4, 8]),
-    (12, 12, True, [0, 12]),
-])
+@pytest.mark.parametrize(
+    "window,stride,wrap,starts",
+    [
+        (16, 8, False, [0, 8]),
+        (16, 24, True, [0]),
+        (16, 4, False, [0, 4, 8]),
+        (12, 12, True, [0, 12]),
+    ],
+)
 def test_window_variants(window, stride, wrap, starts):
     windows = ov.view_windows(24, window, stride, wrap)
     assert [w[0] for w in windows] == starts
     assert all(len(w) == window <= schema.MAX_IMAGES_PER_SENTENCE for w in windows)
-    assert all((b - a) % 24 == 1 for w in windows for a, b in zip(w, w[1:]))   # consecutive views
+    assert all((b - a) % 24 == 1 for w in windows for a, b in zip(w, w[1:]))  # consecutive views
 
 
 def test_split_by_uid_is_deterministic_with_the_configured_fraction():
     uids = [f"{i:032x}" for i in range(5000)]
     splits = [ov.split_for(u, 0.16) for u in uids]
     assert splits == [ov.split_for(u, 0.16) for u in uids]
-    assert abs(splits.count("validation") / len(uids) - 0.16) < 0.02      # the vocabulary of every source
+    assert abs(splits.count("validation") / len(uids) - 0.16) < 0.02  # the vocabulary of every source
     assert {ov.split_for(u, 0.0) for u in uids[:100]} == {"train"}
     assert {ov.split_for(u, 1.0) for u in uids[:100]} == {"validation"}
     # A larger fraction only moves objects train -> validation, never back.
@@ -60,7 +63,11 @@ def test_entries_and_uid_resolution(tmp_path):
     text = f"# objects\n{UID}\n\n  a/b/{UID}.glb  \nmeshes/chair.obj\n"
     assert list(ov.list_entries(text)) == [UID, f"a/b/{UID}.glb", "meshes/chair.obj"]
     assert list(ov.list_entries(text + "/abs/x.glb\n", "/lists")) == [
-        UID, f"/lists/a/b/{UID}.glb", "/lists/meshes/chair.obj", "/abs/x.glb"]
+        UID,
+        f"/lists/a/b/{UID}.glb",
+        "/lists/meshes/chair.obj",
+        "/abs/x.glb",
+    ]
     assert ov.is_uid(UID) and not ov.is_uid("chair")
     folder = tmp_path / "hf-objaverse-v1" / "glbs" / "000-017"
     folder.mkdir(parents=True)
@@ -95,15 +102,14 @@ def test_remote_cache_resolves_uids_by_its_index_and_reads_bytes(tmp_path, rende
     folder = tmp_path / "cache" / "hf-objaverse-v1"
     (folder / "glbs" / "000-042").mkdir(parents=True)
     shutil.copy(SAMPLES / "crate.glb", folder / "glbs" / "000-042" / f"{UID}.glb")
-    (folder / "object-paths.json.gz").write_bytes(gzip.compress(json.dumps(
-        {UID: f"glbs/000-042/{UID}.glb"}).encode()))
+    (folder / "object-paths.json.gz").write_bytes(gzip.compress(json.dumps({UID: f"glbs/000-042/{UID}.glb"}).encode()))
     _BucketFS.root = str(tmp_path)
     path = ov.resolve_uid(UID, "uvdtest://cache")
     assert path == f"uvdtest://cache/hf-objaverse-v1/glbs/000-042/{UID}.glb"
     assert ov.resolve_uid("a" * 32, "uvdtest://cache") is None
     fn = ov.RenderObject(ov.Config(input="uids.txt", objaverse_cache="uvdtest://cache"))
     fn.renderer = render_object.renderer
-    out = _by_tag(fn(UID))                                                # loaded from bytes, not a path
+    out = _by_tag(fn(UID))  # loaded from bytes, not a path
     assert len(out[IMAGES]) == 24 and out[SENTENCES][0]["group"] == UID
 
 
@@ -113,16 +119,19 @@ def test_pattern_for_directories_and_globs():
     assert ov.pattern_for("/data/one.obj") == "/data/one.obj"
 
 
-@pytest.mark.parametrize("options,field", [
-    ({"window": 17}, "window"),
-    ({"num_views": 12, "window": 16}, "window"),
-    ({"yfov_deg": 60.0}, "yfov_deg"),
-    ({"radius_min": 0.9}, "yfov_deg"),
-    ({"platform": "glx"}, "platform"),
-    ({"test_fraction": 1.5}, "test_fraction"),
-    ({"background": [0, 0]}, "background"),
-    ({"stride": 0}, "stride"),
-])
+@pytest.mark.parametrize(
+    "options,field",
+    [
+        ({"window": 17}, "window"),
+        ({"num_views": 12, "window": 16}, "window"),
+        ({"yfov_deg": 60.0}, "yfov_deg"),
+        ({"radius_min": 0.9}, "yfov_deg"),
+        ({"platform": "glx"}, "platform"),
+        ({"test_fraction": 1.5}, "test_fraction"),
+        ({"background": [0, 0]}, "background"),
+        ({"stride": 0}, "stride"),
+    ],
+)
 def test_config_rejects_bad_options(options, field):
     with pytest.raises(ConfigError, match=field):
         from_dict(ov.Config, {"input": "x", **options}, where="objaverse")
@@ -164,17 +173,20 @@ def test_one_object_gives_24_images_and_3_sentences(render_object):
     assert [r["image_id"] for r in again[IMAGES]] == ids
 
 
-@pytest.mark.parametrize("entry,data,reason,status", [
-    ("truncated.glb", (SAMPLES / "crate.glb").read_bytes()[:3000], "unreadable", "failed"),
-    ("empty.obj", b"# nothing here\n", "no_geometry", "failed"),
-    ("nan.obj", b"v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n", "nan_vertices", "failed"),
-    ("missing.glb", None, "not_found", "failed"),
-    ("scan.ply", b"ply\n", "unreadable", "failed"),
-    ("scan.fbx", b"Kaydara FBX Binary", "unsupported_format", "skipped"),
-    ("notes.md", b"# not a mesh", "unsupported_format", "skipped"),
-    ("crate.mtl", b"newmtl a\n", "mesh_companion", "skipped"),
-    (UID, None, "not_found", "failed"),
-])
+@pytest.mark.parametrize(
+    "entry,data,reason,status",
+    [
+        ("truncated.glb", (SAMPLES / "crate.glb").read_bytes()[:3000], "unreadable", "failed"),
+        ("empty.obj", b"# nothing here\n", "no_geometry", "failed"),
+        ("nan.obj", b"v 0 0 0\nv 1 nan 0\nv 0 1 0\nf 1 2 3\n", "nan_vertices", "failed"),
+        ("missing.glb", None, "not_found", "failed"),
+        ("scan.ply", b"ply\n", "unreadable", "failed"),
+        ("scan.fbx", b"Kaydara FBX Binary", "unsupported_format", "skipped"),
+        ("notes.md", b"# not a mesh", "unsupported_format", "skipped"),
+        ("crate.mtl", b"newmtl a\n", "mesh_companion", "skipped"),
+        (UID, None, "not_found", "failed"),
+    ],
+)
 def test_broken_inputs_become_failure_rows(tmp_path, render_object, entry, data, reason, status):
     path = tmp_path / entry
     if data is not None:
@@ -187,8 +199,9 @@ def test_broken_inputs_become_failure_rows(tmp_path, render_object, entry, data,
     assert failure["source"] == "objaverse" and failure["stage"] == "objaverse"
 
 
-@pytest.mark.parametrize("limits,reason", [({"max_faces": 10}, "too_many_faces"),
-                                           ({"max_file_mb": 0.001}, "file_too_large")])
+@pytest.mark.parametrize(
+    "limits,reason", [({"max_faces": 10}, "too_many_faces"), ({"max_file_mb": 0.001}, "file_too_large")]
+)
 def test_huge_object_is_filtered_not_failed(limits, reason):
     fn = ov.RenderObject(ov.Config(input="unused", **limits))
     [(tag, row)] = list(fn(str(SAMPLES / "crate.glb")))
@@ -209,21 +222,35 @@ def test_stage_on_a_list_of_paths_uids_and_broken_files(tmp_path):
     shutil.copy(SAMPLES / "house.glb", cache / f"{UID}.glb")
     (tmp_path / "broken.glb").write_bytes((SAMPLES / "house.glb").read_bytes()[:999])
     missing_uid = "e" * 32
-    entries = [str(SAMPLES / "torus.obj"), UID, missing_uid, "broken.glb"]          # relative to the list
+    entries = [str(SAMPLES / "torus.obj"), UID, missing_uid, "broken.glb"]  # relative to the list
     (tmp_path / "objects.txt").write_text("# mixed list\n" + "\n".join(entries) + "\n")
     out = tmp_path / "out"
-    rc = ov.run(["--input", str(tmp_path / "objects.txt"), "--output", str(out),
-                 "--objaverse_cache", str(tmp_path / "cache"), "--stride", "24", "--validation_fraction", "0.5",
-                 "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    rc = ov.run(
+        [
+            "--input",
+            str(tmp_path / "objects.txt"),
+            "--output",
+            str(out),
+            "--objaverse_cache",
+            str(tmp_path / "cache"),
+            "--stride",
+            "24",
+            "--validation_fraction",
+            "0.5",
+            "--direct_running_mode=in_memory",
+            "--direct_num_workers=1",
+        ]
+    )
     assert rc == 0
     images, sentences, failures = (_read(out, t) for t in ("images", "sentences", "failures"))
     assert len(images) == 48 and len({r["image_id"] for r in images}) == 48
-    torus = ov.content_id(str(SAMPLES / "torus.obj"))            # a path in a list: its content names it
-    assert sorted(s["group"] for s in sentences) == sorted([torus, UID])       # stride 24: one each
+    torus = ov.content_id(str(SAMPLES / "torus.obj"))  # a path in a list: its content names it
+    assert sorted(s["group"] for s in sentences) == sorted([torus, UID])  # stride 24: one each
     assert all(len(s["image_ids"]) == 16 and s["split"] == ov.split_for(s["group"], 0.5) for s in sentences)
     assert {i for s in sentences for i in s["image_ids"]} <= {r["image_id"] for r in images}
     assert sorted((f["record_id"], f["reason"]) for f in failures) == sorted(
-        [(missing_uid, "not_found"), (str(tmp_path / "broken.glb"), "unreadable")])
+        [(missing_uid, "not_found"), (str(tmp_path / "broken.glb"), "unreadable")]
+    )
 
 
 @pytest.mark.slow
@@ -237,14 +264,20 @@ def test_source_transform_on_the_sample_directory():
     options = pipeline_options(["--direct_running_mode=in_memory", "--direct_num_workers=1"])
     with TestPipeline(options=options) as p:
         out = p | ov.source_transform({"input": str(SAMPLES), "window": 12, "stride": 12})
-        assert_that(out.sentences | beam.Map(lambda s: (s["group"], len(s["image_ids"]))),
-                    equal_to([(g, 12) for g in ("crate.glb", "house.glb", "torus.obj") for _ in range(2)]),
-                    label="sent")
+        assert_that(
+            out.sentences | beam.Map(lambda s: (s["group"], len(s["image_ids"]))),
+            equal_to([(g, 12) for g in ("crate.glb", "house.glb", "torus.obj") for _ in range(2)]),
+            label="sent",
+        )
         assert_that(out.images | "N" >> beam.combiners.Count.Globally(), equal_to([72]), label="img")
         # Every file of the folder is an input: the README and the script are skipped rows, not lost.
-        assert_that(out.failures | beam.Map(lambda f: (f["record_id"].rsplit("/", 1)[-1], f["reason"], f["status"])),
-                    equal_to([("README.md", "unsupported_format", "skipped"),
-                              ("make_meshes.py", "unsupported_format", "skipped")]), label="fail")
+        assert_that(
+            out.failures | beam.Map(lambda f: (f["record_id"].rsplit("/", 1)[-1], f["reason"], f["status"])),
+            equal_to(
+                [("README.md", "unsupported_format", "skipped"), ("make_meshes.py", "unsupported_format", "skipped")]
+            ),
+            label="fail",
+        )
 
 
 def test_source_transform_checks_options_first():
@@ -305,4 +338,4 @@ def test_ply_and_stl_meshes_render(tmp_path, render_object, file_type):
     out = _by_tag(fn(str(path)))
     assert not out[FAILURES] and len(out[IMAGES]) == 4 and out[SENTENCES][0]["group"] == f"box.{file_type}"
     pixels = decode_png(out[IMAGES][0]["image"])
-    assert (pixels != 255).any(axis=2).mean() > 0.05              # the box covers part of the view
+    assert (pixels != 255).any(axis=2).mean() > 0.05  # the box covers part of the view

@@ -20,16 +20,20 @@ def _shard_bytes(out: str) -> dict[str, bytes]:
 
 def _build(tmp_path, name: str, options: PipelineOptions) -> dict[str, bytes]:
     out = str(tmp_path / name)
-    dataset.build_dataset(_manifest(tmp_path), out, options,
-                          modules={"singles": fake_module, "clips": fake_module}, tokenize=FakeTokenize)
+    dataset.build_dataset(
+        _manifest(tmp_path), out, options, modules={"singles": fake_module, "clips": fake_module}, tokenize=FakeTokenize
+    )
     return _shard_bytes(out)
 
 
 def test_portable_runner_equals_local_runner_byte_for_byte(tmp_path):
     local = _build(tmp_path, "local", PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"]))
     # The same options path users take (uvd.core.options): embedded job server, LOOPBACK workers.
-    portable = _build(tmp_path, "portable", pipeline_options(
-        ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"]))
+    portable = _build(
+        tmp_path,
+        "portable",
+        pipeline_options(["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"]),
+    )
     assert any(name.startswith("train-") for name in local)
     assert portable.keys() == local.keys()
     assert all(portable[name] == local[name] for name in local), "portable shards differ from local ones"

@@ -64,6 +64,7 @@ def test_portable_embedded_loopback_runs_here():
     with beam.Pipeline(options=opts) as p:
         counted = p | beam.Create(range(10)) | beam.combiners.Count.Globally()
         from apache_beam.testing.util import assert_that, equal_to
+
         assert_that(counted, equal_to([10]))
 
 

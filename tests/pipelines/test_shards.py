@@ -27,8 +27,16 @@ def _sentences(n: int) -> list[dict]:
         k = 1 + i % 4
         ids = [f"img{(i * 7 + j) % 150}" for j in range(k)]
         split = "validation" if i % 50 == 0 else None  # a source-fixed split wins over the group hash
-        out.append(schema.sentence_row(schema.sentence_id_for("src", i), f"src{i % 3}", "sequence" if k > 1 else "single",
-                                       ids, group=f"g{i // 3}", split=split))
+        out.append(
+            schema.sentence_row(
+                schema.sentence_id_for("src", i),
+                f"src{i % 3}",
+                "sequence" if k > 1 else "single",
+                ids,
+                group=f"g{i // 3}",
+                split=split,
+            )
+        )
     return out
 
 
@@ -38,7 +46,9 @@ def _tokens(missing: set[str] = frozenset()) -> list[dict]:
 
 def _options(workers: int) -> PipelineOptions:
     mode = "multi_threading" if workers > 1 else "in_memory"
-    return PipelineOptions(["--runner=DirectRunner", f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"])
+    return PipelineOptions(
+        ["--runner=DirectRunner", f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
+    )
 
 
 def _write(out: str, sentences: list[dict], tokens: list[dict], workers: int = 1, seed: int = 0) -> None:
@@ -50,8 +60,10 @@ def _write(out: str, sentences: list[dict], tokens: list[dict], workers: int = 1
 
 
 def _digest(folder: str) -> dict[str, str]:
-    return {os.path.basename(f): hashlib.sha256(open(f, "rb").read()).hexdigest()
-            for f in sorted(glob.glob(os.path.join(folder, "*-of-*.parquet")))}
+    return {
+        os.path.basename(f): hashlib.sha256(open(f, "rb").read()).hexdigest()
+        for f in sorted(glob.glob(os.path.join(folder, "*-of-*.parquet")))
+    }
 
 
 # --- pure functions ------------------------------------------------------------------------------
@@ -184,8 +196,12 @@ def test_stats_match_the_shards(written):
 def test_shards_load_with_hf_datasets(written):
     datasets = pytest.importorskip("datasets")
     out, _ = written
-    ds = datasets.load_dataset("parquet", data_files={"train": os.path.join(out, "train-*.parquet")},
-                               split="train", cache_dir=os.path.join(out, ".hf"))
+    ds = datasets.load_dataset(
+        "parquet",
+        data_files={"train": os.path.join(out, "train-*.parquet")},
+        split="train",
+        cache_dir=os.path.join(out, ".hf"),
+    )
     assert ds.features["tokens"].feature.dtype == "uint16"
     assert len(ds) == sum(pq.ParquetFile(f).metadata.num_rows for f in glob.glob(os.path.join(out, "train-*.parquet")))
     assert len(ds[0]["tokens"]) == 256 * ds[0]["num_images"]
@@ -204,8 +220,20 @@ def test_rerun_and_other_worker_counts_give_identical_bytes(written, tmp_path):
 def test_empty_planned_shards_are_still_written(tmp_path):
     out = str(tmp_path)
     with beam.Pipeline(options=_options(1)) as p:
-        rows = p | beam.Create([{"sentence_id": f"s{i}", "source": "x", "kind": "single", "num_images": 1,
-                                 "tokens": np.zeros(256, np.uint16), "group": "g", "split": "train"} for i in range(3)])
+        rows = p | beam.Create(
+            [
+                {
+                    "sentence_id": f"s{i}",
+                    "source": "x",
+                    "kind": "single",
+                    "num_images": 1,
+                    "tokens": np.zeros(256, np.uint16),
+                    "group": "g",
+                    "split": "train",
+                }
+                for i in range(3)
+            ]
+        )
         _ = rows | shards.WriteShards(out, target_shard_mb=256 * 1.5 / 2**20)  # ~1 sentence per shard -> 3 shards
     files = sorted(os.path.basename(f) for f in glob.glob(os.path.join(out, "*.parquet")))
     assert files == [f"train-{i:05d}-of-00003.parquet" for i in range(3)]
@@ -224,8 +252,21 @@ def test_uvd_shards_stage_from_tables(tmp_path):
             rows = [{**r, "tokens": r["tokens"].tolist()} for r in rows]
         pq.write_table(pa.Table.from_pylist(rows, schema=schema.TABLE_SCHEMAS[table]), src / table / "part-0.parquet")
     out = str(tmp_path / "out")
-    assert shards.run(["--input", str(src), "--output", out, "--validation_fraction", "0.5",
-                       "--runner=DirectRunner", "--direct_running_mode=in_memory"]) == 0
+    assert (
+        shards.run(
+            [
+                "--input",
+                str(src),
+                "--output",
+                out,
+                "--validation_fraction",
+                "0.5",
+                "--runner=DirectRunner",
+                "--direct_running_mode=in_memory",
+            ]
+        )
+        == 0
+    )
     files = glob.glob(os.path.join(out, "*-of-*.parquet"))
     written = pq.read_table(glob.glob(os.path.join(out, "failures", "*.parquet"))).to_pylist()
     leaked = [f for f in written if f["reason"] == "image_in_other_split"]  # shared images keep one split

@@ -64,8 +64,11 @@ def _run_plan(video: dict, cfg: v.Config) -> list[tuple[str, dict]]:
 
 def _counters_by_sentence(pairs):
     images = {row["image_id"]: row for tag, row in pairs if tag == IMAGES}
-    return [[read_counter(decode_png(images[i]["image"])) for i in row["image_ids"]]
-            for tag, row in pairs if tag == SENTENCES]
+    return [
+        [read_counter(decode_png(images[i]["image"])) for i in row["image_ids"]]
+        for tag, row in pairs
+        if tag == SENTENCES
+    ]
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
@@ -80,7 +83,8 @@ def test_each_stride_gives_16_frames_in_order_at_that_stride(videos, decoder):
     failures = [row for tag, row in pairs if tag == FAILURES]
     assert [(f["record_id"], f["status"], f["reason"]) for f in failures] == [
         ("long.mp4/stride=20/clip=1", "skipped", "too_short_for_stride"),
-        ("long.mp4/stride=30/clip=1", "skipped", "too_short_for_stride")]
+        ("long.mp4/stride=30/clip=1", "skipped", "too_short_for_stride"),
+    ]
     for counters in _counters_by_sentence(pairs):
         assert len(counters) == 16
         assert len(set(np.diff(counters))) == 1 and np.diff(counters)[0] in (10, 20, 30), counters
@@ -89,7 +93,7 @@ def test_each_stride_gives_16_frames_in_order_at_that_stride(videos, decoder):
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 def test_decoded_frames_are_the_planned_ones_at_reduced_size(videos, decoder):
     cfg = v.Config(input=str(videos), decoder=decoder, clips_per_video=0)
-    video = _video(videos / "sub" / "wide.mkv")     # 512x288: decord scales to 455x256 while decoding
+    video = _video(videos / "sub" / "wide.mkv")  # 512x288: decord scales to 455x256 while decoding
     tasks = list(v.plan_video(video, cfg))
     planned = [frames for t in tasks if "clips" in t for _, _, frames in t["clips"]]
     assert planned and all(len(f) == 16 for f in planned)
@@ -108,8 +112,12 @@ def test_reduced_size_decode_matches_full_decode_then_resize(videos):
 
 def test_same_seed_same_sentences_other_seed_other_frames(videos):
     video = _video(videos / "long.mp4")
-    ids = [r["sentence_id"] for _ in range(2) for t, r in _run_plan(video, v.Config(input="x", seed=1, strides=[10]))
-           if t == SENTENCES]
+    ids = [
+        r["sentence_id"]
+        for _ in range(2)
+        for t, r in _run_plan(video, v.Config(input="x", seed=1, strides=[10]))
+        if t == SENTENCES
+    ]
     assert len(ids) == 2 and ids[0] == ids[1]
     frames = lambda seed: [t["clips"] for t in v.plan_video(video, v.Config(input="x", seed=seed))]
     assert frames(1) == frames(1) and frames(1) != frames(2)
@@ -118,12 +126,13 @@ def test_same_seed_same_sentences_other_seed_other_frames(videos):
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 def test_kinetics_window_bounds_the_frames(videos, decoder):
     cfg = v.Config(input="x", strides=[10], decoder=decoder)
-    pairs = _run_plan(_video(videos / "long.mp4", start=4.0, end=10.0), cfg)   # frames 120..299
+    pairs = _run_plan(_video(videos / "long.mp4", start=4.0, end=10.0), cfg)  # frames 120..299
     (counters,) = _counters_by_sentence(pairs)
     assert counters[0] >= 120 and counters[-1] < 300
     failures = [r for t, r in _run_plan(_video(videos / "long.mp4", start=14.0, end=15.0), cfg)]
-    assert [(f["record_id"], f["reason"]) for f in failures] == [("long.mp4@14.0-15.0/stride=10/clip=0",
-                                                                   "too_short_for_stride")]
+    assert [(f["record_id"], f["reason"]) for f in failures] == [
+        ("long.mp4@14.0-15.0/stride=10/clip=0", "too_short_for_stride")
+    ]
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
@@ -133,7 +142,8 @@ def test_too_short_and_corrupt_videos_become_rows(videos, decoder):
     assert [(t, r["status"], r["reason"]) for t, r in short] == [(FAILURES, "skipped", "too_short_for_stride")] * 3
     corrupt = _run_plan(_video(videos / "corrupt.mp4"), cfg)
     assert [(t, r["status"], r["reason"], r["record_id"]) for t, r in corrupt] == [
-        (FAILURES, "failed", "unreadable_video", "corrupt.mp4")]
+        (FAILURES, "failed", "unreadable_video", "corrupt.mp4")
+    ]
     missing = _run_plan(_video(videos / "nope.mp4"), cfg)
     assert [r["reason"] for _, r in missing] == ["unreadable_video"]
 
@@ -162,21 +172,29 @@ def test_a_clip_that_fails_to_decode_fails_alone(videos, monkeypatch):
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_manifest_rows_resolve_relative_paths_and_read_kinetics_columns(tmp_path, fmt):
-    rows = [{"path": "clips/a.mp4", "youtube_id": "yt_a", "time_start": 1.0, "time_end": 9.0, "split": "train"},
-            {"path": "gs://bucket/b.mp4", "youtube_id": None, "time_start": None, "time_end": None, "split": None},
-            {"path": None, "youtube_id": "lost", "time_start": None, "time_end": None, "split": None}]
+    rows = [
+        {"path": "clips/a.mp4", "youtube_id": "yt_a", "time_start": 1.0, "time_end": 9.0, "split": "train"},
+        {"path": "gs://bucket/b.mp4", "youtube_id": None, "time_start": None, "time_end": None, "split": None},
+        {"path": None, "youtube_id": "lost", "time_start": None, "time_end": None, "split": None},
+    ]
     table = pa.Table.from_pylist(rows)
     manifest = tmp_path / f"m.{fmt}"
     if fmt == "parquet":
         pq.write_table(table, manifest)
     elif fmt == "csv":
         import pyarrow.csv as pacsv
+
         pacsv.write_csv(table, manifest)
     else:
         manifest.write_text("\n".join(json.dumps(r) for r in rows))
     got = list(v.manifest_videos(str(manifest)))
-    assert got[0] == {"path": str(tmp_path / "clips" / "a.mp4"), "video_id": "yt_a", "start": 1.0, "end": 9.0,
-                      "split": "train"}
+    assert got[0] == {
+        "path": str(tmp_path / "clips" / "a.mp4"),
+        "video_id": "yt_a",
+        "start": 1.0,
+        "end": 9.0,
+        "split": "train",
+    }
     assert got[1]["path"] == "gs://bucket/b.mp4" and got[1]["video_id"] == "gs://bucket/b.mp4"
     assert got[2]["error"] == "manifest_row_without_path"
     (task,) = list(v.plan_video(got[2], v.Config(input="x")))
@@ -193,11 +211,16 @@ def test_glob_and_ids():
     assert v.folder_video("/d/readme.txt", "/d")["error"] == "unsupported_format"
 
 
-@pytest.mark.parametrize("options, field", [({"input": "x", "strides": []}, "strides"),
-                                            ({"input": "x", "clip_length": 17}, "clip_length"),
-                                            ({"input": "x", "resize": "pad"}, "resize"),
-                                            ({"input": "x", "decoder": "opencv"}, "decoder"),
-                                            ({"inputs": "x"}, "inputs")])
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"input": "x", "strides": []}, "strides"),
+        ({"input": "x", "clip_length": 17}, "clip_length"),
+        ({"input": "x", "resize": "pad"}, "resize"),
+        ({"input": "x", "decoder": "opencv"}, "decoder"),
+        ({"inputs": "x"}, "inputs"),
+    ],
+)
 def test_bad_config_names_the_field(options, field):
     with pytest.raises(ConfigError, match=field):
         v.source_transform(options)
@@ -216,8 +239,21 @@ def test_sample_videos_are_small_and_match_their_recipe():
 @pytest.mark.slow
 def test_stage_writes_tables_and_accounts_for_every_video(videos, tmp_path):
     out = tmp_path / "out"
-    assert v.run(["--input", str(videos), "--output", str(out), "--clips_per_video", "1",
-                  "--direct_running_mode=in_memory", "--direct_num_workers=1"]) == 0
+    assert (
+        v.run(
+            [
+                "--input",
+                str(videos),
+                "--output",
+                str(out),
+                "--clips_per_video",
+                "1",
+                "--direct_running_mode=in_memory",
+                "--direct_num_workers=1",
+            ]
+        )
+        == 0
+    )
     read = lambda t: pa.concat_tables(pq.read_table(p) for p in sorted((out / t).glob("part*.parquet"))).to_pylist()
     sentences, images, failures = read("sentences"), read("images"), read("failures")
     by_group = {}
@@ -225,19 +261,27 @@ def test_stage_writes_tables_and_accounts_for_every_video(videos, tmp_path):
         by_group.setdefault(s["group"], []).append(s)
     assert {g: len(s) for g, s in by_group.items()} == {"long.mp4": 3, "sub/wide.mkv": 1}
     reasons = sorted((f["record_id"], f["reason"]) for f in failures)
-    assert reasons == sorted([("corrupt.mp4", "unreadable_video"), ("notes.txt", "unsupported_format"),
-                       ("truncated.mp4/stride=10/clip=0", "decode_error"),      # frame 151 of 153 is cut
-                       *[(f"short.mp4/stride={s}/clip=0", "too_short_for_stride") for s in (10, 20, 30)],
-                       *[(f"sub/wide.mkv/stride={s}/clip=0", "too_short_for_stride") for s in (20, 30)],
-                       *[(f"truncated.mp4/stride={s}/clip=0", "too_short_for_stride") for s in (20, 30)]])
+    assert reasons == sorted(
+        [
+            ("corrupt.mp4", "unreadable_video"),
+            ("notes.txt", "unsupported_format"),
+            ("truncated.mp4/stride=10/clip=0", "decode_error"),  # frame 151 of 153 is cut
+            *[(f"short.mp4/stride={s}/clip=0", "too_short_for_stride") for s in (10, 20, 30)],
+            *[(f"sub/wide.mkv/stride={s}/clip=0", "too_short_for_stride") for s in (20, 30)],
+            *[(f"truncated.mp4/stride={s}/clip=0", "too_short_for_stride") for s in (20, 30)],
+        ]
+    )
     pixels = {r["image_id"]: decode_png(r["image"]) for r in images}
-    assert len(pixels) == len(images)          # deduplicated by content
+    assert len(pixels) == len(images)  # deduplicated by content
     for s in sentences:
         counters = [read_counter(pixels[i]) for i in s["image_ids"]]
         step = np.diff(counters)
         assert len(counters) == 16 and len(set(step)) == 1 and step[0] in (10, 20, 30)
-        assert all(json.loads(r["provenance"])["video_id"] == s["group"]
-                   for r in images if r["image_id"] in set(s["image_ids"]))
+        assert all(
+            json.loads(r["provenance"])["video_id"] == s["group"]
+            for r in images
+            if r["image_id"] in set(s["image_ids"])
+        )
 
 
 def test_remote_videos_stream_to_a_temp_file_that_is_removed(videos, monkeypatch):
@@ -251,7 +295,7 @@ def test_remote_videos_stream_to_a_temp_file_that_is_removed(videos, monkeypatch
         assert v.probe(local)["num_frames"] == 100
     assert opened == ["gs://bucket/clips/short.mp4"] and not Path(local).exists()
     with v.local_file(str(videos / "short.mp4")) as local:
-        assert local == str(videos / "short.mp4")          # local files are used in place
+        assert local == str(videos / "short.mp4")  # local files are used in place
 
 
 def test_png_encoding_survives_decord_imported_first():
@@ -275,15 +319,21 @@ def test_png_encoding_survives_decord_imported_first():
 
 def test_a_truncated_file_gives_the_frames_that_decode_with_either_decoder(videos):
     """decord alone refuses the whole file, PyAV reads its first half: one rule for both."""
-    runs = {d: _run_plan(_video(videos / "truncated.mp4"),
-                         v.Config(input="x", strides=[4], clips_per_video=0, placement="even", decoder=d))
-            for d in ("decord", "pyav")}
-    summary = {d: [(t, r.get("record_id") or r.get("sentence_id") or r["image_id"], r.get("reason")) for t, r in rows]
-               for d, rows in runs.items()}
+    runs = {
+        d: _run_plan(
+            _video(videos / "truncated.mp4"),
+            v.Config(input="x", strides=[4], clips_per_video=0, placement="even", decoder=d),
+        )
+        for d in ("decord", "pyav")
+    }
+    summary = {
+        d: [(t, r.get("record_id") or r.get("sentence_id") or r["image_id"], r.get("reason")) for t, r in rows]
+        for d, rows in runs.items()
+    }
     assert summary["decord"] == summary["pyav"]
     counters = _counters_by_sentence(runs["decord"])
     assert len(counters) >= 2 and all(np.diff(c).tolist() == [4] * 15 for c in counters)
-    assert max(max(c) for c in counters) < 160                      # only the half that is there
+    assert max(max(c) for c in counters) < 160  # only the half that is there
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from uvd.quality import learn, sequence, testset
 def test_psnr_and_distinct_codes():
     a = np.full((8, 8, 3), 100, np.uint8)
     b = a.copy()
-    b[0, 0, 0] = 110                       # one error of 10 over 192 values: MSE 100/192
+    b[0, 0, 0] = 110  # one error of 10 over 192 values: MSE 100/192
     assert abs(learn.psnr(a, b) - 10 * np.log10(255**2 / (100 / 192))) < 1e-4
     assert learn.psnr(a, a) == 99.0
     assert learn.distinct_codes(np.array([3, 3, 5, 8191])) == 3
@@ -30,11 +30,11 @@ def test_sequence_checks_find_frozen_blank_and_cuts():
     bases = testset.sample_photos(2)
     frames, cuts = testset.cut_clips(bases, frames_per_shot=(8, 9), seed=0)
     thumbs = F.thumbnail(frames)[:16]
-    thumbs[3] = thumbs[2]                  # a repeated frame
-    thumbs[12] = 0                         # a black frame
+    thumbs[3] = thumbs[2]  # a repeated frame
+    thumbs[12] = 0  # a black frame
     rep = sequence.check_sequence(thumbs)
     assert 3 in rep.frozen and rep.blank == [12] and rep.black == [12]
-    assert 8 in rep.cuts and set(rep.cuts) <= {8, 12, 13}      # the real cut; the black frame's edges
+    assert 8 in rep.cuts and set(rep.cuts) <= {8, 12, 13}  # the real cut; the black frame's edges
     assert sequence.cut_windows(16, [8]) == [(0, 8), (8, 16)]
 
 

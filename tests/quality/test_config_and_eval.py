@@ -24,17 +24,23 @@ def _manifest(tmp_path: Path, quality) -> dict:
     return {"name": "q", "sources": {"a": {"stage": "laion", "input": str(tmp_path), "weight": 1}}, "quality": quality}
 
 
-@pytest.mark.parametrize("quality, message", [
-    ({"near_duplicates": {"policy": "drop"}}, "quality.near_duplicates.policy: must be one of off, report, keep_one"),
-    ({"near_duplicates": {"bits": 128, "bands": 3}}, "quality.near_duplicates.bands: must divide"),
-    ({"near_duplicates": {"threshold": 64}}, "quality.near_duplicates.threshold: must be in [0, bits/2)"),
-    ({"learnability": {"enabled": True, "min_psnr": 20}}, "quality.learnability.min_psnr: needs `psnr: true`"),
-    ({"sequences": {"filter": ["cuts"]}}, "quality.sequences.enabled: must be true"),
-    ({"sequences": {"enabled": True, "filter": ["jumps"]}}, "quality.sequences.filter: unknown flag 'jumps'"),
-    ({"decontaminate": {"eval_sets": ["nowhere"]}}, "is not a folder"),
-    ({"dedup": {}}, "quality.dedup: unknown option"),
-    ({"decontaminate": {"action": "delete"}}, "quality.decontaminate.action: must be drop or flag"),
-])
+@pytest.mark.parametrize(
+    "quality, message",
+    [
+        (
+            {"near_duplicates": {"policy": "drop"}},
+            "quality.near_duplicates.policy: must be one of off, report, keep_one",
+        ),
+        ({"near_duplicates": {"bits": 128, "bands": 3}}, "quality.near_duplicates.bands: must divide"),
+        ({"near_duplicates": {"threshold": 64}}, "quality.near_duplicates.threshold: must be in [0, bits/2)"),
+        ({"learnability": {"enabled": True, "min_psnr": 20}}, "quality.learnability.min_psnr: needs `psnr: true`"),
+        ({"sequences": {"filter": ["cuts"]}}, "quality.sequences.enabled: must be true"),
+        ({"sequences": {"enabled": True, "filter": ["jumps"]}}, "quality.sequences.filter: unknown flag 'jumps'"),
+        ({"decontaminate": {"eval_sets": ["nowhere"]}}, "is not a folder"),
+        ({"dedup": {}}, "quality.dedup: unknown option"),
+        ({"decontaminate": {"action": "delete"}}, "quality.decontaminate.action: must be drop or flag"),
+    ],
+)
 def test_bad_quality_blocks_fail_on_load(tmp_path, quality, message):
     with pytest.raises(ConfigError, match=None) as exc:
         M.parse(_manifest(tmp_path, quality), base=tmp_path)
@@ -52,7 +58,7 @@ def test_defaults_are_off_and_paths_resolve_against_the_manifest(tmp_path):
 def test_the_sample_manifest_turns_the_cheap_checks_on():
     q = M.load(M.DEFAULT_MANIFEST).quality_spec
     assert q.dups.policy == "report" and q.learn.enabled and q.seq.enabled and q.decon.validation
-    assert q.decon.action == "flag" and not q.seq.filter     # report only: the sample's shards stay as they were
+    assert q.decon.action == "flag" and not q.seq.filter  # report only: the sample's shards stay as they were
 
 
 def test_eval_index_from_an_image_folder_matches_edits_not_strangers(tmp_path):
@@ -77,13 +83,15 @@ def tokenized():
 
 def test_prompt_shards_are_decoded_then_matched(tmp_path, tokenized):
     checkpoint, photos, ids, _ = tokenized
-    table = pa.table({"sentence_id": ["p0"], "source": ["eval"], "kind": ["single"], "num_images": [1],
-                      "tokens": [ids[0].tolist()]}, schema=schema.SHARD_SCHEMA)
+    table = pa.table(
+        {"sentence_id": ["p0"], "source": ["eval"], "kind": ["single"], "num_images": [1], "tokens": [ids[0].tolist()]},
+        schema=schema.SHARD_SCHEMA,
+    )
     pq.write_table(table, tmp_path / "test-00000-of-00001.parquet")
     items = load_eval_set(str(tmp_path), 128, checkpoint)
     index = EvalIndex({"prompts": items}, bands=16, threshold=32)
     assert list(items) == ["p0/0"]
-    assert index.match(dct_hash(photos[0], 128)[0])[:2] == ("prompts", "p0/0")   # original vs decoded tokens
+    assert index.match(dct_hash(photos[0], 128)[0])[:2] == ("prompts", "p0/0")  # original vs decoded tokens
     assert index.match(dct_hash(photos[1], 128)[0]) is None
 
 
@@ -92,12 +100,12 @@ def test_reconstruct_measures_psnr_of_the_decoded_tokens(tokenized):
 
     checkpoint, photos, ids, model = tokenized
     fn = _Reconstruct(checkpoint, fraction=1.0, seed=0)
-    fn.model = model                           # what setup() loads once per worker
-    (image_id, out), = fn.process(("a", {"png": [encode_png(photos[0])], "tokens": [ids[0]]}))
-    assert image_id == "a" and 12 < out["psnr"] < 40        # the small VQGAN: ~20 dB on photos
+    fn.model = model  # what setup() loads once per worker
+    ((image_id, out),) = fn.process(("a", {"png": [encode_png(photos[0])], "tokens": [ids[0]]}))
+    assert image_id == "a" and 12 < out["psnr"] < 40  # the small VQGAN: ~20 dB on photos
     noise = np.random.default_rng(0).integers(0, 256, photos[0].shape, dtype=np.uint8)
-    (_, worse), = fn.process(("b", {"png": [encode_png(noise)], "tokens": [ids[0]]}))
-    assert worse["psnr"] < out["psnr"] - 5                  # the tokens of another image reconstruct badly
+    ((_, worse),) = fn.process(("b", {"png": [encode_png(noise)], "tokens": [ids[0]]}))
+    assert worse["psnr"] < out["psnr"] - 5  # the tokens of another image reconstruct badly
     unsampled = _Reconstruct(checkpoint, fraction=1e-9, seed=0)
     assert list(unsampled.process(("a", {"png": [b""], "tokens": [ids[0]]}))) == []
 

@@ -33,7 +33,7 @@ def test_hash_shape_and_balance(photos):
     h = F.dct_hash(photos, 128)
     assert h.shape == (6, 16) and h.dtype == np.uint8
     ones = np.unpackbits(h, axis=1).sum(axis=1)
-    assert np.all(ones == 64)          # above/below the median: exactly half the bits set
+    assert np.all(ones == 64)  # above/below the median: exactly half the bits set
 
 
 def test_brightness_and_contrast_leave_the_hash_alone(photos):

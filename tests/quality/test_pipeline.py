@@ -48,8 +48,10 @@ class _Photos:
         ids = []
         for k, img in enumerate(images):
             ids.append(schema.image_id_for(img))
-            yield IMAGES, {"image_id": ids[-1], "image": encode_png(img), "source": "photos",
-                           "provenance": f"{name}/{k}"}
+            yield (
+                IMAGES,
+                {"image_id": ids[-1], "image": encode_png(img), "source": "photos", "provenance": f"{name}/{k}"},
+            )
         yield SENTENCES, schema.sentence_row(schema.sentence_id_for("photos", name), "photos", kind, ids, name, split)
 
 
@@ -58,8 +60,11 @@ class _Source(beam.PTransform):
         super().__init__()
 
     def expand(self, pbegin):
-        return (pbegin | beam.Create(_records()) | RunSource(_Photos(), source="photos", stage="fake_photos",
-                                                              record_id=lambda r: r[0]))
+        return (
+            pbegin
+            | beam.Create(_records())
+            | RunSource(_Photos(), source="photos", stage="fake_photos", record_id=lambda r: r[0])
+        )
 
 
 class ThumbTokenize(beam.PTransform):
@@ -69,8 +74,12 @@ class ThumbTokenize(beam.PTransform):
         super().__init__()
 
     def expand(self, images):
-        return images | beam.Map(lambda r: {"image_id": r["image_id"], "tokens": thumbnail(
-            png_to_pixels(r["image"]))[0].reshape(-1).astype(np.uint16)})
+        return images | beam.Map(
+            lambda r: {
+                "image_id": r["image_id"],
+                "tokens": thumbnail(png_to_pixels(r["image"]))[0].reshape(-1).astype(np.uint16),
+            }
+        )
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +89,24 @@ def built(tmp_path_factory):
     evals.mkdir()
     photo = testset.sample_photos(6)[1]
     cv2.imwrite(str(evals / "eval_0.jpg"), cv2.resize(photo, (300, 300))[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
-    data = {"name": "quality-test", "seed": 0, "validation_fraction": 0.0,
-            "sources": {"photos": {"stage": "laion", "input": str(tmp), "weight": 1}},
-            "quality": {"near_duplicates": {"policy": "keep_one"},
-                        "decontaminate": {"eval_sets": ["evals"], "validation": True},
-                        "learnability": {"enabled": True, "min_distinct_codes": 4},
-                        "sequences": {"enabled": True, "filter": ["cuts"], "sources": ["photos"]}}}
+    data = {
+        "name": "quality-test",
+        "seed": 0,
+        "validation_fraction": 0.0,
+        "sources": {"photos": {"stage": "laion", "input": str(tmp), "weight": 1}},
+        "quality": {
+            "near_duplicates": {"policy": "keep_one"},
+            "decontaminate": {"eval_sets": ["evals"], "validation": True},
+            "learnability": {"enabled": True, "min_distinct_codes": 4},
+            "sequences": {"enabled": True, "filter": ["cuts"], "sources": ["photos"]},
+        },
+    }
     m = M.parse(data, text="quality test", base=tmp)
     out = str(tmp / "out")
     options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
-    summary = dataset.build_dataset(m, out, options, modules={"photos": SimpleNamespace(source_transform=_Source)},
-                                    tokenize=ThumbTokenize)
+    summary = dataset.build_dataset(
+        m, out, options, modules={"photos": SimpleNamespace(source_transform=_Source)}, tokenize=ThumbTokenize
+    )
     return out, summary
 
 
@@ -111,13 +127,16 @@ def test_every_defect_is_removed_with_its_reason(built):
     assert by_reason["few_distinct_codes"] == {sid["flat"]}
     assert by_reason["sequence_cuts"] == {sid["clip_cut"]}
     assert by_reason["validation_near_train"] == {sid["val_pair"]}
-    (dropped,) = by_reason["near_duplicate"]                  # photo0 vs its JPEG: one of the two goes
+    (dropped,) = by_reason["near_duplicate"]  # photo0 vs its JPEG: one of the two goes
     assert dropped in {sid["photo0"], sid["photo0_jpeg"]}
     kept = ({sid["photo0"], sid["photo0_jpeg"]} - {dropped}).pop()
     assert f[dropped]["status"] == "skipped" and kept in f[dropped]["detail"]
     assert "image " in f[dropped]["detail"]
-    assert all(r["status"] == "filtered" for r in f.values() if r["reason"] != "near_duplicate"
-               and r["reason"] != "validation_near_train")
+    assert all(
+        r["status"] == "filtered"
+        for r in f.values()
+        if r["reason"] != "near_duplicate" and r["reason"] != "validation_near_train"
+    )
 
 
 def test_the_rest_reaches_the_shards_and_everything_is_accounted_for(built):
@@ -139,7 +158,14 @@ def test_report_table_and_card(built):
     assert report[sid["flat"]]["min_distinct_codes"] == 1 and report[sid["photo2"]]["frozen"] is None
     assert report[sid["photo1"]]["eval_match"] == "evals:eval_0.jpg"
     card = open(os.path.join(out, "README.md")).read()
-    for text in ("## Data quality", "| near_duplicate | photos | 1 |", "### Near-duplicates (policy `keep_one`",
-                 "| evals | 1 | 2 |", "Validation vs train: 1 validation", "distinct codes of 256",
-                 "### Sequences", "| photos | 2 | 0 | 0 | 1 |"):
+    for text in (
+        "## Data quality",
+        "| near_duplicate | photos | 1 |",
+        "### Near-duplicates (policy `keep_one`",
+        "| evals | 1 | 2 |",
+        "Validation vs train: 1 validation",
+        "distinct codes of 256",
+        "### Sequences",
+        "| photos | 2 | 0 | 0 | 1 |",
+    ):
         assert text in card, text

@@ -23,9 +23,9 @@ TIMINGS: dict[str, float] = {}
 
 @dataclass
 class Engine:
-    home: Path            # UVD_RUNNERS_HOME of this engine: logs/, pids/, spark/events/, spark/work/
-    endpoint: str         # the Beam job server, host:port
-    env: dict[str, str]   # what cluster.sh was called with (ports, state folder)
+    home: Path  # UVD_RUNNERS_HOME of this engine: logs/, pids/, spark/events/, spark/work/
+    endpoint: str  # the Beam job server, host:port
+    env: dict[str, str]  # what cluster.sh was called with (ports, state folder)
     ui_port: int | None = None
 
 
@@ -45,8 +45,11 @@ def direct_sample(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
     home = tmp_path_factory.mktemp("spark-cluster")
-    ports = {"SPARK_PORT": engines.free_port(), "SPARK_UI_PORT": engines.free_port(),
-             "SPARK_JOB_PORT": engines.free_port()}
+    ports = {
+        "SPARK_PORT": engines.free_port(),
+        "SPARK_UI_PORT": engines.free_port(),
+        "SPARK_JOB_PORT": engines.free_port(),
+    }
     env = _engine_env(home, SPARK_WORKERS=2, **ports)
     try:
         engines.cluster(env, "spark", "up")
@@ -69,5 +72,6 @@ def flink(tmp_path_factory):
 
 def pytest_terminal_summary(terminalreporter):
     if TIMINGS:
-        terminalreporter.write_line("sample build wall time: " + ", ".join(
-            f"{name} {secs:.0f} s" for name, secs in TIMINGS.items()))
+        terminalreporter.write_line(
+            "sample build wall time: " + ", ".join(f"{name} {secs:.0f} s" for name, secs in TIMINGS.items())
+        )

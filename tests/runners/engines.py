@@ -47,8 +47,19 @@ def cluster(env: dict[str, str], *args: str, timeout: int = 900) -> None:
 
 def build_command(output: Path, *beam_args: str) -> list[str]:
     # faulthandler: a crash of the SDK workers (they run in this process) leaves its Python stacks.
-    return [sys.executable, "-X", "faulthandler", "-m", "uvd.cli", "dataset", "--manifest", str(SAMPLE),
-            "--output", str(output), *beam_args]
+    return [
+        sys.executable,
+        "-X",
+        "faulthandler",
+        "-m",
+        "uvd.cli",
+        "dataset",
+        "--manifest",
+        str(SAMPLE),
+        "--output",
+        str(output),
+        *beam_args,
+    ]
 
 
 def build_env() -> dict[str, str]:
@@ -60,8 +71,9 @@ def build_env() -> dict[str, str]:
 def build_sample(output: Path, *beam_args: str, timeout: int = 1200) -> float:
     """`uvd dataset` on the embedded sample in a subprocess; returns its wall time in seconds."""
     start = time.monotonic()
-    proc = subprocess.run(build_command(output, *beam_args), env=build_env(), cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        build_command(output, *beam_args), env=build_env(), cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
     (output.parent / f"{output.name}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"uvd dataset {' '.join(beam_args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -92,7 +104,8 @@ def reconciles(summary: dict) -> bool:
     records = summary.get("records") or {}
     return bool(records) and all(
         v["inputs"] == sum(n for k, n in v.items() if k.startswith("records_")) and not v.get("records_no_output")
-        for v in records.values())
+        for v in records.values()
+    )
 
 
 def overcounted(records: dict, reference: dict) -> set[str]:

@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(2400)]
 def flink_sample(flink, tmp_path_factory):
     out = tmp_path_factory.mktemp("flink") / "sample"
     TIMINGS["FlinkRunner"] = engines.build_sample(
-        out, "--runner=FlinkRunner", f"--job_endpoint={flink.endpoint}", "--parallelism=2")
+        out, "--runner=FlinkRunner", f"--job_endpoint={flink.endpoint}", "--parallelism=2"
+    )
     return out
 
 

@@ -77,8 +77,14 @@ def _wait_for_tasks_on(spark, worker: str, old_apps: set[str], timeout: float = 
 def test_a_worker_killed_mid_job_changes_no_byte(spark, spark_sample, direct_sample, tmp_path):
     old_apps = _apps(spark, "worker2")
     out = tmp_path / "sample"
-    proc = subprocess.Popen(engines.build_command(out, *_spark_args(spark)), env=engines.build_env(),
-                            cwd=engines.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        engines.build_command(out, *_spark_args(spark)),
+        env=engines.build_env(),
+        cwd=engines.REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         app_id = _wait_for_tasks_on(spark, "worker2", old_apps)
         worker_pid = int((spark.home / "pids" / "spark-worker2.pid").read_text())
@@ -89,7 +95,7 @@ def test_a_worker_killed_mid_job_changes_no_byte(spark, spark_sample, direct_sam
             proc.kill()
     (tmp_path / "build.log").write_text(log)
     crash = log.find("Fatal Python error")  # faulthandler's stacks, when the process crashed
-    assert proc.returncode == 0, log[crash:crash + 6000] if crash >= 0 else log[-4000:]
+    assert proc.returncode == 0, log[crash : crash + 6000] if crash >= 0 else log[-4000:]
     assert engines.shard_digests(out) == engines.shard_digests(direct_sample)
     assert engines.failure_rows(out) == engines.failure_rows(direct_sample)
     assert engines.reconciles(engines.card_summary(out))

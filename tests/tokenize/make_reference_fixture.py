@@ -30,17 +30,51 @@ import torch
 
 HERE = Path(__file__).parent / "fixtures"
 
-LVM = dict(resolution=256, num_channels=3, hidden_channels=128, channel_mult=[1, 2, 2, 4, 6], num_res_blocks=2,
-           attn_resolutions=[], no_attn_mid_block=True, z_channels=64, num_embeddings=8192,
-           quantized_embed_dim=64, dropout=0.0, resample_with_conv=True, commitment_cost=0.25)
+LVM = dict(
+    resolution=256,
+    num_channels=3,
+    hidden_channels=128,
+    channel_mult=[1, 2, 2, 4, 6],
+    num_res_blocks=2,
+    attn_resolutions=[],
+    no_attn_mid_block=True,
+    z_channels=64,
+    num_embeddings=8192,
+    quantized_embed_dim=64,
+    dropout=0.0,
+    resample_with_conv=True,
+    commitment_cost=0.25,
+)
 TINY = {
-    "attn": dict(resolution=32, num_channels=3, hidden_channels=32, channel_mult=[1, 2, 2], num_res_blocks=2,
-                 attn_resolutions=[8], no_attn_mid_block=False, z_channels=16, num_embeddings=64,
-                 quantized_embed_dim=8),
-    "variants": dict(resolution=32, num_channels=3, hidden_channels=32, channel_mult=[1, 2, 2], num_res_blocks=1,
-                     decoder_res_blocks=[1, 2, 1], extra_mid_res_blocks=1, decoder_hidden_channels=64,
-                     decoder_channel_mult=[1, 1, 2], attn_resolutions=[], no_attn_mid_block=True, z_channels=8,
-                     num_embeddings=32, quantized_embed_dim=4, resample_with_conv=False),
+    "attn": dict(
+        resolution=32,
+        num_channels=3,
+        hidden_channels=32,
+        channel_mult=[1, 2, 2],
+        num_res_blocks=2,
+        attn_resolutions=[8],
+        no_attn_mid_block=False,
+        z_channels=16,
+        num_embeddings=64,
+        quantized_embed_dim=8,
+    ),
+    "variants": dict(
+        resolution=32,
+        num_channels=3,
+        hidden_channels=32,
+        channel_mult=[1, 2, 2],
+        num_res_blocks=1,
+        decoder_res_blocks=[1, 2, 1],
+        extra_mid_res_blocks=1,
+        decoder_hidden_channels=64,
+        decoder_channel_mult=[1, 1, 2],
+        attn_resolutions=[],
+        no_attn_mid_block=True,
+        z_channels=8,
+        num_embeddings=32,
+        quantized_embed_dim=4,
+        resample_with_conv=False,
+    ),
 }
 
 
@@ -82,9 +116,11 @@ def _import_reference(checkout: Path):
             bound = inspect.signature(init).bind(self, *args, **kwargs)
             bound.apply_defaults()
             torch.nn.Module.__init__(self)
-            object.__setattr__(self, "config", _Config(
-                {k: v for k, v in bound.arguments.items() if k not in ("self", "kwargs")}))
+            object.__setattr__(
+                self, "config", _Config({k: v for k, v in bound.arguments.items() if k not in ("self", "kwargs")})
+            )
             init(self, *args, **kwargs)
+
         return wrapper
 
     utils.ConfigMixin = type("ConfigMixin", (), {})
@@ -99,17 +135,25 @@ def _import_reference(checkout: Path):
 def main(checkout: str) -> None:
     checkout = Path(checkout)
     ref_cls = _import_reference(checkout)
-    commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or os.environ.get("OPEN_MUSE_COMMIT", "")
+    commit = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip() or os.environ.get("OPEN_MUSE_COMMIT", "")
     HERE.mkdir(exist_ok=True)
     with torch.device("meta"):
         lvm = ref_cls(**LVM)
-    (HERE / "open_muse_lvm_state_dict.json").write_text(json.dumps({
-        "_how": f"open-muse VQGANModel at commit {commit or 'unknown'}, built on the meta device by "
+    (HERE / "open_muse_lvm_state_dict.json").write_text(
+        json.dumps(
+            {
+                "_how": f"open-muse VQGANModel at commit {commit or 'unknown'}, built on the meta device by "
                 "tests/tokenize/make_reference_fixture.py",
-        "config": LVM,
-        "num_params": sum(p.numel() for p in lvm.parameters()),
-        "state_dict": [[k, list(v.shape)] for k, v in lvm.state_dict().items()],
-    }, indent=0) + "\n")
+                "config": LVM,
+                "num_params": sum(p.numel() for p in lvm.parameters()),
+                "state_dict": [[k, list(v.shape)] for k, v in lvm.state_dict().items()],
+            },
+            indent=0,
+        )
+        + "\n"
+    )
     # Merge with what earlier runs wrote: the extra decoder options exist only on some open-muse
     # branches, so `variants` comes from such a commit and the rest from main.
     npz_path, meta_path = HERE / "open_muse_numerics.npz", HERE / "open_muse_configs.json"

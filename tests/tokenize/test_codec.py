@@ -72,8 +72,9 @@ def test_bad_inputs_are_rejected_with_the_reason(model):
 
 def test_import_is_light():
     code = "import sys, uvd.tokenize as t; t.DEFAULT_CHECKPOINT; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2]
+    )
     assert out.stdout.strip() == "False", out.stderr
 
 

@@ -55,8 +55,16 @@ def test_open_muse_style_config_json(tmp_path, model, caplog):
     """What open-muse's save_pretrained writes: metadata, derived values, maybe newer keys."""
     save_vqgan(model, tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
-    cfg.update({"_class_name": "VQGANModel", "_version": "0.0.1", "num_resolutions": 3,
-                "reduction_factor": 4, "latent_size": 8, "some_future_option": 1})
+    cfg.update(
+        {
+            "_class_name": "VQGANModel",
+            "_version": "0.0.1",
+            "num_resolutions": 3,
+            "reduction_factor": 4,
+            "latent_size": 8,
+            "some_future_option": 1,
+        }
+    )
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     assert load_vqgan(tmp_path).config == CONFIG
     assert "some_future_option" in caplog.text
@@ -135,16 +143,22 @@ def test_hub_id_from_cache_when_offline(tmp_path, model):
     (snapshot.parents[1] / "refs" / "main").write_text("a" * 40)
     script = textwrap.dedent(f"""
         from uvd.tokenize.load import CheckpointError, load_vqgan
-        m = load_vqgan("someone/vqgan", cache_dir={str(tmp_path / 'cache')!r})
+        m = load_vqgan("someone/vqgan", cache_dir={str(tmp_path / "cache")!r})
         print("loaded", m.config.num_embeddings)
         try:
-            load_vqgan("someone/absent", cache_dir={str(tmp_path / 'cache')!r})
+            load_vqgan("someone/absent", cache_dir={str(tmp_path / "cache")!r})
         except CheckpointError as exc:
             print("error", exc)
     """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
-                         cwd=Path(__file__).parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
     assert out.returncode == 0, out.stderr
     assert "loaded 64" in out.stdout
     assert "error someone/absent: not reachable on the hub" in out.stdout and "not in the local cache" in out.stdout

@@ -42,8 +42,10 @@ def expected(pixels) -> dict[str, np.ndarray]:
 
 
 def image_rows(pixels: np.ndarray) -> list[dict]:
-    rows = [{"image_id": image_id_for(p), "image": png(p), "source": "test", "provenance": f'{{"i": {i}}}'}
-            for i, p in enumerate(pixels)]
+    rows = [
+        {"image_id": image_id_for(p), "image": png(p), "source": "test", "provenance": f'{{"i": {i}}}'}
+        for i, p in enumerate(pixels)
+    ]
     dup = {**rows[0], "provenance": '{"i": 99}'}  # the same image reached twice
     bad = [
         {"image_id": "corrupt", "image": b"\x89PNG\r\n\x1a\nnot really", "source": "test", "provenance": ""},
@@ -102,7 +104,10 @@ def test_tokenize_images_equals_the_model_once_per_image(pixels, expected):
 
     def check_failures(rows):
         assert sorted((r["record_id"], r["reason"]) for r in rows) == [
-            ("?", "missing_image_id"), ("corrupt", "bad_image"), ("small", "wrong_size")]
+            ("?", "missing_image_id"),
+            ("corrupt", "bad_image"),
+            ("small", "wrong_size"),
+        ]
         assert {r["stage"] for r in rows} == {"tokenize"}
 
     with beam.Pipeline(runner="DirectRunner") as p:
@@ -117,8 +122,10 @@ def test_cli_tokenize_then_decode(tmp_path, pixels, expected):
     images.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(image_rows(pixels), schema=IMAGES_SCHEMA), images / "part-00000.parquet")
     flags = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
-    assert stage.run(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--batch_size", "1",
-                      *flags]) == 0
+    assert (
+        stage.run(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--batch_size", "1", *flags])
+        == 0
+    )
 
     tokens = pq.read_table(sorted((tmp_path / "out" / "tokens").glob("part*.parquet"))).to_pylist()
     assert {r["image_id"]: r["tokens"] for r in tokens} == {k: v.tolist() for k, v in expected.items()}
@@ -135,9 +142,16 @@ def test_cli_tokenize_then_decode(tmp_path, pixels, expected):
 
 def test_decode_shards_into_strips(tmp_path, expected):
     ids = list(expected.values())
-    rows = [{"sentence_id": "s1", "source": "test", "kind": "sequence", "num_images": 2,
-             "tokens": np.concatenate(ids[:2]).tolist()},
-            {"sentence_id": "s2", "source": "test", "kind": "single", "num_images": 1, "tokens": ids[2].tolist()}]
+    rows = [
+        {
+            "sentence_id": "s1",
+            "source": "test",
+            "kind": "sequence",
+            "num_images": 2,
+            "tokens": np.concatenate(ids[:2]).tolist(),
+        },
+        {"sentence_id": "s2", "source": "test", "kind": "single", "num_images": 1, "tokens": ids[2].tolist()},
+    ]
     pq.write_table(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA), tmp_path / "shard-00000.parquet")
     written = decode_stage.decode_to_pngs(str(tmp_path), str(tmp_path / "png"), limit=1)
     assert [p.name for p in written] == ["s1.png"]

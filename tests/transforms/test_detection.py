@@ -1,4 +1,3 @@
-
 from uvd.transforms.detection import BOX_PALETTE, default_thickness, render_boxes
 
 
@@ -16,8 +15,8 @@ def test_outline_colour_position_and_width_at_256():
 
 def test_colour_per_class_and_clipping_at_the_border():
     canvas = render_boxes([[-20, 10, 30, 40], [50, 50, 60, 60]], [0, 1], 64, 64)
-    assert canvas[20, 0].tolist() == [0, 0, 0]                     # left edge is outside: not drawn
-    assert canvas[10, 0].tolist() == BOX_PALETTE[0].tolist()       # top edge clipped, still drawn
+    assert canvas[20, 0].tolist() == [0, 0, 0]  # left edge is outside: not drawn
+    assert canvas[10, 0].tolist() == BOX_PALETTE[0].tolist()  # top edge clipped, still drawn
     assert canvas[50, 55].tolist() == BOX_PALETTE[1].tolist()
 
 
@@ -29,6 +28,6 @@ def test_box_palette_is_fixed_and_bright():
     from uvd.transforms.segmentation import golden_palette
 
     assert (golden_palette() == BOX_PALETTE).all()
-    assert (BOX_PALETTE.max(axis=1) == 255).all()                    # no dark outline colours
+    assert (BOX_PALETTE.max(axis=1) == 255).all()  # no dark outline colours
     assert BOX_PALETTE[0].tolist() == [255, 0, 0]
-    assert len({tuple(c) for c in BOX_PALETTE[:80]}) == 80           # COCO's 80 classes all differ
+    assert len({tuple(c) for c in BOX_PALETTE[:80]}) == 80  # COCO's 80 classes all differ

@@ -9,8 +9,8 @@ def test_canny_white_edges_on_black_along_a_square():
     edges = render_edges(img)
     assert set(np.unique(edges)) == {0, 255}
     e = edges[..., 0] > 0
-    assert e[16:48, 14:18].any() and e[16:48, 46:50].any()     # left and right sides found
-    assert not e[:10].any() and not e[24:40, 24:40].any()       # flat regions stay black
+    assert e[16:48, 14:18].any() and e[16:48, 46:50].any()  # left and right sides found
+    assert not e[:10].any() and not e[24:40, 24:40].any()  # flat regions stay black
 
 
 def test_given_edge_map_polarity_and_threshold():

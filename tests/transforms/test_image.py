@@ -32,9 +32,9 @@ def _quadrants(h: int = 64, w: int = 96) -> np.ndarray:
     """Red top-left, green top-right, blue bottom-left, white bottom-right: orientation is visible."""
     arr = np.zeros((h, w, 3), np.uint8)
     arr[: h // 2, : w // 2] = (255, 0, 0)
-    arr[: h // 2, w // 2:] = (0, 255, 0)
-    arr[h // 2:, : w // 2] = (0, 0, 255)
-    arr[h // 2:, w // 2:] = (255, 255, 255)
+    arr[: h // 2, w // 2 :] = (0, 255, 0)
+    arr[h // 2 :, : w // 2] = (0, 0, 255)
+    arr[h // 2 :, w // 2 :] = (255, 255, 255)
     return arr
 
 
@@ -62,13 +62,16 @@ def test_gray_jpeg_becomes_three_equal_channels():
     assert np.array_equal(d.pixels[..., 0], d.pixels[..., 1]) and np.array_equal(d.pixels[..., 1], d.pixels[..., 2])
 
 
-@pytest.mark.parametrize("orientation, expect_hw, top_left", [
-    (1, (64, 96), (255, 0, 0)),        # as stored
-    (3, (64, 96), (255, 255, 255)),    # rotated 180: white quadrant comes to the top left
-    (6, (96, 64), (0, 0, 255)),        # stored rotated: viewer turns it 90 deg clockwise
-    (8, (96, 64), (0, 255, 0)),        # 90 deg counter-clockwise
-    (2, (64, 96), (0, 255, 0)),        # mirrored
-])
+@pytest.mark.parametrize(
+    "orientation, expect_hw, top_left",
+    [
+        (1, (64, 96), (255, 0, 0)),  # as stored
+        (3, (64, 96), (255, 255, 255)),  # rotated 180: white quadrant comes to the top left
+        (6, (96, 64), (0, 0, 255)),  # stored rotated: viewer turns it 90 deg clockwise
+        (8, (96, 64), (0, 255, 0)),  # 90 deg counter-clockwise
+        (2, (64, 96), (0, 255, 0)),  # mirrored
+    ],
+)
 def test_exif_orientation_is_applied(orientation, expect_hw, top_left):
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -86,8 +89,12 @@ def test_cmyk_jpeg_colors_survive():
     cmyk.save(buf, "JPEG", quality=95)
     d = I.decode_image(buf.getvalue())
     assert d.pixels.shape == (64, 96, 3)
-    for fy, fx, color in [(0.1, 0.1, (255, 0, 0)), (0.1, 0.9, (0, 255, 0)), (0.9, 0.1, (0, 0, 255)),
-                          (0.9, 0.9, (255, 255, 255))]:
+    for fy, fx, color in [
+        (0.1, 0.1, (255, 0, 0)),
+        (0.1, 0.9, (0, 255, 0)),
+        (0.9, 0.1, (0, 0, 255)),
+        (0.9, 0.9, (255, 255, 255)),
+    ]:
         assert _close(_color_at(d.pixels, fy, fx), color), (fy, fx)
 
 
@@ -109,10 +116,10 @@ def test_palette_png_without_transparency_keeps_colors():
 
 def test_rgba_alpha_composited_on_white():
     arr = np.zeros((4, 4, 4), np.uint8)
-    arr[..., 0] = 255            # red
-    arr[:, :2, 3] = 255          # opaque left
-    arr[:, 2:, 3] = 0            # transparent right
-    arr[0, 0, 3] = 128           # half transparent
+    arr[..., 0] = 255  # red
+    arr[:, :2, 3] = 255  # opaque left
+    arr[:, 2:, 3] = 0  # transparent right
+    arr[0, 0, 3] = 128  # half transparent
     px = I.decode_image(_png(Image.fromarray(arr, "RGBA"))).pixels
     assert px[1, 0].tolist() == [255, 0, 0]
     assert px[1, 3].tolist() == [255, 255, 255]
@@ -154,8 +161,10 @@ def test_truncated_jpeg():
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A few hundred bytes claiming width x height pixels: the decompression bomb shape."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
     idat = zlib.compress(b"\x00" * 1024, 9)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
@@ -220,8 +229,8 @@ def test_squash_geometry_keeps_everything():
 
 def test_resize_crop_keeps_the_centre_and_drops_the_sides():
     arr = np.zeros((100, 300, 3), np.uint8)
-    arr[:, :100] = 255                  # left third: cropped away
-    arr[:, 100:200] = (0, 128, 0)       # centre: kept
+    arr[:, :100] = 255  # left third: cropped away
+    arr[:, 100:200] = (0, 128, 0)  # centre: kept
     out = I.resize_crop(arr, 64, "crop")
     assert out.shape == (64, 64, 3)
     assert np.all(out == (0, 128, 0))

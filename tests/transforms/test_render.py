@@ -31,12 +31,12 @@ def test_orbit_has_24_views_at_15_degree_steps_on_one_circle():
     for v in views:
         eye = v.pose[:3, 3]
         assert np.isclose(np.linalg.norm(eye), r)
-        assert np.isclose(eye[1], r * np.sin(np.radians(el)))           # elevation lifts towards +Y
-        forward = -v.pose[:3, 2]                                          # OpenGL camera looks down -Z
-        assert np.allclose(forward, -eye / r, atol=1e-9)                  # at the origin
+        assert np.isclose(eye[1], r * np.sin(np.radians(el)))  # elevation lifts towards +Y
+        forward = -v.pose[:3, 2]  # OpenGL camera looks down -Z
+        assert np.allclose(forward, -eye / r, atol=1e-9)  # at the origin
         assert np.allclose(v.pose[:3, :3] @ v.pose[:3, :3].T, np.eye(3), atol=1e-9)
     assert np.allclose(views[0].pose[:3, 3], [0, r * np.sin(np.radians(el)), r * np.cos(np.radians(el))])
-    assert views[6].pose[0, 3] > 1.0                                      # azimuth 90 is on +X
+    assert views[6].pose[0, 3] > 1.0  # azimuth 90 is on +X
 
 
 def test_orbit_is_seeded_by_uid_and_seed():
@@ -68,7 +68,7 @@ def test_normalization_maps_instances_to_the_unit_sphere():
     scene.add_geometry(box, node_name="a", transform=trimesh.transformations.translation_matrix((10, 0, 0)))
     scene.add_geometry(box, node_name="b", transform=trimesh.transformations.translation_matrix((14, 0, 0)))
     meshes = rt.scene_meshes(scene)
-    assert len(meshes) == 2                                               # one geometry, two instances
+    assert len(meshes) == 2  # one geometry, two instances
     norm = rt.normalization(meshes)
     points = np.concatenate([trimesh.transform_points(g.vertices, norm @ t) for g, t in meshes])
     assert np.isclose(np.linalg.norm(points, axis=1).max(), 1.0)
@@ -81,14 +81,17 @@ def _write(tmp_path: Path, name: str, data: bytes) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("name,data,reason", [
-    ("truncated.glb", (SAMPLES / "house.glb").read_bytes()[:1500], "unreadable"),
-    ("garbage.glb", b"glTF\x02\x00\x00\x00not a real buffer", "unreadable"),
-    ("empty.obj", b"# an OBJ with no geometry\n", "no_geometry"),
-    ("points.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\n", "no_geometry"),
-    ("nan.obj", b"v nan 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 2 3 4\n", "nan_vertices"),
-    ("collapsed.obj", b"v 1 1 1\nv 1 1 1\nv 1 1 1\nf 1 2 3\n", "degenerate"),
-])
+@pytest.mark.parametrize(
+    "name,data,reason",
+    [
+        ("truncated.glb", (SAMPLES / "house.glb").read_bytes()[:1500], "unreadable"),
+        ("garbage.glb", b"glTF\x02\x00\x00\x00not a real buffer", "unreadable"),
+        ("empty.obj", b"# an OBJ with no geometry\n", "no_geometry"),
+        ("points.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\n", "no_geometry"),
+        ("nan.obj", b"v nan 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 2 3 4\n", "nan_vertices"),
+        ("collapsed.obj", b"v 1 1 1\nv 1 1 1\nv 1 1 1\nf 1 2 3\n", "degenerate"),
+    ],
+)
 def test_broken_meshes_raise_with_a_reason(tmp_path, name, data, reason):
     with pytest.raises(rt.MeshError) as err:
         meshes = rt.scene_meshes(rt.load_scene(_write(tmp_path, name, data)))
@@ -155,7 +158,7 @@ def test_marked_face_follows_the_azimuth(tmp_path, renderer):
     # Front-on, the red face is centred; as the camera walks on, it slides right -> left.
     cx = {i: np.nonzero(red[i])[1].mean() for i in seen}
     assert abs(cx[0] - 127.5) < 3
-    order = [i for i in range(-12, 12) if i % 24 in cx]                  # ..., 22, 23, 0, 1, 2, ...
+    order = [i for i in range(-12, 12) if i % 24 in cx]  # ..., 22, 23, 0, 1, 2, ...
     xs = [cx[i % 24] for i in order]
     assert all(a > b for a, b in zip(xs, xs[1:])), xs
     assert xs[0] > 150 and xs[-1] < 105
@@ -187,25 +190,26 @@ def test_object_is_framed_and_background_is_fixed(tmp_path, renderer):
     fg_far = (far != 255).any(-1)
     border = np.ones((256, 256), bool)
     border[2:-2, 2:-2] = False
-    assert not fg_near[:, border].any()                                   # the nearest camera still sees it whole
-    assert (near[:, border] == 255).all()                                 # white background
+    assert not fg_near[:, border].any()  # the nearest camera still sees it whole
+    assert (near[:, border] == 255).all()  # white background
     ys, xs = np.nonzero(fg_near[0])
-    assert abs(ys.mean() - 127.5) < 2 and abs(xs.mean() - 127.5) < 2     # recentred
-    assert fg_far.sum() < 0.6 * fg_near.sum()                             # farther camera, smaller object
+    assert abs(ys.mean() - 127.5) < 2 and abs(xs.mean() - 127.5) < 2  # recentred
+    assert fg_far.sum() < 0.6 * fg_near.sum()  # farther camera, smaller object
 
 
 def test_textures_and_vertex_colours_come_through(renderer):
-    crate = rt.render_views(str(SAMPLES / "crate.glb"), renderer,
-                            rt.orbit_views("crate", elevation_range_deg=(0.0, 0.0)))
+    crate = rt.render_views(
+        str(SAMPLES / "crate.glb"), renderer, rt.orbit_views("crate", elevation_range_deg=(0.0, 0.0))
+    )
     centre = crate[0, 96:160, 96:160].reshape(-1, 3).astype(int)
     purple = (centre[:, 0] > centre[:, 1] + 30) & (centre[:, 2] > centre[:, 1] + 30)
-    assert purple.mean() > 0.4                                            # side 5 of the atlas faces +Z
+    assert purple.mean() > 0.4  # side 5 of the atlas faces +Z
     white = (centre > 200).all(1)
-    assert white.mean() > 0.05                                            # its painted numeral
+    assert white.mean() > 0.05  # its painted numeral
     torus = rt.render_views(str(SAMPLES / "torus.obj"), renderer, rt.orbit_views("torus"))
     fg = torus[0][(torus[0] != 255).any(-1)].astype(int)
     hues = {tuple(c // 64) for c in fg}
-    assert len(hues) >= 6                                                 # a rainbow, not one flat colour
+    assert len(hues) >= 6  # a rainbow, not one flat colour
 
 
 def test_renderer_works_from_another_thread(tmp_path, renderer):
@@ -217,7 +221,7 @@ def test_renderer_works_from_another_thread(tmp_path, renderer):
     thread = threading.Thread(target=lambda: out.update(images=rt.render_views(path, renderer, views)))
     thread.start()
     thread.join()
-    assert np.array_equal(out["images"], first)                           # and deterministic
+    assert np.array_equal(out["images"], first)  # and deterministic
 
 
 def test_supersampling_smooths_edges(tmp_path):
@@ -249,19 +253,20 @@ def test_default_metalness_is_capped_so_objects_are_not_black(tmp_path, renderer
     """glTF's default metallicFactor is 1: uncapped, a glossy red ball reflects only the lights."""
     ball = trimesh.creation.icosphere(subdivisions=3)
     ball.visual = trimesh.visual.TextureVisuals(
-        material=trimesh.visual.material.PBRMaterial(baseColorFactor=[200, 40, 40, 255], roughnessFactor=0.3))
+        material=trimesh.visual.material.PBRMaterial(baseColorFactor=[200, 40, 40, 255], roughnessFactor=0.3)
+    )
     path = tmp_path / "ball.glb"
     ball.export(path)
     loaded = next(iter(trimesh.load_scene(path, process=False).geometry.values()))
-    assert loaded.visual.material.metallicFactor is None                 # the file leaves it to the default
+    assert loaded.visual.material.metallicFactor is None  # the file leaves it to the default
     views = rt.orbit_views("ball")[:1]
     metal = rt.MeshRenderer(platform="egl", max_metallic=1.0)
     dull, shiny = rt.render_views(str(path), renderer, views), rt.render_views(str(path), metal, views)
     metal.close()
     fg = (dull != 255).any(-1)
-    assert dull[fg].mean() > 1.3 * shiny[fg].mean()                        # uncapped: ~1.45x darker
+    assert dull[fg].mean() > 1.3 * shiny[fg].mean()  # uncapped: ~1.45x darker
     red = dull[fg].astype(int)
-    assert (red[:, 0] > red[:, 1] + 60).mean() > 0.9                      # and it is red
+    assert (red[:, 0] > red[:, 1] + 60).mean() > 0.9  # and it is red
 
 
 def test_closing_one_renderer_leaves_the_others_working(tmp_path, renderer):
@@ -288,13 +293,16 @@ def test_osmesa_renders_the_same_object(tmp_path, renderer):
         pytest.skip("OSMesa needs PyOpenGL >= 3.1.7 (scripts/setup.sh installs it)")
     path = marked_cube(tmp_path / "cube.glb")
     out = tmp_path / "osmesa.npy"
-    code = (f"import numpy as np; from uvd.transforms import render as rt; "
-            f"r = rt.MeshRenderer(platform='osmesa'); "
-            f"np.save({str(out)!r}, rt.render_views({path!r}, r, rt.orbit_views('os')[:3])); r.close()")
+    code = (
+        f"import numpy as np; from uvd.transforms import render as rt; "
+        f"r = rt.MeshRenderer(platform='osmesa'); "
+        f"np.save({str(out)!r}, rt.render_views({path!r}, r, rt.orbit_views('os')[:3])); r.close()"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k != "PYOPENGL_PLATFORM"}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120,
-                   cwd=Path(__file__).resolve().parents[2])
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env=env, timeout=120, cwd=Path(__file__).resolve().parents[2]
+    )
     osmesa, egl = np.load(out), rt.render_views(path, renderer, rt.orbit_views("os")[:3])
     fg_os, fg_egl = (osmesa != 255).any(-1), (egl != 255).any(-1)
-    assert (fg_os & fg_egl).sum() / (fg_os | fg_egl).sum() > 0.97       # same silhouette (EGL has MSAA)
+    assert (fg_os & fg_egl).sum() / (fg_os | fg_egl).sum() > 0.97  # same silhouette (EGL has MSAA)
     assert np.abs(osmesa.astype(int) - egl.astype(int))[fg_os & fg_egl].mean() < 6

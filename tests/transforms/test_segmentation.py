@@ -13,11 +13,11 @@ from uvd.transforms.segmentation import (
 
 def test_palette_is_mmseg_ade20k_150():
     assert ADE20K_PALETTE.shape == (150, 3)
-    assert ADE20K_PALETTE[0].tolist() == [120, 120, 120]      # wall
-    assert ADE20K_PALETTE[2].tolist() == [6, 230, 230]        # sky
-    assert ADE20K_PALETTE[12].tolist() == [150, 5, 61]        # person
-    assert ADE20K_PALETTE[149].tolist() == [92, 0, 255]       # flag
-    assert len({tuple(c) for c in ADE20K_PALETTE}) >= 148     # (two grays repeat in mmseg's list)
+    assert ADE20K_PALETTE[0].tolist() == [120, 120, 120]  # wall
+    assert ADE20K_PALETTE[2].tolist() == [6, 230, 230]  # sky
+    assert ADE20K_PALETTE[12].tolist() == [150, 5, 61]  # person
+    assert ADE20K_PALETTE[149].tolist() == [92, 0, 255]  # flag
+    assert len({tuple(c) for c in ADE20K_PALETTE}) >= 148  # (two grays repeat in mmseg's list)
 
 
 def test_classes_get_palette_colours_and_ignore_is_black():

@@ -51,12 +51,12 @@ def test_zero_clips_means_every_non_overlapping_clip_that_fits():
 
 
 def test_asking_for_more_clips_than_fit_reports_the_rest_missing():
-    clips, missing = _plan(hi=400, stride=10, clips=5)   # 400 // 151 = 2 fit
+    clips, missing = _plan(hi=400, stride=10, clips=5)  # 400 // 151 = 2 fit
     assert len(clips) == 2 and missing == 3
 
 
 def test_too_short_video_yields_nothing_and_counts_every_asked_clip():
-    assert _plan(hi=150, stride=10, clips=1) == ([], 1)   # needs 151 frames
+    assert _plan(hi=150, stride=10, clips=1) == ([], 1)  # needs 151 frames
     assert _plan(hi=150, stride=10, clips=3) == ([], 3)
     assert _plan(hi=0, stride=10, clips=0) == ([], 1)
     clips, _ = _plan(hi=151, stride=10)
@@ -67,7 +67,7 @@ def test_min_length_allows_one_shorter_clip_of_what_fits():
     clips, missing = _plan(hi=100, stride=10, clips=2, min_length=8)
     assert len(clips) == 1 and missing == 1
     assert len(clips[0].frames) == 10 and clips[0].frames[-1] < 100
-    assert _plan(hi=60, stride=10, min_length=8) == ([], 1)   # 6 frames < 8
+    assert _plan(hi=60, stride=10, min_length=8) == ([], 1)  # 6 frames < 8
 
 
 def test_even_placement_is_centred_and_needs_no_randomness():
@@ -85,8 +85,8 @@ def test_frame_window_from_kinetics_seconds():
     cfr = np.arange(300) / 30.0
     assert vt.frame_window(cfr) == (0, 300)
     assert vt.frame_window(cfr, 2.0, 5.0) == (60, 150)
-    assert vt.frame_window(np.arange(300) / 25.0, 1.5, 100.0) == (38, 300)   # end clamps to the video
-    assert vt.frame_window(cfr, 20.0, 30.0) == (300, 300)                    # past the end: empty
+    assert vt.frame_window(np.arange(300) / 25.0, 1.5, 100.0) == (38, 300)  # end clamps to the video
+    assert vt.frame_window(cfr, 20.0, 30.0) == (300, 300)  # past the end: empty
     assert vt.frame_window(cfr, -1.0, None) == (0, 300)
     vfr = np.concatenate([np.arange(60) / 30.0, 2.0 + np.arange(120) / 60.0])  # 30 fps, then 60 fps
     assert vt.frame_window(vfr, 2.0, 3.0) == (60, 120)
@@ -101,7 +101,9 @@ def test_reduced_size_keeps_aspect_and_never_upscales():
 
 
 def test_group_clips_keeps_neighbours_in_time_together():
-    clips = [vt.Clip(s, i, tuple(range(start, start + 15 * s + 1, s)))
-             for s, i, start in [(30, 0, 5), (10, 0, 300), (10, 1, 0), (20, 0, 100), (10, 2, 600)]]
+    clips = [
+        vt.Clip(s, i, tuple(range(start, start + 15 * s + 1, s)))
+        for s, i, start in [(30, 0, 5), (10, 0, 300), (10, 1, 0), (20, 0, 100), (10, 2, 600)]
+    ]
     groups = vt.group_clips(clips, 2)
     assert [[c.frames[0] for c in g] for g in groups] == [[0, 5], [100, 300], [600]]

@@ -44,8 +44,15 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-gpu",
-                "--disable-dev-shm-usage", "--window-size=1400,1000", "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-background-networking",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--hide-scrollbars",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
@@ -81,8 +88,9 @@ def test_overview_shows_every_source_and_is_screenshotted(browser, sample_viewer
     for c in cards:  # every source shows its first decoded sentences
         assert c.find_elements("css selector", "img"), c.get_attribute("data-source")
     thumbs = browser.find_elements("css selector", '[data-testid="sources"] img')
-    assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", t)
-               for t in thumbs)
+    assert all(
+        browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", t) for t in thumbs
+    )
     for chart in ("chart-sentences", "chart-tokens", "chart-lengths", "chart-codes"):
         assert browser.find_element("css selector", f'[data-testid="{chart}"] svg, [data-testid="{chart}"] p')
     height = browser.execute_script("return document.documentElement.scrollHeight")
@@ -134,7 +142,8 @@ def test_failures_filter_narrows_rows_to_the_chosen_reason(browser, sample_viewe
     wait.until(lambda d: {r.get_attribute("data-reason") for r in rows()} == {"class_too_small"})
     assert len(rows()) == counts["class_too_small"]
     assert browser.find_element("css selector", '[data-testid="failure-count"]').text.startswith(
-        f"{counts['class_too_small']} rows")
+        f"{counts['class_too_small']} rows"
+    )
     inputs = browser.find_elements("css selector", '[data-testid="failures"] td.input img')
     assert len(inputs) == counts["class_too_small"]  # the class's images are on disk: each row shows its input
     assert all(browser.execute_script("return arguments[0].naturalWidth", i) > 0 for i in inputs)

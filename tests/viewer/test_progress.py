@@ -55,13 +55,21 @@ def test_shared_progress_is_one_line_per_stage_until_its_last_user_is_done(capsy
 
 
 def test_summary_line_from_counters():
-    counts = {("uvd.laion", "inputs"): 31, ("uvd.laion", "sentences"): 22, ("uvd.laion", "images"): 22,
-              ("uvd.laion", "failures"): 9, ("uvd.laion.failed", "truncated"): 2, ("uvd.laion.failed", "http_404"): 3,
-              ("uvd.laion.filtered", "too_small"): 4, ("uvd.laion", "records_with_sentences"): 22,
-              ("uvd.video", "inputs"): 5}
+    counts = {
+        ("uvd.laion", "inputs"): 31,
+        ("uvd.laion", "sentences"): 22,
+        ("uvd.laion", "images"): 22,
+        ("uvd.laion", "failures"): 9,
+        ("uvd.laion.failed", "truncated"): 2,
+        ("uvd.laion.failed", "http_404"): 3,
+        ("uvd.laion.filtered", "too_small"): 4,
+        ("uvd.laion", "records_with_sentences"): 22,
+        ("uvd.video", "inputs"): 5,
+    }
     assert summary_line(counts, "laion", "out/failures/") == (
         "[uvd laion] 31 inputs -> 22 sentences, 22 images; 9 failures (failed 5: http_404 3, truncated 2; "
-        "filtered 4: too_small 4); tables: out/failures/")
+        "filtered 4: too_small 4); tables: out/failures/"
+    )
 
 
 def _rows(x: int):
@@ -77,8 +85,10 @@ def test_stage_summary_reads_a_real_pipelines_counters(capsys):
     result = p.run()
     result.wait_until_finish()
     line = stage_summary(result, "toy", "/o")
-    assert line == ("[uvd toy] 10 inputs -> 6 sentences; 4 failures (filtered 4: divisible_by_3 4); "
-                    "tables: /o/{images,sentences,failures}/")
+    assert line == (
+        "[uvd toy] 10 inputs -> 6 sentences; 4 failures (filtered 4: divisible_by_3 4); "
+        "tables: /o/{images,sentences,failures}/"
+    )
     assert "[uvd toy] 10/10 in (100%)" in capsys.readouterr().err  # the closing progress line, with its total
 
 

@@ -15,8 +15,11 @@ from uvd.viewer.build import Config, build_viewer, from_manifest, run
 
 def test_source_pages_are_file_safe_and_unique():
     pages = site.source_pages(["ann/depth", "ann-depth", "laion"])
-    assert pages == {"ann/depth": "source-ann-depth.html", "ann-depth": "source-ann-depth-2.html",
-                     "laion": "source-laion.html"}
+    assert pages == {
+        "ann/depth": "source-ann-depth.html",
+        "ann-depth": "source-ann-depth-2.html",
+        "laion": "source-laion.html",
+    }
 
 
 def test_stacked_bars_are_proportional_to_the_values():
@@ -39,7 +42,7 @@ def test_strip_lays_thumbnails_side_by_side():
     images[1] = 255
     s = thumbs.strip(images, 32)
     assert s.shape == (32, 3 * 32 + 2 * thumbs.GAP, 3)
-    assert s[:, :32].max() == 0 and s[:, 32 + thumbs.GAP: 64 + thumbs.GAP].min() == 255
+    assert s[:, :32].max() == 0 and s[:, 32 + thumbs.GAP : 64 + thumbs.GAP].min() == 255
 
 
 def _page_data(path) -> dict:
@@ -76,13 +79,19 @@ def test_failures_page_lists_groups_and_copies_inputs_that_exist(tiny):
     build_viewer(Config(shards=str(tiny["root"]), rows_per_group=2, thumb=32), cheap_decoder)
     out = tiny["root"] / "viewer"
     groups = _page_data(out / "failures.html")["groups"]
-    assert groups[0] == {"stage": "laion", "source": "laion", "status": "failed", "reason": "http_404",
-                         "count": 3, "shown": 2}
+    assert groups[0] == {
+        "stage": "laion",
+        "source": "laion",
+        "status": "failed",
+        "reason": "http_404",
+        "count": 3,
+        "shown": 2,
+    }
     rows = {}
     for i, g in enumerate(groups):
         text = (out / "failures" / f"g{i}.js").read_text()
         assert text.startswith(f"UVD.addRows({i},")
-        rows[g["reason"]] = json.loads(text[len(f"UVD.addRows({i},"):-3])
+        rows[g["reason"]] = json.loads(text[len(f"UVD.addRows({i},") : -3])
     assert rows["http_404"][0]["input_url"] == "https://example.invalid/0.jpg"
     for reason in ("class_too_small", "filtered_pwatermark"):  # an absolute path and a file: URL, both the cat
         assert Image.open(out / "inputs" / rows[reason][0]["input"]).size == (60, 40)

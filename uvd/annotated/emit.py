@@ -18,8 +18,9 @@ from uvd.annotated.render import record_image_rows, render_record, skipped_rows
 from uvd.core.outputs import FAILURES, IMAGES, SENTENCES, SourceOutputs
 
 
-def emit_record(record: AnnotationRecord, opts: AnnotatedOptions, source: str | None = None,
-                stage: str = "annotations") -> Iterator[tuple[str, dict]]:
+def emit_record(
+    record: AnnotationRecord, opts: AnnotatedOptions, source: str | None = None, stage: str = "annotations"
+) -> Iterator[tuple[str, dict]]:
     """A checked annotation record -> (tag, row): its image rows and, with >= multi_min_annotations
     outputs, a multi-annotation sentence. Pair sentences come later from `with_pair_sentences`.
 
@@ -39,17 +40,22 @@ def emit_record(record: AnnotationRecord, opts: AnnotatedOptions, source: str | 
     outputs = {t: i for t, i in ann_ids.items() if not is_input_type(record["annotations"][t])}
     if opts.multi_annotation and len(outputs) >= opts.multi_min_annotations:
         row = sentences.multi_annotation_sentence(
-            image_id, outputs, record["record_id"], sentences.pool_group(record["dataset"], bucket),
-            record.get("split"), opts.seed)
+            image_id,
+            outputs,
+            record["record_id"],
+            sentences.pool_group(record["dataset"], bucket),
+            record.get("split"),
+            opts.seed,
+        )
         if row is not None:
             yield SENTENCES, row
 
 
-def with_pair_sentences(out: SourceOutputs, opts: AnnotatedOptions,
-                        *more_failures: beam.PCollection) -> SourceOutputs:
+def with_pair_sentences(out: SourceOutputs, opts: AnnotatedOptions, *more_failures: beam.PCollection) -> SourceOutputs:
     """`out` plus the 8-pair sentences pooled from its image rows; every failure in one collection."""
     pair_sentences, pair_failures = out.images | "PairSentences" >> PairSentences(
-        opts.seed, opts.pairs_per_sentence, opts.min_pairs)
+        opts.seed, opts.pairs_per_sentence, opts.min_pairs
+    )
     all_sentences = (out.sentences, pair_sentences) | "Sentences" >> beam.Flatten()
     all_failures = (*more_failures, out.failures, pair_failures) | "Failures" >> beam.Flatten()
     return SourceOutputs(out.images, all_sentences, all_failures)

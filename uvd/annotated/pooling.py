@@ -46,10 +46,17 @@ class _ChunkPairs(beam.DoFn):
             yield beam.pvalue.TaggedOutput(SENTENCES, sentences.pair_sentence(chunk, task, group, split, self.seed))
         for pair in leftover:
             self.left.inc()
-            yield beam.pvalue.TaggedOutput(FAILURES, failure_row(
-                pair.record_id, f"ann/{task}", STAGE, "too_few_pairs",
-                f"{len(leftover)} pairs left in pool {dataset}/{task}/{split}/{bucket} (< min_pairs {self.min_pairs})",
-                status="skipped"))
+            yield beam.pvalue.TaggedOutput(
+                FAILURES,
+                failure_row(
+                    pair.record_id,
+                    f"ann/{task}",
+                    STAGE,
+                    "too_few_pairs",
+                    f"{len(leftover)} pairs left in pool {dataset}/{task}/{split}/{bucket} (< min_pairs {self.min_pairs})",
+                    status="skipped",
+                ),
+            )
 
 
 class PairSentences(beam.PTransform):
@@ -59,8 +66,13 @@ class PairSentences(beam.PTransform):
     Returns (sentences, failures).
     """
 
-    def __init__(self, seed: int = 0, pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE, min_pairs: int = 2,
-                 label: str | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        pairs_per_sentence: int = sentences.PAIRS_PER_SENTENCE,
+        min_pairs: int = 2,
+        label: str | None = None,
+    ) -> None:
         super().__init__(label)
         self.seed, self.per, self.min_pairs = seed, pairs_per_sentence, min_pairs
 
@@ -69,7 +81,6 @@ class PairSentences(beam.PTransform):
             images
             | "PairOf" >> beam.FlatMap(_pair_entry)
             | "Pool" >> beam.GroupByKey()
-            | "Chunk" >> beam.ParDo(_ChunkPairs(self.seed, self.per, self.min_pairs)).with_outputs(
-                SENTENCES, FAILURES)
+            | "Chunk" >> beam.ParDo(_ChunkPairs(self.seed, self.per, self.min_pairs)).with_outputs(SENTENCES, FAILURES)
         )
         return out[SENTENCES], out[FAILURES]

@@ -44,12 +44,22 @@ import numpy as np
 
 from uvd.schema import RecordError, failure_row
 
-ANNOTATION_TYPES = ("depth", "normals", "segmentation", "instances", "masks", "edges", "boxes", "keypoints",
-                    "image", "synthetic")
+ANNOTATION_TYPES = (
+    "depth",
+    "normals",
+    "segmentation",
+    "instances",
+    "masks",
+    "edges",
+    "boxes",
+    "keypoints",
+    "image",
+    "synthetic",
+)
 SYNTHETIC_FNS = ("gray", "black_boxes", "noise", "low_light")
 # Types whose rendered image is the pair's input (the record's image is then the output).
 INPUT_TYPES = ("synthetic",)
-BOX_TOLERANCE_PX = 1.0   # COCO-style boxes are floats; allow rounding at the image border
+BOX_TOLERANCE_PX = 1.0  # COCO-style boxes are floats; allow rounding at the image border
 
 
 class Annotation(TypedDict, total=False):
@@ -81,8 +91,10 @@ class RecordDefects(RecordError):
 
 def defect_rows(exc: RecordError, record_id: str, source: str, stage: str) -> list[dict]:
     """Failure rows of a RecordError: one per defect (RecordDefects), else one."""
-    return [failure_row(record_id, source, stage, e.reason, e.detail, status=e.status)
-            for e in getattr(exc, "errors", [exc])]
+    return [
+        failure_row(record_id, source, stage, e.reason, e.detail, status=e.status)
+        for e in getattr(exc, "errors", [exc])
+    ]
 
 
 def annotation(type_: str, data: Any = None, **extra: Any) -> Annotation:
@@ -138,8 +150,9 @@ def check_annotation(task: str, ann: Annotation, height: int, width: int) -> Non
     if type_ in ("depth", "segmentation", "instances") or (type_ == "edges" and data is not None):
         arr = np.asarray(data)
         if arr.shape[:2] != (height, width):
-            raise RecordError("annotation_size_mismatch",
-                              f"{task}: {type_} map {arr.shape[:2]} vs image {(height, width)}")
+            raise RecordError(
+                "annotation_size_mismatch", f"{task}: {type_} map {arr.shape[:2]} vs image {(height, width)}"
+            )
     elif type_ == "normals":
         arr = np.asarray(data)
         if arr.shape != (height, width, 3):

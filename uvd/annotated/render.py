@@ -35,8 +35,8 @@ BOX_CANVASES = ("image", "black")
 
 
 class Rendered(NamedTuple):
-    image: np.ndarray                     # uint8 (size, size, 3)
-    annotations: dict[str, np.ndarray]    # task -> uint8 (size, size, 3), only targets with content
+    image: np.ndarray  # uint8 (size, size, 3)
+    annotations: dict[str, np.ndarray]  # task -> uint8 (size, size, 3), only targets with content
     skipped: dict[str, RecordError] = {}  # task -> why it is no target (status "skipped")
 
 
@@ -80,8 +80,11 @@ def rasterise_masks(objects: list, values: np.ndarray, geom: Geometry, fill: int
         if value < 0 or not obj:
             continue
         if isinstance(obj, list):
-            polys = [np.round((geom.map_points(np.asarray(p, np.float64).reshape(-1, 2)) - 0.5) * 16).astype(np.int32)
-                     for p in obj if len(p) >= 6]
+            polys = [
+                np.round((geom.map_points(np.asarray(p, np.float64).reshape(-1, 2)) - 0.5) * 16).astype(np.int32)
+                for p in obj
+                if len(p) >= 6
+            ]
             if polys:
                 cv2.fillPoly(canvas, polys, int(value), lineType=cv2.LINE_8, shift=4)
         else:
@@ -95,8 +98,9 @@ def rasterise_masks(objects: list, values: np.ndarray, geom: Geometry, fill: int
     return canvas
 
 
-def render_annotation(task: str, ann: dict, image256: np.ndarray, geom: Geometry, seed: int,
-                      record_id: str) -> np.ndarray:
+def render_annotation(
+    task: str, ann: dict, image256: np.ndarray, geom: Geometry, seed: int, record_id: str
+) -> np.ndarray:
     """One annotation -> uint8 (size, size, 3), in the geometry of its record's image."""
     type_, data = ann["type"], ann.get("data")
     size_h, size_w = geom.out_h, geom.out_w
@@ -152,8 +156,13 @@ def render_annotation(task: str, ann: dict, image256: np.ndarray, geom: Geometry
         canvas = ann.get("canvas", "image")
         if canvas not in BOX_CANVASES:
             raise RecordError("bad_boxes", f"{task}: canvas must be one of {BOX_CANVASES}, got {canvas!r}")
-        return detection.render_boxes(boxes, np.asarray(data["classes"]).reshape(-1), size_h, size_w,
-                                      background=image256 if canvas == "image" else None)
+        return detection.render_boxes(
+            boxes,
+            np.asarray(data["classes"]).reshape(-1),
+            size_h,
+            size_w,
+            background=image256 if canvas == "image" else None,
+        )
     if type_ == "keypoints":
         kp = np.asarray(data, dtype=np.float64).reshape(-1, 17, 3).copy()
         kp[..., :2] = geom.map_points(kp[..., :2])
@@ -189,7 +198,7 @@ def _render_edges(ann: dict, data, image256: np.ndarray, geom: Geometry) -> np.n
     resized = np.clip(apply_geometry(scaled, geom, interpolation=_smooth_interpolation(scaled, geom)), 0.0, 1.0)
     threshold = ann.get("threshold")
     if threshold is None and not np.any((scaled > 0) & (scaled < 1)):
-        threshold = 0.1      # a binary map stays binary: any edge in a pixel's footprint -> white
+        threshold = 0.1  # a binary map stays binary: any edge in a pixel's footprint -> white
     return edges.render_edge_map(resized, threshold=threshold)
 
 
@@ -213,29 +222,45 @@ def skipped_rows(record: AnnotationRecord, rendered: Rendered, source: str, stag
     """One failure row per defect of the record: its own `defects` (objects or tasks its adapter
     left out: (reason, detail[, status]), "skipped" by default) and each task whose target came out
     empty (skipped)."""
-    rows = [failure_row(record["record_id"], source, stage, *defect) if len(defect) == 3
-            else failure_row(record["record_id"], source, stage, *defect, status="skipped")
-            for defect in record.get("defects", [])]
-    rows += [failure_row(record["record_id"], source, stage, exc.reason, exc.detail, status="skipped")
-             for _, exc in sorted(rendered.skipped.items())]
+    rows = [
+        failure_row(record["record_id"], source, stage, *defect)
+        if len(defect) == 3
+        else failure_row(record["record_id"], source, stage, *defect, status="skipped")
+        for defect in record.get("defects", [])
+    ]
+    rows += [
+        failure_row(record["record_id"], source, stage, exc.reason, exc.detail, status="skipped")
+        for _, exc in sorted(rendered.skipped.items())
+    ]
     return rows
 
 
 def image_row(pixels: np.ndarray, source: str, provenance: dict, image_id: str | None = None) -> dict:
     """An images-table row (uvd.schema.IMAGES_SCHEMA) for 256x256 RGB pixels."""
-    return {"image_id": image_id or image_id_for(pixels), "image": encode_png(pixels), "source": source,
-            "provenance": json.dumps(provenance, sort_keys=True, default=str)}
+    return {
+        "image_id": image_id or image_id_for(pixels),
+        "image": encode_png(pixels),
+        "source": source,
+        "provenance": json.dumps(provenance, sort_keys=True, default=str),
+    }
 
 
-def record_image_rows(record: AnnotationRecord, rendered: Rendered, bucket: int) -> tuple[list[dict], str, dict[str, str]]:
+def record_image_rows(
+    record: AnnotationRecord, rendered: Rendered, bucket: int
+) -> tuple[list[dict], str, dict[str, str]]:
     """Image rows for a rendered record, the image's id and each task's annotation id.
 
     Annotation rows carry their pair in provenance ("pair": [input_id, output_id]) so the pair
     sentence builder can pool them by (dataset, task, split, bucket) downstream.
     """
     source = f"ann/{record['dataset']}"
-    base = {"dataset": record["dataset"], "record_id": record["record_id"], "group": record["group"],
-            "split": record.get("split"), **record.get("provenance", {})}
+    base = {
+        "dataset": record["dataset"],
+        "record_id": record["record_id"],
+        "group": record["group"],
+        "split": record.get("split"),
+        **record.get("provenance", {}),
+    }
     main = image_row(rendered.image, source, {**base, "role": "image"})
     rows, ann_ids = [main], {}
     for task, pixels in rendered.annotations.items():

@@ -52,7 +52,7 @@ def chunk_pairs(
     """Deterministic chunks: order by a seeded hash of the record id (whatever order pairs arrived in),
     cut into chunks of `pairs_per_sentence`; a last chunk with fewer than `min_pairs` is left over."""
     ordered = sorted(pairs, key=lambda p: (stable_hash(seed, p.record_id), p.record_id, p.input_id))
-    chunks = [list(ordered[i:i + pairs_per_sentence]) for i in range(0, len(ordered), pairs_per_sentence)]
+    chunks = [list(ordered[i : i + pairs_per_sentence]) for i in range(0, len(ordered), pairs_per_sentence)]
     leftover: list[Pair] = []
     if chunks and len(chunks[-1]) < min_pairs:
         leftover = chunks.pop()
@@ -66,8 +66,13 @@ def pair_sentence(chunk: Sequence[Pair], task: str, group: str, split: str | Non
 
 
 def multi_annotation_sentence(
-    image_id: str, annotation_ids: dict[str, str], record_id: str, group: str, split: str | None,
-    seed: int, m: int | None = None,
+    image_id: str,
+    annotation_ids: dict[str, str],
+    record_id: str,
+    group: str,
+    split: str | None,
+    seed: int,
+    m: int | None = None,
 ) -> dict | None:
     """The image first, then m - 1 of its k annotations (seeded choice and order); None if k < 1.
 
@@ -87,8 +92,13 @@ def multi_annotation_sentence(
 
 
 def video_sentences(
-    frame_ids: Sequence[str], annotation_ids: Sequence[str], task: str, group: str, split: str | None,
-    window: int = FRAMES_PER_WINDOW, min_frames: int = 2,
+    frame_ids: Sequence[str],
+    annotation_ids: Sequence[str],
+    task: str,
+    group: str,
+    split: str | None,
+    window: int = FRAMES_PER_WINDOW,
+    min_frames: int = 2,
 ) -> Iterator[dict]:
     """Non-overlapping windows of `window` frames; each gives an interleaved and a grouped sentence.
 
@@ -99,12 +109,13 @@ def video_sentences(
     window = max(1, min(window, MAX_IMAGES_PER_SENTENCE // 2))
     source = f"ann_video/{task}"
     for start in range(0, len(frame_ids), window):
-        frames = list(frame_ids[start:start + window])
-        anns = list(annotation_ids[start:start + window])
+        frames = list(frame_ids[start : start + window])
+        anns = list(annotation_ids[start : start + window])
         if len(frames) < min_frames:
             continue
         interleaved = [i for pair in zip(frames, anns) for i in pair]
         grouped = frames + anns
         for order, ids in (("interleaved", interleaved), ("grouped", grouped)):
-            yield sentence_row(sentence_id_for(source, group, start, order, *ids), source, "annotated_video",
-                               ids, group, split)
+            yield sentence_row(
+                sentence_id_for(source, group, start, order, *ids), source, "annotated_video", ids, group, split
+            )

@@ -33,11 +33,13 @@ from uvd.core.units import DATA_VERSION, describe, digest
 
 log = logging.getLogger("uvd")
 FLUSH_ROWS = 64
-TOKEN_CACHE_SCHEMA = pa.schema([
-    pa.field("image_id", pa.string(), nullable=False),
-    pa.field("tokens", pa.list_(pa.uint16()), nullable=False),   # empty when the tokenizer failed
-    pa.field("failure", pa.string()),                            # that failure row as JSON, else null
-])
+TOKEN_CACHE_SCHEMA = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("tokens", pa.list_(pa.uint16()), nullable=False),  # empty when the tokenizer failed
+        pa.field("failure", pa.string()),  # that failure row as JSON, else null
+    ]
+)
 SNAPSHOT_TABLES = ("sentences", "failures", "images")
 
 
@@ -92,11 +94,13 @@ class _WriteTokenFiles(beam.DoFn):
     def process(self, item: tuple[str, dict]) -> Iterator[None]:
         tag, row = item
         if tag == FAILURES:
-            self.pending.append({"image_id": row["record_id"], "tokens": [],
-                                 "failure": json.dumps(row, sort_keys=True)})
+            self.pending.append(
+                {"image_id": row["record_id"], "tokens": [], "failure": json.dumps(row, sort_keys=True)}
+            )
         else:
-            self.pending.append({"image_id": row["image_id"], "tokens": np.asarray(row["tokens"], np.uint16).tolist(),
-                                 "failure": None})
+            self.pending.append(
+                {"image_id": row["image_id"], "tokens": np.asarray(row["tokens"], np.uint16).tolist(), "failure": None}
+            )
         if len(self.pending) >= FLUSH_ROWS:
             self._flush()
         return iter(())
@@ -109,8 +113,9 @@ class _WriteTokenFiles(beam.DoFn):
             return
         rows = sorted(self.pending, key=lambda r: r["image_id"])
         name = digest([r["image_id"] for r in rows])
-        write_table_atomic(FileSystems.join(self.folder, f"{name}.parquet"),
-                           pa.Table.from_pylist(rows, schema=TOKEN_CACHE_SCHEMA))
+        write_table_atomic(
+            FileSystems.join(self.folder, f"{name}.parquet"), pa.Table.from_pylist(rows, schema=TOKEN_CACHE_SCHEMA)
+        )
         self.pending = []
 
 
@@ -121,8 +126,7 @@ class CachedTokenize(beam.PTransform):
     `tokenize=None` (uvd remix) a miss is an error: no image is ever encoded.
     """
 
-    def __init__(self, cache: str, checkpoint_hash: str, tokenize: beam.PTransform | None,
-                 split_output: Any) -> None:
+    def __init__(self, cache: str, checkpoint_hash: str, tokenize: beam.PTransform | None, split_output: Any) -> None:
         super().__init__()
         self.folder = tokens_folder(cache, checkpoint_hash)
         self.tokenize, self.split_output = tokenize, split_output
@@ -131,13 +135,15 @@ class CachedTokenize(beam.PTransform):
         p = images.pipeline
         pattern = FileSystems.join(self.folder, "*.parquet")
         if _has_files(pattern):
-            cached = (p | "ReadCache" >> beam.io.ReadFromParquet(pattern)
-                      | "FromCache" >> beam.Map(_from_cache))
+            cached = p | "ReadCache" >> beam.io.ReadFromParquet(pattern) | "FromCache" >> beam.Map(_from_cache)
         else:
             cached = p | "NoCache" >> beam.Create([])
         keyed = images | "KeyImages" >> beam.Map(lambda r: (r["image_id"], r))
-        split = ({"image": keyed, "cached": cached} | "Lookup" >> beam.CoGroupByKey()
-                 | "Hits" >> beam.FlatMap(_split_hits).with_outputs("tokens", FAILURES, "misses"))
+        split = (
+            {"image": keyed, "cached": cached}
+            | "Lookup" >> beam.CoGroupByKey()
+            | "Hits" >> beam.FlatMap(_split_hits).with_outputs("tokens", FAILURES, "misses")
+        )
         if self.tokenize is None:
             _ = split["misses"] | "NoEncode" >> beam.Map(_refuse_encode)
             return split["tokens"], split[FAILURES]
@@ -147,14 +153,17 @@ class CachedTokenize(beam.PTransform):
             new.append(failures | "TagFailures" >> beam.Map(lambda f: (FAILURES, f)))
         _ = new | "New" >> beam.Flatten() | "Save" >> beam.ParDo(_WriteTokenFiles(self.folder))
         all_tokens = (split["tokens"], tokens) | "AllTokens" >> beam.Flatten()
-        all_failures = ((split[FAILURES], failures) if failures is not None else (split[FAILURES],)) \
-            | "AllTokenFailures" >> beam.Flatten()
+        all_failures = (
+            (split[FAILURES], failures) if failures is not None else (split[FAILURES],)
+        ) | "AllTokenFailures" >> beam.Flatten()
         return all_tokens, all_failures
 
 
 def _refuse_encode(image: dict) -> None:
-    raise RuntimeError(f"image {image['image_id']} has no cached tokens for this tokenizer: `uvd remix` never "
-                       "encodes; build the dataset with `uvd dataset` (same tokenizer) first")
+    raise RuntimeError(
+        f"image {image['image_id']} has no cached tokens for this tokenizer: `uvd remix` never "
+        "encodes; build the dataset with `uvd dataset` (same tokenizer) first"
+    )
 
 
 # --- entry snapshots (what uvd remix starts from) ---------------------------------------------------
@@ -166,16 +175,24 @@ def input_identity(path: str) -> list:
         files = sorted(globlib.glob(path)) or [path]
     else:
         pattern = FileSystems.join(path, "**") if not any(c in path for c in "*?[") else path
-        return sorted([m.path, m.size_in_bytes, getattr(m, "last_updated_in_seconds", None)]
-                      for m in FileSystems.match([pattern])[0].metadata_list)
+        return sorted(
+            [m.path, m.size_in_bytes, getattr(m, "last_updated_in_seconds", None)]
+            for m in FileSystems.match([pattern])[0].metadata_list
+        )
     return [describe(f) for f in files]
 
 
 def entry_key(name: str, stage: str, config: dict) -> str:
     from uvd import __version__
 
-    return digest(name, stage, describe({k: v for k, v in config.items() if k != "input"}),
-                  input_identity(config["input"]), __version__, DATA_VERSION)
+    return digest(
+        name,
+        stage,
+        describe({k: v for k, v in config.items() if k != "input"}),
+        input_identity(config["input"]),
+        __version__,
+        DATA_VERSION,
+    )
 
 
 def snapshot_folder(cache: str, key: str) -> str:
@@ -186,7 +203,8 @@ def write_snapshot(outputs: Any, cache: str, key: str, label: str) -> None:
     """An entry's SourceOutputs -> its snapshot tables (images without pixels: ids and provenance)."""
     folder = snapshot_folder(cache, key)
     slim = outputs.images | f"Slim_{label}" >> beam.Map(
-        lambda r: {"image_id": r["image_id"], "image": b"", "source": r["source"], "provenance": r.get("provenance")})
+        lambda r: {"image_id": r["image_id"], "image": b"", "source": r["source"], "provenance": r.get("provenance")}
+    )
     for table, pcoll in (("sentences", outputs.sentences), ("failures", outputs.failures), ("images", slim)):
         _ = pcoll | f"Snap_{table}_{label}" >> tables.WriteTable(folder, table)
 

@@ -31,8 +31,13 @@ log = logging.getLogger("uvd")
 # What RunSource counts per input record (uvd/core/stage.py). "images only" is normal for a
 # stage that forms sentences in a later step (pooled annotation pairs); "no output" is a lost record.
 # Decode/plan steps (DeadLetterDoFn) pass a record on to the next step of their stage: "passed on".
-RECORD_OUTCOMES = ("records_with_sentences", "records_failures_only", "records_images_only", "records_passed_on",
-                   "records_no_output")
+RECORD_OUTCOMES = (
+    "records_with_sentences",
+    "records_failures_only",
+    "records_images_only",
+    "records_passed_on",
+    "records_no_output",
+)
 
 
 # --- Beam side: summaries the card is made from ----------------------------------------------------
@@ -114,8 +119,10 @@ ROWS_PER_PART = 1_000_000
 
 
 def _part_key(row: dict) -> tuple:
-    return tuple("" if row.get(k) is None else str(row[k]) for k in ("stage", "source", "record_id", "status",
-                                                                      "reason", "detail"))
+    return tuple(
+        "" if row.get(k) is None else str(row[k])
+        for k in ("stage", "source", "record_id", "status", "reason", "detail")
+    )
 
 
 class _WritePartFn(beam.DoFn):
@@ -148,14 +155,18 @@ class WriteSortedTable(beam.PTransform):
         from uvd.hashing import unit_hash
 
         per = self.rows_per_part
-        count = (rows | "Count" >> beam.combiners.Count.Globally()
-                 | "Parts" >> beam.Map(lambda n: max(1, -(-n // per))))
+        count = rows | "Count" >> beam.combiners.Count.Globally() | "Parts" >> beam.Map(lambda n: max(1, -(-n // per)))
         keyed = rows | "Key" >> beam.Map(
             lambda r, n: ((min(int(unit_hash("part", *_part_key(r)) * n), n - 1), n), r),
-            n=beam.pvalue.AsSingleton(count))
+            n=beam.pvalue.AsSingleton(count),
+        )
         every = count | "Every" >> beam.FlatMap(lambda n: [((i, n), None) for i in range(n)])
-        return ((keyed, every) | "WithEmpty" >> beam.Flatten() | "Group" >> beam.GroupByKey()
-                | "Write" >> beam.ParDo(_WritePartFn(self.folder, self.table)))
+        return (
+            (keyed, every)
+            | "WithEmpty" >> beam.Flatten()
+            | "Group" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(_WritePartFn(self.folder, self.table))
+        )
 
 
 class _SentenceCounts(beam.CombineFn):
@@ -241,7 +252,7 @@ def record_metrics(result: Any) -> dict[str, dict[str, int]] | None:
             continue
         if name in ("inputs", *RECORD_OUTCOMES):
             value = c.committed if c.committed is not None else c.attempted
-            stage = out.setdefault(ns[len("uvd."):], {})
+            stage = out.setdefault(ns[len("uvd.") :], {})
             stage[name] = stage.get(name, 0) + int(value or 0)
     return {k: v for k, v in sorted(out.items()) if "inputs" in v}
 
@@ -281,8 +292,10 @@ def totals(shards: list[dict]) -> dict:
             u = by_source.setdefault((source, s["split"]), {"sentences": 0, "images": 0, "tokens": 0})
             for k in u:
                 u[k] += c[k]
-    return {"by_split": dict(sorted(by_split.items())),
-            "by_source": [{"source": k[0], "split": k[1], **v} for k, v in sorted(by_source.items())]}
+    return {
+        "by_split": dict(sorted(by_split.items())),
+        "by_source": [{"source": k[0], "split": k[1], **v} for k, v in sorted(by_source.items())],
+    }
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -311,79 +324,179 @@ def render_card(summary: dict) -> str:
         "Visual sentences for a Large Vision Model (Bai et al. 2023): each row is one sentence of 1-16 "
         "256x256 images, each tokenized alone by a VQGAN (f16, 8192 codes -> 256 tokens), codes "
         "concatenated in raster order (`tokens`, list<uint16>). Columns: sentence_id, source, kind, "
-        "num_images, tokens. Rows are globally shuffled: read shards in index order.", "",
-        "## Splits", "",
-        _table(["split", "shards", "sentences", "images", "tokens", "bytes", "bytes/token"],
-               [[s, v["shards"], v["sentences"], v["images"], v["tokens"], v["bytes"],
-                 round(v["bytes"] / v["tokens"], 3) if v["tokens"] else 0.0] for s, v in t["by_split"].items()]),
-        "", "## Per source and split", "",
-        _table(["source", "split", "sentences", "images", "tokens"],
-               [[r["source"], r["split"], r["sentences"], r["images"], r["tokens"]] for r in t["by_source"]]),
+        "num_images, tokens. Rows are globally shuffled: read shards in index order.",
+        "",
+        "## Splits",
+        "",
+        _table(
+            ["split", "shards", "sentences", "images", "tokens", "bytes", "bytes/token"],
+            [
+                [
+                    s,
+                    v["shards"],
+                    v["sentences"],
+                    v["images"],
+                    v["tokens"],
+                    v["bytes"],
+                    round(v["bytes"] / v["tokens"], 3) if v["tokens"] else 0.0,
+                ]
+                for s, v in t["by_split"].items()
+            ],
+        ),
+        "",
+        "## Per source and split",
+        "",
+        _table(
+            ["source", "split", "sentences", "images", "tokens"],
+            [[r["source"], r["split"], r["sentences"], r["images"], r["tokens"]] for r in t["by_source"]],
+        ),
         "",
     ]
     mixture = summary.get("mixture")
     if mixture:
         unit = mixture["weights_by"]
-        out += [f"## Mixture (weights by {unit}, seed {mixture['seed']})", "",
-                f"Target total: {mixture['total']:,.0f} {unit}. A rate above 1 repeats sentences "
-                "(only for sources with `replacement: true`); `short` marks a source that had fewer "
-                f"{unit} than its weight asks.", "",
-                _table(["entry", "weight", f"available {unit}", f"target {unit}", "rate", "sampled sentences",
-                        "share", "short"],
-                       [[e["entry"], e["weight"], e["available"], e["target"], e["rate"], e.get("sampled", 0),
-                         e.get("share", 0.0), "yes" if e["short"] else ""] for e in mixture["entries"]]),
-                ""]
+        out += [
+            f"## Mixture (weights by {unit}, seed {mixture['seed']})",
+            "",
+            f"Target total: {mixture['total']:,.0f} {unit}. A rate above 1 repeats sentences "
+            "(only for sources with `replacement: true`); `short` marks a source that had fewer "
+            f"{unit} than its weight asks.",
+            "",
+            _table(
+                [
+                    "entry",
+                    "weight",
+                    f"available {unit}",
+                    f"target {unit}",
+                    "rate",
+                    "sampled sentences",
+                    "share",
+                    "short",
+                ],
+                [
+                    [
+                        e["entry"],
+                        e["weight"],
+                        e["available"],
+                        e["target"],
+                        e["rate"],
+                        e.get("sampled", 0),
+                        e.get("share", 0.0),
+                        "yes" if e["short"] else "",
+                    ]
+                    for e in mixture["entries"]
+                ],
+            ),
+            "",
+        ]
     sources = summary.get("sources") or {}
     if sources:
-        out += ["## Sentences from the source stages (before tokens were joined and the mixture sampled)", "",
-                _table(["source", "sentences", "image references"],
-                       [[k, v["sentences"], v["image_refs"]] for k, v in sources.items()]), ""]
+        out += [
+            "## Sentences from the source stages (before tokens were joined and the mixture sampled)",
+            "",
+            _table(
+                ["source", "sentences", "image references"],
+                [[k, v["sentences"], v["image_refs"]] for k, v in sources.items()],
+            ),
+            "",
+        ]
     records = summary.get("records")
     if records:
-        out += ["## Inputs reconciled (Beam counters)", "",
-                "Every input record of a source stage ends as sentences, as failure rows, or as images a "
-                "later step of its stage groups into sentences (pooled annotation pairs); a decode or "
-                "planning step (`<stage>_<step>`) passes records on to its stage's next step; `no output` "
-                "counts records that produced nothing at all and must be 0.", "",
-                _table(["stage", "inputs", "with sentences", "failures only", "images only", "passed on",
-                        "no output", "reconciles"],
-                       [[k, v.get("inputs", 0), *(v.get(o, 0) for o in RECORD_OUTCOMES),
-                         "yes" if v.get("inputs", 0) == sum(v.get(o, 0) for o in RECORD_OUTCOMES)
-                         and not v.get("records_no_output", 0) else "NO"]
-                        for k, v in records.items()]), ""]
+        out += [
+            "## Inputs reconciled (Beam counters)",
+            "",
+            "Every input record of a source stage ends as sentences, as failure rows, or as images a "
+            "later step of its stage groups into sentences (pooled annotation pairs); a decode or "
+            "planning step (`<stage>_<step>`) passes records on to its stage's next step; `no output` "
+            "counts records that produced nothing at all and must be 0.",
+            "",
+            _table(
+                [
+                    "stage",
+                    "inputs",
+                    "with sentences",
+                    "failures only",
+                    "images only",
+                    "passed on",
+                    "no output",
+                    "reconciles",
+                ],
+                [
+                    [
+                        k,
+                        v.get("inputs", 0),
+                        *(v.get(o, 0) for o in RECORD_OUTCOMES),
+                        "yes"
+                        if v.get("inputs", 0) == sum(v.get(o, 0) for o in RECORD_OUTCOMES)
+                        and not v.get("records_no_output", 0)
+                        else "NO",
+                    ]
+                    for k, v in records.items()
+                ],
+            ),
+            "",
+        ]
     out += quality_card.section(summary.get("quality"))
     if summary.get("warnings"):
         out += ["## Warnings", "", *[f"- {w}" for w in summary["warnings"]], ""]
     failures = summary.get("failures") or []
-    out += ["## Failures", "",
-            f"{sum(f['count'] for f in failures):,} rows in `failures/` (Parquet: record_id, source, stage, "
-            "status, reason, detail).", ""]
+    out += [
+        "## Failures",
+        "",
+        f"{sum(f['count'] for f in failures):,} rows in `failures/` (Parquet: record_id, source, stage, "
+        "status, reason, detail).",
+        "",
+    ]
     if failures:
-        out += [_table(["stage", "source", "status", "reason", "count"],
-                       [[f["stage"], f["source"], f["status"], f["reason"], f["count"]] for f in failures]), ""]
+        out += [
+            _table(
+                ["stage", "source", "status", "reason", "count"],
+                [[f["stage"], f["source"], f["status"], f["reason"], f["count"]] for f in failures],
+            ),
+            "",
+        ]
     prov = summary.get("provenance", {})
-    out += ["## Provenance", "",
-            _table(["what", "value"], [[k, "" if v is None else f"`{v}`"] for k, v in prov.items()]), ""]
+    out += [
+        "## Provenance",
+        "",
+        _table(["what", "value"], [[k, "" if v is None else f"`{v}`"] for k, v in prov.items()]),
+        "",
+    ]
     if summary.get("manifest_text"):
         out += ["### Manifest", "", "```yaml", summary["manifest_text"].rstrip(), "```", ""]
-    out += ["## Load", "", "```python",
-            "import datasets, pyarrow.parquet as pq",
-            "ds = datasets.load_dataset('parquet', data_files={'train': '<folder>/train-*.parquet'})",
-            "table = pq.read_table('<folder>/train-00000-of-NNNNN.parquet')  # tokens: list<uint16>",
-            "```", ""]
+    out += [
+        "## Load",
+        "",
+        "```python",
+        "import datasets, pyarrow.parquet as pq",
+        "ds = datasets.load_dataset('parquet', data_files={'train': '<folder>/train-*.parquet'})",
+        "table = pq.read_table('<folder>/train-00000-of-NNNNN.parquet')  # tokens: list<uint16>",
+        "```",
+        "",
+    ]
     return "\n".join(out)
 
 
 def empty_split_warnings(by_split: dict, expected: Iterable[str]) -> list[str]:
     """A split the configuration asks for that ended with no sentences is said, not silently absent."""
-    return [f"split {split!r} was requested but has no sentences (too few groups for its fraction, or every "
-            "candidate sentence shared an image with train); use more data or a larger fraction"
-            for split in expected if not by_split.get(split, {}).get("sentences")]
+    return [
+        f"split {split!r} was requested but has no sentences (too few groups for its fraction, or every "
+        "candidate sentence shared an image with train); use more data or a larger fraction"
+        for split in expected
+        if not by_split.get(split, {}).get("sentences")
+    ]
 
 
-def finish(output: str, config: dict, manifest_text: str | None, tokenizer_checkpoint: str | None,
-           metrics: dict | None, name: str | None = None, checkpoint_hash: str | None = None,
-           expected_splits: Iterable[str] = ()) -> dict:
+def finish(
+    output: str,
+    config: dict,
+    manifest_text: str | None,
+    tokenizer_checkpoint: str | None,
+    metrics: dict | None,
+    name: str | None = None,
+    checkpoint_hash: str | None = None,
+    expected_splits: Iterable[str] = (),
+) -> dict:
     """After the pipeline: drop stale shards, write stats/dataset.json and README.md; return the summary.
 
     `tokenizer_checkpoint` is the name to record (never a machine path); `checkpoint_hash` its content hash.
@@ -404,9 +517,10 @@ def finish(output: str, config: dict, manifest_text: str | None, tokenizer_check
     summary["warnings"] = empty_split_warnings(summary["totals"]["by_split"], expected_splits)
     for warning in summary["warnings"]:
         log.warning("%s: %s", output, warning)
-    write_json(FileSystems.join(output, "stats", "dataset.json"),
-               {k: v for k, v in summary.items() if k != "manifest_text"}
-               | {"tokenizer_checkpoint": tokenizer_checkpoint})
+    write_json(
+        FileSystems.join(output, "stats", "dataset.json"),
+        {k: v for k, v in summary.items() if k != "manifest_text"} | {"tokenizer_checkpoint": tokenizer_checkpoint},
+    )
     with FileSystems.create(FileSystems.join(output, "README.md")) as f:
         f.write(render_card(summary).encode())
     return summary

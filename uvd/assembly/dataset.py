@@ -62,7 +62,7 @@ def resolve_checkpoint(checkpoint: str) -> str:
 def real_tokenizer(checkpoint: str, batch_size: int, **options: Any) -> beam.PTransform:
     from uvd.tokenize.stage import TokenizeImages
 
-    return TokenizeImages(checkpoint, batch_size, unique_ids=True, **options)   # build() deduplicates first
+    return TokenizeImages(checkpoint, batch_size, unique_ids=True, **options)  # build() deduplicates first
 
 
 def _split_tokenize_output(out: Any) -> tuple[beam.PCollection, beam.PCollection | None]:
@@ -75,15 +75,17 @@ def _split_tokenize_output(out: Any) -> tuple[beam.PCollection, beam.PCollection
     return tokens, failures
 
 
-def _entry_outputs(p: beam.Pipeline, m: manifest_lib.Manifest, name: str, module: Any,
-                   plan: BuildPlan) -> SourceOutputs:
+def _entry_outputs(
+    p: beam.Pipeline, m: manifest_lib.Manifest, name: str, module: Any, plan: BuildPlan
+) -> SourceOutputs:
     """One manifest entry's images, sentences, failures: from its source stage (work units in the
     cache), or for `uvd remix` from the entry's snapshot; tagged with the entry name."""
     label, key = _label(name), plan.keys[name]
     if plan.remix:
         folder = cache.snapshot_folder(plan.cache, key)
-        out = SourceOutputs(*[p | f"{t.title()}_{label}" >> tables.ReadTable(folder, t)
-                              for t in ("images", "sentences", "failures")])
+        out = SourceOutputs(
+            *[p | f"{t.title()}_{label}" >> tables.ReadTable(folder, t) for t in ("images", "sentences", "failures")]
+        )
     else:
         with units.scope(plan.cache, name, m.stage_config(name), plan.mode):
             out = p | f"Source_{label}" >> module.source_transform(m.stage_config(name))
@@ -92,24 +94,40 @@ def _entry_outputs(p: beam.Pipeline, m: manifest_lib.Manifest, name: str, module
     return SourceOutputs(out.images, sentences, out.failures)
 
 
-def build(p: beam.Pipeline, m: manifest_lib.Manifest, output: str, modules: dict[str, Any],
-          tokenize: TokenizeFactory | None, checkpoint: str, plan: BuildPlan) -> None:
+def build(
+    p: beam.Pipeline,
+    m: manifest_lib.Manifest,
+    output: str,
+    modules: dict[str, Any],
+    tokenize: TokenizeFactory | None,
+    checkpoint: str,
+    plan: BuildPlan,
+) -> None:
     """Add the whole dataset to pipeline `p` (sources are the given stage modules, by entry name)."""
     merged = merge_outputs([_entry_outputs(p, m, name, module, plan) for name, module in modules.items()], "Sources")
     images = merged.images | "DedupImages" >> tables.DedupImages()
-    encoder = None if tokenize is None else tokenize(
-        checkpoint, m.tokenizer_spec.batch_size, **m.tokenizer_spec.handler_options())
+    encoder = (
+        None
+        if tokenize is None
+        else tokenize(checkpoint, m.tokenizer_spec.batch_size, **m.tokenizer_spec.handler_options())
+    )
     tokens, token_failures = images | "Tokenize" >> cache.CachedTokenize(
-        plan.cache, plan.checkpoint_hash, encoder, _split_tokenize_output)
-    sentences, quality_failures = quality.apply(m.quality_spec, merged.sentences, images, tokens, output, m.seed,
-                                                m.validation_fraction, checkpoint)
+        plan.cache, plan.checkpoint_hash, encoder, _split_tokenize_output
+    )
+    sentences, quality_failures = quality.apply(
+        m.quality_spec, merged.sentences, images, tokens, output, m.seed, m.validation_fraction, checkpoint
+    )
     rows, compose_failures = (sentences, tokens) | "Compose" >> ComposeSentences()
     rows = rows | "Splits" >> AssignSplits(m.validation_fraction, m.seed)
     rows, split_failures = rows | "OneSplitPerImage" >> KeepImagesInOneSplit()
     mixed = rows | "Mix" >> Mix(
         weights={n: e.weight for n, e in m.entries.items()},
         replacement={n: e.replacement for n, e in m.entries.items()},
-        weights_by=m.weights_by, total=m.total, seed=m.seed, output=output)
+        weights_by=m.weights_by,
+        total=m.total,
+        seed=m.seed,
+        output=output,
+    )
     _ = mixed | "Shards" >> WriteShards(output, m.seed, m.shard_spec.target_shard_mb, m.shard_spec.row_group_mb)
     failures = [merged.failures, token_failures, *quality_failures, compose_failures, split_failures]
     _ = failures | "AllFailures" >> beam.Flatten() | "Failures" >> card.WriteFailures(output, plan.roots)
@@ -124,7 +142,7 @@ class BuildPlan:
     keys: dict[str, str]
     checkpoint_hash: str
     roots: dict[str, str]
-    mode: str = "resume"        # uvd.core.units.MODES
+    mode: str = "resume"  # uvd.core.units.MODES
     remix: bool = False
 
 
@@ -152,16 +170,25 @@ def _counter(result: Any, namespace: str, name: str) -> int:
 def work_done(result: Any) -> dict[str, int]:
     """What this run reused and computed (printed and kept in the cache; not in the card, which a
     resumed build must reproduce byte for byte)."""
-    return {"units reused": _counter(result, "uvd.units", "reused"),
-            "units computed": _counter(result, "uvd.units", "computed"),
-            "tokens cached": _counter(result, "uvd.tokens_cache", "hits"),
-            "tokens encoded": _counter(result, "uvd.tokens_cache", "misses")}
+    return {
+        "units reused": _counter(result, "uvd.units", "reused"),
+        "units computed": _counter(result, "uvd.units", "computed"),
+        "tokens cached": _counter(result, "uvd.tokens_cache", "hits"),
+        "tokens encoded": _counter(result, "uvd.tokens_cache", "misses"),
+    }
 
 
-def build_dataset(m: manifest_lib.Manifest, output: str, options: PipelineOptions,
-                  modules: dict[str, Any] | None = None, tokenize: TokenizeFactory | None = None,
-                  cache_dir: str | None = None, mode: str = "resume", remix: bool = False,
-                  viewer: Any = None) -> dict:
+def build_dataset(
+    m: manifest_lib.Manifest,
+    output: str,
+    options: PipelineOptions,
+    modules: dict[str, Any] | None = None,
+    tokenize: TokenizeFactory | None = None,
+    cache_dir: str | None = None,
+    mode: str = "resume",
+    remix: bool = False,
+    viewer: Any = None,
+) -> dict:
     """Run the pipeline, then write the card and the completion marker; returns the card's summary.
 
     Tests inject fake `modules` and `tokenize`. `remix` builds from the cache's entry snapshots and
@@ -170,15 +197,21 @@ def build_dataset(m: manifest_lib.Manifest, output: str, options: PipelineOption
     modules = manifest_lib.check_stage_options(m) if modules is None else modules
     checkpoint = resolve_checkpoint(m.tokenizer_spec.checkpoint)
     manifest_dir = os.path.dirname(os.path.abspath(m.path)) if m.path else None
-    plan = BuildPlan(cache=cache.cache_for(output, cache_dir),
-                     keys={n: cache.entry_key(n, m.entries[n].stage, m.stage_config(n)) for n in modules},
-                     checkpoint_hash=card.fingerprint(checkpoint) or "none",
-                     roots=card.default_roots(manifest_dir), mode=mode, remix=remix)
+    plan = BuildPlan(
+        cache=cache.cache_for(output, cache_dir),
+        keys={n: cache.entry_key(n, m.entries[n].stage, m.stage_config(n)) for n in modules},
+        checkpoint_hash=card.fingerprint(checkpoint) or "none",
+        roots=card.default_roots(manifest_dir),
+        mode=mode,
+        remix=remix,
+    )
     if remix:
         missing = [n for n, k in plan.keys.items() if not cache.snapshot_complete(plan.cache, k)]
         if missing:
-            raise ConfigError(f"--from: {plan.cache} has no finished build of entry {missing[0]!r} with these inputs "
-                              "and options; remix changes weights, splits and shard sizes only (run uvd dataset)")
+            raise ConfigError(
+                f"--from: {plan.cache} has no finished build of entry {missing[0]!r} with these inputs "
+                "and options; remix changes weights, splits and shard sizes only (run uvd dataset)"
+            )
     else:
         for key in plan.keys.values():
             cache.clear_snapshot(plan.cache, key)
@@ -196,13 +229,24 @@ def build_dataset(m: manifest_lib.Manifest, output: str, options: PipelineOption
         for name, key in plan.keys.items():
             cache.complete_snapshot(plan.cache, key, name)
         cache.save_records(plan.cache, list(plan.keys.values()), records)
-    config = {"manifest": os.path.basename(m.path) if m.path else None, "manifest name": m.name, "seed": m.seed,
-              "weights_by": m.weights_by, "validation_fraction": m.validation_fraction}
-    summary = card.finish(output, config=config, manifest_text=m.text,
-                          tokenizer_checkpoint=checkpoint_name(m.tokenizer_spec.checkpoint, checkpoint, manifest_dir),
-                          metrics=records, name=m.name, checkpoint_hash=plan.checkpoint_hash,
-                          expected_splits=["validation"] if m.validation_fraction > 0 else [])
-    if viewer is not None:   # the viewer reads what was just written; before the marker, like the rest
+    config = {
+        "manifest": os.path.basename(m.path) if m.path else None,
+        "manifest name": m.name,
+        "seed": m.seed,
+        "weights_by": m.weights_by,
+        "validation_fraction": m.validation_fraction,
+    }
+    summary = card.finish(
+        output,
+        config=config,
+        manifest_text=m.text,
+        tokenizer_checkpoint=checkpoint_name(m.tokenizer_spec.checkpoint, checkpoint, manifest_dir),
+        metrics=records,
+        name=m.name,
+        checkpoint_hash=plan.checkpoint_hash,
+        expected_splits=["validation"] if m.validation_fraction > 0 else [],
+    )
+    if viewer is not None:  # the viewer reads what was just written; before the marker, like the rest
         from uvd.viewer.build import build_viewer
 
         report = build_viewer(viewer)
@@ -222,16 +266,26 @@ def viewer_config(m: manifest_lib.Manifest, output: str) -> Any:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="uvd dataset", description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", default=str(manifest_lib.DEFAULT_MANIFEST),
-                        help="mixture manifest YAML (default: the embedded sample)")
-    parser.add_argument("--output", required=False, default="out/sample",
-                        help="folder for shards, README.md card, failures/ and stats/")
+    parser.add_argument(
+        "--manifest",
+        default=str(manifest_lib.DEFAULT_MANIFEST),
+        help="mixture manifest YAML (default: the embedded sample)",
+    )
+    parser.add_argument(
+        "--output", required=False, default="out/sample", help="folder for shards, README.md card, failures/ and stats/"
+    )
     parser.add_argument("--check", action="store_true", help="validate the manifest and stage options, then exit")
-    parser.add_argument("--cache", default=None,
-                        help="build cache: work units, tokens, entry snapshots (default: <output>/cache); share one "
-                             "folder between builds to reuse tokens across them")
-    parser.add_argument("--fresh", action="store_true",
-                        help="recompute every work unit (default: resume, reusing units an earlier run completed)")
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="build cache: work units, tokens, entry snapshots (default: <output>/cache); share one "
+        "folder between builds to reuse tokens across them",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute every work unit (default: resume, reusing units an earlier run completed)",
+    )
     args, options = split_args(parser, argv)
     setup_logging()
     try:
@@ -244,16 +298,19 @@ def run(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"{args.manifest}: ok ({len(m.entries)} sources, weights by {m.weights_by})")
         return 0
-    summary = build_dataset(m, args.output, options, modules, cache_dir=args.cache,
-                            mode="fresh" if args.fresh else "resume", viewer=viewer)
+    summary = build_dataset(
+        m, args.output, options, modules, cache_dir=args.cache, mode="fresh" if args.fresh else "resume", viewer=viewer
+    )
     print_summary("uvd dataset", args.output, summary)
     return 0
 
 
 def print_summary(prog: str, output: str, summary: dict) -> None:
     w = summary["work"]
-    print(f"[{prog}] work units: {w['units reused']:,} reused, {w['units computed']:,} computed; "
-          f"tokens: {w['tokens cached']:,} from the cache, {w['tokens encoded']:,} encoded")
+    print(
+        f"[{prog}] work units: {w['units reused']:,} reused, {w['units computed']:,} computed; "
+        f"tokens: {w['tokens cached']:,} from the cache, {w['tokens encoded']:,} encoded"
+    )
     for warning in summary.get("warnings", []):
         print(f"[{prog}] warning: {warning}")
     for split, t in summary["totals"]["by_split"].items():

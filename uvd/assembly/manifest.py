@@ -51,41 +51,56 @@ class SourceEntry:
     options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        require(self.stage in SOURCE_STAGES, "stage",
-                f"unknown source stage {self.stage!r}; choose one of: {', '.join(SOURCE_STAGES)}")
+        require(
+            self.stage in SOURCE_STAGES,
+            "stage",
+            f"unknown source stage {self.stage!r}; choose one of: {', '.join(SOURCE_STAGES)}",
+        )
         require(bool(self.input), "input", "is empty; give a path or glob of this source's input")
-        require(math_ok(self.weight) and self.weight > 0, "weight",
-                f"must be a positive number, got {self.weight!r}; weights are relative shares "
-                "(drop the entry to leave a source out)")
+        require(
+            math_ok(self.weight) and self.weight > 0,
+            "weight",
+            f"must be a positive number, got {self.weight!r}; weights are relative shares "
+            "(drop the entry to leave a source out)",
+        )
 
 
 @dataclass
 class TokenizerSpec:
     checkpoint: str = "default"
     batch_size: int = 32
-    device: str = "auto"              # auto: CUDA where the worker has it
-    precision: str = "auto"           # auto: bf16 autocast on CUDA, fp32 on CPU
-    accelerator: str | None = None    # resource hint for the tokenize step only (Dataflow GPU workers)
-    compile: bool = False             # torch.compile the encoder (GPU: ~3x measured on an H200)
+    device: str = "auto"  # auto: CUDA where the worker has it
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    accelerator: str | None = None  # resource hint for the tokenize step only (Dataflow GPU workers)
+    compile: bool = False  # torch.compile the encoder (GPU: ~3x measured on an H200)
 
     def validate(self) -> None:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        require(self.precision in ("auto", "fp32", "bf16"), "precision",
-                f"must be auto, fp32 or bf16, got {self.precision!r}")
+        require(
+            self.precision in ("auto", "fp32", "bf16"),
+            "precision",
+            f"must be auto, fp32 or bf16, got {self.precision!r}",
+        )
         from uvd.tokenize.load import CheckpointError, check_checkpoint, is_hub_id
 
         spec = self.checkpoint
         looks_local = spec.startswith((".", "/", "~")) or os.sep in spec or Path(spec).expanduser().exists()
-        if spec != "default" and looks_local and not is_hub_id(spec):          # a local folder: found and
-            try:                                                             # readable before any work
+        if spec != "default" and looks_local and not is_hub_id(spec):  # a local folder: found and
+            try:  # readable before any work
                 check_checkpoint(self.checkpoint)
             except CheckpointError as exc:
-                raise ConfigError(f"checkpoint: {exc}; give a folder with config.json + weights, a cached hub id, "
-                                  "or `default` (the shipped small VQGAN)") from None
+                raise ConfigError(
+                    f"checkpoint: {exc}; give a folder with config.json + weights, a cached hub id, "
+                    "or `default` (the shipped small VQGAN)"
+                ) from None
 
     def handler_options(self) -> dict:
-        return {"device": self.device, "precision": self.precision, "accelerator": self.accelerator,
-                "compile": self.compile}
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "accelerator": self.accelerator,
+            "compile": self.compile,
+        }
 
 
 @dataclass
@@ -95,8 +110,11 @@ class ShardSpec:
 
     def validate(self) -> None:
         require(self.target_shard_mb > 0, "target_shard_mb", f"must be > 0, got {self.target_shard_mb}")
-        require(0 < self.row_group_mb <= self.target_shard_mb, "row_group_mb",
-                f"must be in (0, target_shard_mb], got {self.row_group_mb}")
+        require(
+            0 < self.row_group_mb <= self.target_shard_mb,
+            "row_group_mb",
+            f"must be in (0, target_shard_mb], got {self.row_group_mb}",
+        )
 
 
 @dataclass
@@ -110,20 +128,29 @@ class Manifest:
     validation_fraction: float = 0.01
     tokenizer: dict = field(default_factory=dict)
     shards: dict = field(default_factory=dict)
-    quality: dict = field(default_factory=dict)   # uvd/quality/config.py: near-duplicates, decontamination...
+    quality: dict = field(default_factory=dict)  # uvd/quality/config.py: near-duplicates, decontamination...
     viewer: dict | bool | None = None  # also write <output>/viewer (uvd view); a dict of its options, or true
     # filled by load():
     text: str = ""
     path: str = ""
 
     def validate(self) -> None:
-        require(self.weights_by in WEIGHT_UNITS, "weights_by",
-                f"must be one of {', '.join(WEIGHT_UNITS)}, got {self.weights_by!r}")
+        require(
+            self.weights_by in WEIGHT_UNITS,
+            "weights_by",
+            f"must be one of {', '.join(WEIGHT_UNITS)}, got {self.weights_by!r}",
+        )
         require(self.total is None or self.total > 0, "total", f"must be > 0 or null, got {self.total!r}")
-        require(0 <= self.validation_fraction < 1, "validation_fraction",
-                f"must be in [0, 1), got {self.validation_fraction}")
-        require(isinstance(self.sources, dict) and len(self.sources) > 0, "sources",
-                "needs at least one entry: `sources: {name: {stage: ..., input: ..., weight: ...}}`")
+        require(
+            0 <= self.validation_fraction < 1,
+            "validation_fraction",
+            f"must be in [0, 1), got {self.validation_fraction}",
+        )
+        require(
+            isinstance(self.sources, dict) and len(self.sources) > 0,
+            "sources",
+            "needs at least one entry: `sources: {name: {stage: ..., input: ..., weight: ...}}`",
+        )
 
     # typed views, built once by load()
     entries: dict[str, SourceEntry] = field(default_factory=dict)
@@ -175,7 +202,8 @@ def parse(data: dict, text: str = "", base: Path | None = None, check_inputs: bo
         if check_inputs and not _has_scheme(entry.input) and not glob.glob(entry.input):
             raise ConfigError(
                 f"{where}.input: nothing matches {raw['input']!r} (resolved to {entry.input}); fix the path "
-                "(relative paths are relative to the manifest's folder) or build the input first")
+                "(relative paths are relative to the manifest's folder) or build the input first"
+            )
         manifest.entries[name] = entry
     manifest.tokenizer_spec = from_dict(TokenizerSpec, manifest.tokenizer, where="tokenizer")
     manifest.shard_spec = from_dict(ShardSpec, manifest.shards, where="shards")
@@ -214,8 +242,10 @@ def check_stage_options(manifest: Manifest) -> dict[str, Any]:
     for name, entry in manifest.entries.items():
         module = stage_module(entry.stage)
         if not hasattr(module, "source_transform"):
-            raise ConfigError(f"sources.{name}.stage: {module.__name__} has no source_transform(config); "
-                              "it cannot be part of a mixture yet")
+            raise ConfigError(
+                f"sources.{name}.stage: {module.__name__} has no source_transform(config); "
+                "it cannot be part of a mixture yet"
+            )
         config_cls = getattr(module, "Config", None)
         if config_cls is not None:
             try:
@@ -223,7 +253,9 @@ def check_stage_options(manifest: Manifest) -> dict[str, Any]:
             except ConfigError:
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. a validate() that reads the input on a filesystem not installed
-                raise ConfigError(f"sources.{name}.options: the {entry.stage} stage could not check its options "
-                                  f"({type(exc).__name__}: {str(exc)[:300]})") from None
+                raise ConfigError(
+                    f"sources.{name}.options: the {entry.stage} stage could not check its options "
+                    f"({type(exc).__name__}: {str(exc)[:300]})"
+                ) from None
         modules[name] = module
     return modules

@@ -29,15 +29,16 @@ UNITS = ("sentences", "tokens")
 @dataclass(frozen=True)
 class EntryPlan:
     entry: str
-    weight: float          # normalised share of the mixture
-    available: float       # sentences or tokens the entry has
-    target: float          # what its weight asks for
-    rate: float            # expected copies per sentence
-    short: bool            # available < target and no replacement
+    weight: float  # normalised share of the mixture
+    available: float  # sentences or tokens the entry has
+    target: float  # what its weight asks for
+    rate: float  # expected copies per sentence
+    short: bool  # available < target and no replacement
 
 
-def plan_mixture(available: dict[str, float], weights: dict[str, float], replacement: dict[str, bool],
-                 total: float | None = None) -> tuple[float, dict[str, EntryPlan]]:
+def plan_mixture(
+    available: dict[str, float], weights: dict[str, float], replacement: dict[str, bool], total: float | None = None
+) -> tuple[float, dict[str, EntryPlan]]:
     """Per entry sampling rates for a mixture of `total` units (None: the largest without repeats)."""
     wsum = sum(weights.values())
     if wsum <= 0:
@@ -98,8 +99,15 @@ class Mix(beam.PTransform):
     The per-entry totals are one small singleton side input; nothing is gathered per entry.
     """
 
-    def __init__(self, weights: dict[str, float], replacement: dict[str, bool], weights_by: str = "sentences",
-                 total: float | None = None, seed: int = 0, output: str | None = None) -> None:
+    def __init__(
+        self,
+        weights: dict[str, float],
+        replacement: dict[str, bool],
+        weights_by: str = "sentences",
+        total: float | None = None,
+        seed: int = 0,
+        output: str | None = None,
+    ) -> None:
         super().__init__()
         if weights_by not in UNITS:
             raise ValueError(f"weights_by must be one of {UNITS}, got {weights_by!r}")
@@ -116,18 +124,26 @@ class Mix(beam.PTransform):
             sampled = mixed | "Sampled" >> beam.CombineGlobally(_CountEntries(unit))
             path = FileSystems.join(self.output, "stats", "mixture.json")
             _ = plan | "Summary" >> beam.Map(
-                _write_summary, sampled=beam.pvalue.AsSingleton(sampled),
+                _write_summary,
+                sampled=beam.pvalue.AsSingleton(sampled),
                 sampled_units=beam.pvalue.AsSingleton(
-                    mixed | "SampledUnits" >> beam.CombineGlobally(_SumPerEntry(unit))),
-                path=path, unit=unit, seed=seed)
+                    mixed | "SampledUnits" >> beam.CombineGlobally(_SumPerEntry(unit))
+                ),
+                path=path,
+                unit=unit,
+                seed=seed,
+            )
         return mixed
 
 
-def _write_summary(total_plans: tuple[float, dict[str, EntryPlan]], sampled: dict, sampled_units: dict,
-                   path: str, unit: str, seed: int) -> str:
+def _write_summary(
+    total_plans: tuple[float, dict[str, EntryPlan]], sampled: dict, sampled_units: dict, path: str, unit: str, seed: int
+) -> str:
     total, plans = total_plans
     all_units = sum(sampled_units.values()) or 1
-    entries = [asdict(p) | {"sampled": sampled.get(e, 0), "share": sampled_units.get(e, 0) / all_units}
-               for e, p in sorted(plans.items())]
+    entries = [
+        asdict(p) | {"sampled": sampled.get(e, 0), "share": sampled_units.get(e, 0) / all_units}
+        for e, p in sorted(plans.items())
+    ]
     write_json(path, {"weights_by": unit, "seed": seed, "total": total, "entries": entries})
     return path

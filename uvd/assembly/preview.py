@@ -33,8 +33,9 @@ def shard_files(path: str) -> list[str]:
     return sorted(files)
 
 
-def sample_sentences(files: Iterable[str], per_source: int, sources: set[str] | None = None,
-                     max_files: int = 2) -> list[dict]:
+def sample_sentences(
+    files: Iterable[str], per_source: int, sources: set[str] | None = None, max_files: int = 2
+) -> list[dict]:
     """The first `per_source` sentences of every source, reading only as far as needed: until each
     of `sources` (from the card's stats) has enough, or `max_files` shards when they are unknown."""
     picked: dict[str, list[dict]] = {}
@@ -63,7 +64,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], thumb: int = 64, max_image
         y = r * (thumb + GAP)
         for i, image in enumerate(images[:max_images]):
             x = LABEL_WIDTH + i * (thumb + GAP)
-            sheet[y:y + thumb, x:x + thumb] = thumbnail(image, thumb)
+            sheet[y : y + thumb, x : x + thumb] = thumbnail(image, thumb)
     canvas = Image.fromarray(sheet)
     draw = ImageDraw.Draw(canvas)
     for r, (label, _) in enumerate(rows):
@@ -80,8 +81,9 @@ def recorded(dataset_dir: str) -> dict:
     return {}
 
 
-def preview(shards: str, output: str, checkpoint: str | None = None, per_source: int = 1,
-            max_images: int = 8, thumb: int = 64) -> int:
+def preview(
+    shards: str, output: str, checkpoint: str | None = None, per_source: int = 1, max_images: int = 8, thumb: int = 64
+) -> int:
     """Write the contact sheet; returns the number of sentences shown."""
     from PIL import Image
 
@@ -89,8 +91,10 @@ def preview(shards: str, output: str, checkpoint: str | None = None, per_source:
 
     marker = os.path.join(shards, schema.COMPLETE_MARKER)
     if os.path.isdir(os.path.join(shards, "stats")) and not os.path.exists(marker):
-        raise FileNotFoundError(f"--shards: {shards} has no {schema.COMPLETE_MARKER}: its `uvd dataset` build did not "
-                                "finish (killed or still running); rerun the build first")
+        raise FileNotFoundError(
+            f"--shards: {shards} has no {schema.COMPLETE_MARKER}: its `uvd dataset` build did not "
+            "finish (killed or still running); rerun the build first"
+        )
     files = shard_files(shards)
     if not files:
         raise FileNotFoundError(f"--shards: no shard files under {shards!r}; run `uvd dataset` first")
@@ -98,9 +102,11 @@ def preview(shards: str, output: str, checkpoint: str | None = None, per_source:
     sources = {r["source"] for r in summary["totals"]["by_source"]} if summary.get("totals") else None
     rows = sample_sentences(files, per_source, sources)
     recorded_checkpoint = summary.get("tokenizer_checkpoint")
-    model = load_vqgan(checkpoint or (None if not recorded_checkpoint or recorded_checkpoint.startswith("default")
-                                      else recorded_checkpoint)
-                       or DEFAULT_CHECKPOINT)
+    model = load_vqgan(
+        checkpoint
+        or (None if not recorded_checkpoint or recorded_checkpoint.startswith("default") else recorded_checkpoint)
+        or DEFAULT_CHECKPOINT
+    )
     sheet_rows = []
     for row in rows:
         n = min(row["num_images"], max_images)
@@ -119,8 +125,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="PNG to write")
     parser.add_argument("--checkpoint", default=None, help="VQGAN folder or hub id (default: the one the dataset used)")
     parser.add_argument("--per_source", type=int, default=1, help="sentences shown per source")
-    parser.add_argument("--max_images", type=int, default=8,
-                        help="images decoded and shown per sentence (VQGAN decoding is the slow part on CPU)")
+    parser.add_argument(
+        "--max_images",
+        type=int,
+        default=8,
+        help="images decoded and shown per sentence (VQGAN decoding is the slow part on CPU)",
+    )
     parser.add_argument("--thumb", type=int, default=64, help="thumbnail side in pixels")
     args = parser.parse_args(argv)
     n = preview(args.shards, args.output, args.checkpoint, args.per_source, args.max_images, args.thumb)

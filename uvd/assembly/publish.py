@@ -17,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 import uvd
 from uvd import schema
 
-PLAN_FILE = "shard_plan.json"   # stats/: split -> number of shards of the latest run
+PLAN_FILE = "shard_plan.json"  # stats/: split -> number of shards of the latest run
 TEMP_NAME = re.compile(r"^\.tmp-")
 # where the writers put their temp files (shards and card at the top, stats/ and failures/ below)
 TEMP_FOLDERS = ("", "stats", "failures")
@@ -40,8 +40,9 @@ def remove_stale_temp(output: str) -> list[str]:
     stale = []
     for folder in TEMP_FOLDERS:
         base = FileSystems.join(output, folder) if folder else output
-        stale += [m.path for m in _files(FileSystems.join(base, ".tmp-*"))
-                  if TEMP_NAME.match(m.path.rsplit("/", 1)[-1])]
+        stale += [
+            m.path for m in _files(FileSystems.join(base, ".tmp-*")) if TEMP_NAME.match(m.path.rsplit("/", 1)[-1])
+        ]
     if stale:
         FileSystems.delete(stale)
     return stale
@@ -64,7 +65,7 @@ def published_files(output: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for pattern in ("*.parquet", "README.md", "failures/*.parquet", "stats/*.json"):
         for m in _files(FileSystems.join(output, pattern)):
-            rel = m.path[len(output.rstrip("/")) + 1:]
+            rel = m.path[len(output.rstrip("/")) + 1 :]
             if not TEMP_NAME.match(rel.rsplit("/", 1)[-1]):
                 out[rel] = m.size_in_bytes
     return dict(sorted(out.items()))
@@ -87,7 +88,8 @@ def require_complete(output: str) -> None:
     if not is_complete(output):
         raise IncompleteDataset(
             f"{output}: no {schema.COMPLETE_MARKER}, so this is not a finished uvd dataset (a build that was "
-            "killed or is still running); rerun `uvd dataset --output` into it (it resumes) or pick another folder")
+            "killed or is still running); rerun `uvd dataset --output` into it (it resumes) or pick another folder"
+        )
 
 
 def remove_stale_shards(output: str, written: Iterable[str]) -> list[str]:

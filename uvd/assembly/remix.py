@@ -22,16 +22,19 @@ from uvd.core.options import setup_logging, split_args
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="uvd remix", description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", required=True, help="the new mixture manifest YAML")
-    parser.add_argument("--from", dest="source", required=True,
-                        help="a dataset folder built by uvd dataset (its cache/) or a --cache folder")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="a dataset folder built by uvd dataset (its cache/) or a --cache folder",
+    )
     parser.add_argument("--output", required=True, help="folder for the new shards, card, failures/ and stats/")
     args, options = split_args(parser, argv)
     setup_logging()
     try:
         m = manifest_lib.load(args.manifest)
         modules = manifest_lib.check_stage_options(m)
-        summary = build_dataset(m, args.output, options, modules, cache_dir=cache.resolve_from(args.source),
-                                remix=True)
+        summary = build_dataset(m, args.output, options, modules, cache_dir=cache.resolve_from(args.source), remix=True)
     except ConfigError as exc:
         print(f"uvd remix: {exc}", file=sys.stderr)
         return 2

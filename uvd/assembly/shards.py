@@ -60,30 +60,47 @@ def compose_sentence(sentence: dict, parts: Iterable[tuple[int, Any]]) -> Iterat
         by_pos[pos] = tokens
     missing = [sentence["image_ids"][i] for i in range(n) if by_pos.get(i) is None]
     if missing:
-        yield FAILURES, schema.failure_row(
-            sid, sentence["source"], STAGE, "missing_tokens",
-            f"{len(missing)} of {n} images have no tokens, e.g. {missing[0]}")
+        yield (
+            FAILURES,
+            schema.failure_row(
+                sid,
+                sentence["source"],
+                STAGE,
+                "missing_tokens",
+                f"{len(missing)} of {n} images have no tokens, e.g. {missing[0]}",
+            ),
+        )
         return
     arrays = []
     for i in range(n):
         arr = np.asarray(by_pos[i])
         if arr.shape != (schema.TOKENS_PER_IMAGE,) or arr.min() < 0 or arr.max() >= schema.CODEBOOK_SIZE:
-            yield FAILURES, schema.failure_row(
-                sid, sentence["source"], STAGE, "bad_tokens",
-                f"image {sentence['image_ids'][i]}: shape {arr.shape}, range {arr.min()}..{arr.max()}")
+            yield (
+                FAILURES,
+                schema.failure_row(
+                    sid,
+                    sentence["source"],
+                    STAGE,
+                    "bad_tokens",
+                    f"image {sentence['image_ids'][i]}: shape {arr.shape}, range {arr.min()}..{arr.max()}",
+                ),
+            )
             return
         arrays.append(arr.astype(np.uint16))
-    yield "rows", {
-        "sentence_id": sid,
-        "source": sentence["source"],
-        "kind": sentence["kind"],
-        "num_images": n,
-        "tokens": np.concatenate(arrays),
-        "group": sentence["group"],
-        "image_ids": list(sentence["image_ids"]),   # for KeepImagesInOneSplit; the shard row drops it
-        "split": normalize_split(sentence.get("split")),
-        "entry": sentence.get("entry") or sentence["source"],
-    }
+    yield (
+        "rows",
+        {
+            "sentence_id": sid,
+            "source": sentence["source"],
+            "kind": sentence["kind"],
+            "num_images": n,
+            "tokens": np.concatenate(arrays),
+            "group": sentence["group"],
+            "image_ids": list(sentence["image_ids"]),  # for KeepImagesInOneSplit; the shard row drops it
+            "split": normalize_split(sentence.get("split")),
+            "entry": sentence.get("entry") or sentence["source"],
+        },
+    )
 
 
 def num_shards(tokens: int, target_shard_bytes: float) -> int:
@@ -108,8 +125,14 @@ class ShardRow(NamedTuple):
 
 
 def to_shard_row(row: dict, key: float) -> ShardRow:
-    return ShardRow(key, row["sentence_id"], row["source"], row["kind"], int(row["num_images"]),
-                    np.asarray(row["tokens"], dtype=np.uint16))
+    return ShardRow(
+        key,
+        row["sentence_id"],
+        row["source"],
+        row["kind"],
+        int(row["num_images"]),
+        np.asarray(row["tokens"], dtype=np.uint16),
+    )
 
 
 def shard_table(rows: Sequence[ShardRow]) -> pa.Table:
@@ -154,10 +177,14 @@ def write_parquet_atomic(path: str, table: pa.Table, row_group_bytes: float) -> 
     try:
         with FileSystems.create(tmp) as stream:
             writer = pq.ParquetWriter(
-                stream, schema.SHARD_SCHEMA, compression="zstd", compression_level=ZSTD_LEVEL,
+                stream,
+                schema.SHARD_SCHEMA,
+                compression="zstd",
+                compression_level=ZSTD_LEVEL,
                 # codes: BYTE_STREAM_SPLIT + zstd entropy-codes the skewed high byte (1.46 vs 1.60
                 # B/token with dictionary bit-packing on Zipf codes; benchmarks/bench_shards.py)
-                use_dictionary=["source", "kind"], write_statistics=["num_images"],
+                use_dictionary=["source", "kind"],
+                write_statistics=["num_images"],
                 column_encoding={"tokens.list.element": "BYTE_STREAM_SPLIT"},
             )
             for start, end in row_group_bounds(counts, row_group_bytes):
@@ -214,8 +241,10 @@ def _content(sentence: dict) -> str:
 
 def _claimant(sentence: dict) -> str:
     ids = list(sentence["image_ids"])
-    return (f"{sentence.get('entry') or sentence['source']} ({sentence['source']}, group {sentence['group']}, "
-            f"{len(ids)} images from {ids[0] if ids else '-'})")
+    return (
+        f"{sentence.get('entry') or sentence['source']} ({sentence['source']}, group {sentence['group']}, "
+        f"{len(ids)} images from {ids[0] if ids else '-'})"
+    )
 
 
 def resolve_duplicates(sid: str, sentences: list[dict]) -> tuple[dict | None, list[dict]]:
@@ -227,14 +256,23 @@ def resolve_duplicates(sid: str, sentences: list[dict]) -> tuple[dict | None, li
     sentences = sorted(sentences, key=_content)
     if len({_content(s) for s in sentences}) > 1:
         claims = [_claimant(s) for s in sentences]
-        return None, [schema.failure_row(
-            sid, s["source"], STAGE, "conflicting_sentence_id",
-            f"{len(sentences)} different sentences claim this id: " + "; ".join(claims[:1] + [
-                c for c in claims if c != claims[0]][:3]))
-            for s in sentences]
-    return sentences[0], [schema.failure_row(sid, extra["source"], STAGE, "duplicate_sentence_id",
-                                             "kept one of several identical rows", "skipped")
-                          for extra in sentences[1:]]
+        return None, [
+            schema.failure_row(
+                sid,
+                s["source"],
+                STAGE,
+                "conflicting_sentence_id",
+                f"{len(sentences)} different sentences claim this id: "
+                + "; ".join(claims[:1] + [c for c in claims if c != claims[0]][:3]),
+            )
+            for s in sentences
+        ]
+    return sentences[0], [
+        schema.failure_row(
+            sid, extra["source"], STAGE, "duplicate_sentence_id", "kept one of several identical rows", "skipped"
+        )
+        for extra in sentences[1:]
+    ]
 
 
 def _compose(item: tuple[str, dict]) -> Iterator[beam.pvalue.TaggedOutput]:
@@ -285,7 +323,8 @@ class AssignSplits(beam.PTransform):
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         fraction, seed = self.fraction, self.seed
         return rows | "Split" >> beam.Map(
-            lambda r: r if r.get("split") else {**r, "split": split_for(r["group"], fraction, seed)})
+            lambda r: r if r.get("split") else {**r, "split": split_for(r["group"], fraction, seed)}
+        )
 
 
 def split_rank(split: str) -> tuple[int, str]:
@@ -311,10 +350,18 @@ def _keep_or_fail(item: tuple[str, dict]) -> Iterator[beam.pvalue.TaggedOutput]:
     conflicts = sorted({v for v in joined["verdicts"] if v})
     for row in joined["row"]:
         if conflicts:
-            yield beam.pvalue.TaggedOutput(FAILURES, schema.failure_row(
-                row["sentence_id"], row["source"], STAGE, "image_in_other_split",
-                f"split {row['split']}: an image of this sentence is also in {conflicts[0]}; "
-                "held-out splits never share an image with train", "filtered"))
+            yield beam.pvalue.TaggedOutput(
+                FAILURES,
+                schema.failure_row(
+                    row["sentence_id"],
+                    row["source"],
+                    STAGE,
+                    "image_in_other_split",
+                    f"split {row['split']}: an image of this sentence is also in {conflicts[0]}; "
+                    "held-out splits never share an image with train",
+                    "filtered",
+                ),
+            )
         else:
             yield beam.pvalue.TaggedOutput("rows", row)
 
@@ -332,12 +379,19 @@ class KeepImagesInOneSplit(beam.PTransform):
         claims = rows | "Claims" >> beam.FlatMap(_image_claims)
         best = claims | "Best" >> beam.CombinePerKey(min)
         users = rows | "Users" >> beam.FlatMap(
-            lambda r: [(i, (r["sentence_id"], split_rank(r["split"]))) for i in set(r.get("image_ids") or ())])
-        verdicts = ({"best": best, "users": users} | "JoinImages" >> beam.CoGroupByKey()
-                    | "Verdicts" >> beam.FlatMap(_sentence_verdicts))
+            lambda r: [(i, (r["sentence_id"], split_rank(r["split"]))) for i in set(r.get("image_ids") or ())]
+        )
+        verdicts = (
+            {"best": best, "users": users}
+            | "JoinImages" >> beam.CoGroupByKey()
+            | "Verdicts" >> beam.FlatMap(_sentence_verdicts)
+        )
         keyed = rows | "KeyRows" >> beam.Map(lambda r: (r["sentence_id"], r))
-        out = ({"row": keyed, "verdicts": verdicts} | "JoinSentences" >> beam.CoGroupByKey()
-               | "Keep" >> beam.FlatMap(_keep_or_fail).with_outputs("rows", FAILURES))
+        out = (
+            {"row": keyed, "verdicts": verdicts}
+            | "JoinSentences" >> beam.CoGroupByKey()
+            | "Keep" >> beam.FlatMap(_keep_or_fail).with_outputs("rows", FAILURES)
+        )
         return out["rows"], out[FAILURES]
 
 
@@ -371,8 +425,13 @@ class WriteShards(beam.PTransform):
     shard size); every planned shard is written, empty or not, so the names always add up.
     """
 
-    def __init__(self, output: str, seed: int = 0, target_shard_mb: float = DEFAULT_TARGET_SHARD_MB,
-                 row_group_mb: float = DEFAULT_ROW_GROUP_MB) -> None:
+    def __init__(
+        self,
+        output: str,
+        seed: int = 0,
+        target_shard_mb: float = DEFAULT_TARGET_SHARD_MB,
+        row_group_mb: float = DEFAULT_ROW_GROUP_MB,
+    ) -> None:
         super().__init__()
         self.output, self.seed = output, seed
         self.target_bytes = target_shard_mb * 2**20
@@ -380,8 +439,11 @@ class WriteShards(beam.PTransform):
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         seed, target = self.seed, self.target_bytes
-        plan = rows | "PlanTotals" >> beam.CombineGlobally(_SplitTotals()) | "Plan" >> beam.Map(
-            lambda totals: {split: num_shards(t, target) for split, t in totals.items()})
+        plan = (
+            rows
+            | "PlanTotals" >> beam.CombineGlobally(_SplitTotals())
+            | "Plan" >> beam.Map(lambda totals: {split: num_shards(t, target) for split, t in totals.items()})
+        )
 
         def key_row(row: dict, plan: dict) -> tuple[tuple[str, int, int], ShardRow]:
             key = shuffle_key(seed, row["sentence_id"])
@@ -391,7 +453,8 @@ class WriteShards(beam.PTransform):
         plan_path = FileSystems.join(self.output, "stats", PLAN_FILE)
         _ = plan | "SavePlan" >> beam.Map(lambda p: write_json(plan_path, p))
         placeholders = plan | "AllShards" >> beam.FlatMap(
-            lambda p: [((split, i, n), None) for split, n in p.items() for i in range(n)])
+            lambda p: [((split, i, n), None) for split, n in p.items() for i in range(n)]
+        )
         keyed = rows | "KeyByShard" >> beam.Map(key_row, plan=beam.pvalue.AsSingleton(plan))
         return (
             (keyed, placeholders)
@@ -414,9 +477,14 @@ def run(argv: list[str] | None = None) -> int:
     from uvd.core import tables
 
     parser = argparse.ArgumentParser(prog="uvd shards", description=__doc__.splitlines()[0])
-    parser.add_argument("--input", action="append", default=[], required=True,
-                        help="folder with sentences/, tokens/ and failures/ tables (uvd <source> and uvd tokenize "
-                             "--output); repeat for several sources")
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        required=True,
+        help="folder with sentences/, tokens/ and failures/ tables (uvd <source> and uvd tokenize "
+        "--output); repeat for several sources",
+    )
     parser.add_argument("--output", required=True, help="folder for shards, README.md card, failures/ and stats/")
     parser.add_argument("--seed", type=int, default=0, help="shuffle and split hashes")
     parser.add_argument("--validation_fraction", type=float, default=0.01, help="of groups without a source split")
@@ -431,8 +499,11 @@ def run(argv: list[str] | None = None) -> int:
     p = beam.Pipeline(options=options)
 
     def read(table: str) -> beam.PCollection:
-        parts = [p | f"Read_{table}_{i}" >> tables.ReadTable(f, table)
-                 for i, f in enumerate(args.input) if _has_table(f, table)]
+        parts = [
+            p | f"Read_{table}_{i}" >> tables.ReadTable(f, table)
+            for i, f in enumerate(args.input)
+            if _has_table(f, table)
+        ]
         return parts | f"All_{table}" >> beam.Flatten(pipeline=p)
 
     sentences, tokens, failures = read("sentences"), read("tokens"), read("failures")
@@ -445,10 +516,15 @@ def run(argv: list[str] | None = None) -> int:
     _ = sentences | "Available" >> card.SummarizeAvailable(args.output)
     result = p.run()
     result.wait_until_finish()
-    config = {"stage": "shards", "inputs": ", ".join(args.input), "seed": args.seed,
-              "validation_fraction": args.validation_fraction}
-    summary = card.finish(args.output, config=config, manifest_text=None, tokenizer_checkpoint=None,
-                          metrics=card.record_metrics(result))
+    config = {
+        "stage": "shards",
+        "inputs": ", ".join(args.input),
+        "seed": args.seed,
+        "validation_fraction": args.validation_fraction,
+    }
+    summary = card.finish(
+        args.output, config=config, manifest_text=None, tokenizer_checkpoint=None, metrics=card.record_metrics(result)
+    )
     publish.complete(args.output)
     for split, t in summary["totals"]["by_split"].items():
         print(f"[uvd shards] {split}: {t['sentences']:,} sentences, {t['tokens']:,} tokens in {t['shards']} shards")

@@ -85,7 +85,7 @@ def list_files(folder: str, exts: Iterable[str] | None = None) -> list[str]:
 
 def relative(path: str, folder: str) -> str:
     """`path` relative to `folder`, '/'-separated (stable across filesystems)."""
-    rel = path[len(folder):] if path.startswith(folder) else os.path.basename(path)
+    rel = path[len(folder) :] if path.startswith(folder) else os.path.basename(path)
     return rel.lstrip("/\\").replace("\\", "/")
 
 

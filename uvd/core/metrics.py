@@ -33,12 +33,19 @@ class Progress:
     _shared: ClassVar[dict[str, Progress]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, stage: str, total: int | None = None, every_s: float = 5.0, key: str = "in",
-                 stream: TextIO | None = None, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        stage: str,
+        total: int | None = None,
+        every_s: float = 5.0,
+        key: str = "in",
+        stream: TextIO | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
         self.stage = stage
         self.total = total
         self.every_s = every_s
-        self.key = key                  # the count that `total` is a total of
+        self.key = key  # the count that `total` is a total of
         self.stream = stream
         self.clock = clock
         self.counts: dict[str, int] = {}

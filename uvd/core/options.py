@@ -83,5 +83,3 @@ def check_beam_flags(beam_args: list[str], stage_flags: list[str]) -> None:
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-
-

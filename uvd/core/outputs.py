@@ -29,9 +29,16 @@ TAGS = (IMAGES, SENTENCES, FAILURES)
 
 
 class _RouteDoFn(beam.DoFn):
-    def __init__(self, fn: Any, source: str, stage: str, record_id: Callable[[Any], str],
-                 count_records: bool = True, total: int | None = None,
-                 units: units_lib.Units | None = None) -> None:
+    def __init__(
+        self,
+        fn: Any,
+        source: str,
+        stage: str,
+        record_id: Callable[[Any], str],
+        count_records: bool = True,
+        total: int | None = None,
+        units: units_lib.Units | None = None,
+    ) -> None:
         self.fn = fn
         self.source = source
         self.stage = stage
@@ -54,8 +61,14 @@ class _RouteDoFn(beam.DoFn):
             return list(self.fn(element))
         except Exception as exc:  # noqa: BLE001 - the dead letter is the point
             detail = error_detail(exc)
-            return [(FAILURES, failure_row(self.record_id(element), self.source, self.stage,
-                                           f"exception_{type(exc).__name__}", detail))]
+            return [
+                (
+                    FAILURES,
+                    failure_row(
+                        self.record_id(element), self.source, self.stage, f"exception_{type(exc).__name__}", detail
+                    ),
+                )
+            ]
 
     def process(self, element: Any) -> Iterable[beam.pvalue.TaggedOutput]:
         if not self.total_set:  # remote runners: the total beside the counters (Beam metrics)
@@ -64,13 +77,21 @@ class _RouteDoFn(beam.DoFn):
         if self.count_records:
             self.inputs.inc()
         self.progress.add("in")
-        rows = (self.step_units.rows(element, lambda: self._compute(element)) if self.step_units
-                else self._compute(element))
+        rows = (
+            self.step_units.rows(element, lambda: self._compute(element)) if self.step_units else self._compute(element)
+        )
         # What became of this input record (the dataset card reconciles inputs against these).
         tags = {tag for tag, _ in rows}
         # Images outrank failures: an annotated image with one skipped task still feeds pair sentences.
-        outcome = ("records_with_sentences" if SENTENCES in tags else "records_images_only" if IMAGES in tags
-                   else "records_failures_only" if FAILURES in tags else "records_no_output")
+        outcome = (
+            "records_with_sentences"
+            if SENTENCES in tags
+            else "records_images_only"
+            if IMAGES in tags
+            else "records_failures_only"
+            if FAILURES in tags
+            else "records_no_output"
+        )
         if self.count_records:
             Metrics.counter(f"uvd.{self.stage}", outcome).inc()
         for tag, row in rows:
@@ -102,9 +123,16 @@ class RunSource(beam.PTransform):
     already counted (the video stage's decode tasks: the card's inputs are videos, not tasks).
     """
 
-    def __init__(self, fn: Any, source: str, stage: str,
-                 record_id: Callable[[Any], str] = str, label: str | None = None,
-                 count_records: bool = True, total: int | None = None) -> None:
+    def __init__(
+        self,
+        fn: Any,
+        source: str,
+        stage: str,
+        record_id: Callable[[Any], str] = str,
+        label: str | None = None,
+        count_records: bool = True,
+        total: int | None = None,
+    ) -> None:
         super().__init__(label)
         self.fn = fn
         self.source = source
@@ -126,10 +154,12 @@ def merge_outputs(outputs: list[SourceOutputs], label: str = "Merge") -> SourceO
     if not outputs:
         raise ValueError("merge_outputs needs at least one SourceOutputs")
     pipeline = outputs[0].images.pipeline
-    return SourceOutputs(*[
-        tuple(getattr(o, name) for o in outputs) | f"{label}{name.title()}" >> beam.Flatten(pipeline=pipeline)
-        for name in SourceOutputs._fields
-    ])
+    return SourceOutputs(
+        *[
+            tuple(getattr(o, name) for o in outputs) | f"{label}{name.title()}" >> beam.Flatten(pipeline=pipeline)
+            for name in SourceOutputs._fields
+        ]
+    )
 
 
 class DeadLetterDoFn(beam.DoFn):
@@ -143,7 +173,7 @@ class DeadLetterDoFn(beam.DoFn):
 
     def __init__(self, source: str, stage: str, step: str, reconcile: bool = True) -> None:
         self.source, self.stage, self.step = source, stage, step
-        self.reconcile = reconcile   # False: a step whose input count depends on a cache (tokenize)
+        self.reconcile = reconcile  # False: a step whose input count depends on a cache (tokenize)
 
     def convert(self, element: Any) -> Iterable[Any]:
         raise NotImplementedError
@@ -157,8 +187,10 @@ class DeadLetterDoFn(beam.DoFn):
     def failure(self, element: Any, reason: str, detail: str, status: str = "failed") -> Any:
         """A failure row on the FAILURES tag (also for subclasses that find a problem without raising)."""
         Metrics.counter(f"uvd.{self.stage}.{status}", reason).inc()
-        return beam.pvalue.TaggedOutput(FAILURES, failure_row(self.record_id(element), self.source_of(element),
-                                                              self.stage, reason, detail, status=status))
+        return beam.pvalue.TaggedOutput(
+            FAILURES,
+            failure_row(self.record_id(element), self.source_of(element), self.stage, reason, detail, status=status),
+        )
 
     def process(self, element: Any) -> Iterable[Any]:
         namespace = f"uvd.{self.stage}_{self.step}"

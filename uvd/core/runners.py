@@ -44,28 +44,41 @@ def prepare_options(options: PipelineOptions) -> PipelineOptions:
     if runner in DATAFLOW_RUNNERS:
         gcp = options.view_as(GoogleCloudOptions)
         if not gcp.project:
-            raise ConfigError("project: DataflowRunner needs a GCP project; add --project=MY_PROJECT "
-                              "(make dataset PROJECT=MY_PROJECT)")
+            raise ConfigError(
+                "project: DataflowRunner needs a GCP project; add --project=MY_PROJECT "
+                "(make dataset PROJECT=MY_PROJECT)"
+            )
         if not gcp.region:
-            raise ConfigError("region: DataflowRunner needs a region; add --region=us-central1 "
-                              "(make dataset REGION=us-central1)")
+            raise ConfigError(
+                "region: DataflowRunner needs a region; add --region=us-central1 (make dataset REGION=us-central1)"
+            )
         temp = gcp.temp_location or gcp.staging_location
         if not temp or not temp.startswith("gs://"):
-            raise ConfigError("temp_location: DataflowRunner needs a gs:// temp folder; add "
-                              "--temp_location=gs://BUCKET/tmp (make dataset TEMP=gs://BUCKET/tmp)")
+            raise ConfigError(
+                "temp_location: DataflowRunner needs a gs:// temp folder; add "
+                "--temp_location=gs://BUCKET/tmp (make dataset TEMP=gs://BUCKET/tmp)"
+            )
     elif runner in PORTABLE_RUNNERS:
         portable = options.view_as(PortableOptions)
         if runner == "PortableRunner" and not portable.job_endpoint:
-            raise ConfigError("job_endpoint: PortableRunner needs a job server; add --job_endpoint=HOST:8099 "
-                              "(Spark/Flink job server) or --job_endpoint=embed for the in-process one")
+            raise ConfigError(
+                "job_endpoint: PortableRunner needs a job server; add --job_endpoint=HOST:8099 "
+                "(Spark/Flink job server) or --job_endpoint=embed for the in-process one"
+            )
         flags = options.get_all_options()
         master = flags.get("spark_master_url") or ""
-        if (runner == "SparkRunner" and not portable.job_endpoint and master.startswith("local")
-                and not flags.get("spark_job_server_jar")):
+        if (
+            runner == "SparkRunner"
+            and not portable.job_endpoint
+            and master.startswith("local")
+            and not flags.get("spark_job_server_jar")
+        ):
             # Beam's default local[4] starts a job server from a jar it downloads: say so up front.
-            raise ConfigError("spark_master_url: SparkRunner needs a cluster, --spark_master_url=spark://HOST:7077, "
-                              "or a running job server, --job_endpoint=HOST:8099 (or a local "
-                              "--spark_job_server_jar=PATH for local[N])")
+            raise ConfigError(
+                "spark_master_url: SparkRunner needs a cluster, --spark_master_url=spark://HOST:7077, "
+                "or a running job server, --job_endpoint=HOST:8099 (or a local "
+                "--spark_job_server_jar=PATH for local[N])"
+            )
         if runner in ENGINE_RUNNERS and not portable.environment_type and not container and on_loopback(options):
             # A job server on this machine (scripts/runners/cluster.sh): its executors call the SDK
             # workers in this process. A remote cluster needs DOCKER or EXTERNAL workers, said explicitly.

@@ -33,10 +33,10 @@ log = logging.getLogger("uvd")
 class SourceStage:
     """What `uvd <name>` needs to know about a source stage."""
 
-    name: str                                      # the CLI name and the config's `where`
-    config: type                                   # the stage's Config dataclass
-    transform: Callable[[Any], beam.PTransform]    # Config -> PTransform(PBegin) -> SourceOutputs
-    doc: str = ""                                  # the module docstring (its first line is the description)
+    name: str  # the CLI name and the config's `where`
+    config: type  # the stage's Config dataclass
+    transform: Callable[[Any], beam.PTransform]  # Config -> PTransform(PBegin) -> SourceOutputs
+    doc: str = ""  # the module docstring (its first line is the description)
     # Extra flags a stage adds itself (a debug path, a file that fills a structured field).
     add_flags: Callable[[argparse.ArgumentParser], None] | None = None
     # args -> extra Config values (e.g. adapters read from --config FILE).
@@ -66,7 +66,7 @@ class SourceStage:
         """The stage as a source of `uvd dataset`: the manifest entry's options checked before any work."""
         where = f"sources.{self.name}.options"
         try:
-            cfg = from_dict(self.config, options, where=where)      # field errors first, then the input
+            cfg = from_dict(self.config, options, where=where)  # field errors first, then the input
             self.check_input(cfg)
         except ConfigError as exc:
             raise ConfigError(str(exc) if str(exc).startswith(where) else f"{where}.{exc}") from None
@@ -87,8 +87,9 @@ def stage_parser(stage: SourceStage) -> argparse.ArgumentParser:
 def parse_stage_args(stage: SourceStage, argv: list[str] | None) -> tuple[Any, argparse.Namespace, PipelineOptions]:
     """argv -> (checked Config, the stage's own args, Beam options for the rest)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if stage.local_flags and not any(a.startswith(("--runner", "--direct_running_mode", "--direct_num_workers"))
-                                     for a in argv):
+    if stage.local_flags and not any(
+        a.startswith(("--runner", "--direct_running_mode", "--direct_num_workers")) for a in argv
+    ):
         argv += stage.local_flags
     args, options = split_args(stage_parser(stage), argv)
     extra = stage.extra_values(args) if stage.extra_values is not None else {}

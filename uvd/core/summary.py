@@ -38,7 +38,7 @@ def counters(result: Any) -> dict[tuple[str, str], int] | None:
 
 def stages(counts: dict[tuple[str, str], int]) -> list[str]:
     """The stages that counted inputs (namespaces uvd.<stage> with an `inputs` counter), in name order."""
-    return sorted({ns[len("uvd."):] for ns, name in counts if ns.count(".") == 1 and name == "inputs"})
+    return sorted({ns[len("uvd.") :] for ns, name in counts if ns.count(".") == 1 and name == "inputs"})
 
 
 def summary_line(counts: dict[tuple[str, str], int], stage: str, where: str) -> str:
@@ -49,7 +49,7 @@ def summary_line(counts: dict[tuple[str, str], int], stage: str, where: str) -> 
     parts.append(", ".join(outs) if outs else "no sentences or images")
     by_status: dict[str, list[tuple[int, str]]] = {}
     for (ns, name), n in counts.items():
-        status = ns[len(f"uvd.{stage}."):] if ns.startswith(f"uvd.{stage}.") else None
+        status = ns[len(f"uvd.{stage}.") :] if ns.startswith(f"uvd.{stage}.") else None
         if status in FAILURE_STATUSES:
             by_status.setdefault(status, []).append((n, name))
     failures = main.get("failures", sum(n for rows in by_status.values() for n, _ in rows))
@@ -62,8 +62,9 @@ def summary_line(counts: dict[tuple[str, str], int], stage: str, where: str) -> 
                 total = sum(n for n, _ in rows)
                 groups.append(f"{status} {total:,}: " + ", ".join(f"{name} {n:,}" for n, name in rows))
         text += " (" + "; ".join(groups) + ")"
-    extra = {k: v for k, v in main.items()
-             if k not in ("inputs", "total", *OUTPUT_TAGS) and not k.startswith("records_")}
+    extra = {
+        k: v for k, v in main.items() if k not in ("inputs", "total", *OUTPUT_TAGS) and not k.startswith("records_")
+    }
     if extra:
         text += "; " + ", ".join(f"{k} {v:,}" for k, v in sorted(extra.items()))
     return f"[uvd {stage}] {text}; tables: {where}"

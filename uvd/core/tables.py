@@ -47,9 +47,13 @@ class WriteTable(beam.PTransform):
         return (
             rows
             | "ToArrowRow" >> beam.Map(_to_arrow_row)
-            | "Parquet" >> beam.io.WriteToParquet(
-                table_prefix(self.folder, self.table), schema, codec="zstd",
-                file_name_suffix=".parquet", num_shards=self.num_shards,
+            | "Parquet"
+            >> beam.io.WriteToParquet(
+                table_prefix(self.folder, self.table),
+                schema,
+                codec="zstd",
+                file_name_suffix=".parquet",
+                num_shards=self.num_shards,
             )
         )
 

@@ -58,8 +58,11 @@ def describe(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return {"bytes": hashlib.blake2b(bytes(obj), digest_size=16).hexdigest()}
     if hasattr(obj, "tobytes") and hasattr(obj, "dtype"):  # numpy arrays
-        return {"array": hashlib.blake2b(obj.tobytes(), digest_size=16).hexdigest(), "dtype": str(obj.dtype),
-                "shape": list(getattr(obj, "shape", ()))}
+        return {
+            "array": hashlib.blake2b(obj.tobytes(), digest_size=16).hexdigest(),
+            "dtype": str(obj.dtype),
+            "shape": list(getattr(obj, "shape", ())),
+        }
     if isinstance(obj, dict):
         return {str(k): describe(v, depth + 1) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, tuple) or (isinstance(obj, list) and depth == 0):
@@ -69,8 +72,9 @@ def describe(obj: Any, depth: int = 0) -> Any:
         # (imagenet's (class, members)), and a step must not depend on that order anyway.
         return {"values": sorted((describe(v, depth + 1) for v in obj), key=lambda d: json.dumps(d, default=str))}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {type(obj).__name__: describe({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)},
-                                             depth + 1)}
+        return {
+            type(obj).__name__: describe({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, depth + 1)
+        }
     if hasattr(obj, "_asdict"):
         return {type(obj).__name__: describe(obj._asdict(), depth + 1)}
     if hasattr(obj, "__dict__"):
@@ -88,8 +92,8 @@ class UnitNotCached(RuntimeError):
 class Units:
     """Where one manifest entry's units live and how to use them (picklable: it travels to workers)."""
 
-    root: str                 # <cache>/units/<entry>/<options hash>
-    mode: str = "resume"      # resume: reuse done units; fresh: recompute all; reuse_only: never compute
+    root: str  # <cache>/units/<entry>/<options hash>
+    mode: str = "resume"  # resume: reuse done units; fresh: recompute all; reuse_only: never compute
 
     def for_step(self, step: str) -> _StepUnits:
         return _StepUnits(self, step)
@@ -138,8 +142,10 @@ class _StepUnits:
                 self.reused.inc()
                 return cached
             if self.units.mode == "reuse_only":
-                raise UnitNotCached(f"{self.step}: unit {key} ({str(describe(element))[:200]}) is not in the cache "
-                                    f"{self.units.root}; run `uvd dataset` on this manifest first")
+                raise UnitNotCached(
+                    f"{self.step}: unit {key} ({str(describe(element))[:200]}) is not in the cache "
+                    f"{self.units.root}; run `uvd dataset` on this manifest first"
+                )
         rows = compute()
         self.save(key, element, rows)
         self.computed.inc()

@@ -63,8 +63,15 @@ def save(path: str | Path, model, optimizer, step: int, config: dict, model_conf
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(
-        {"model": model_sd, "optimizer": optim_sd, "step": step, "config": config, "model_config": model_config,
-         "loader": loaders, "rng": rngs},
+        {
+            "model": model_sd,
+            "optimizer": optim_sd,
+            "step": step,
+            "config": config,
+            "model_config": model_config,
+            "loader": loaders,
+            "rng": rngs,
+        },
         tmp,
     )
     with open(tmp, "rb") as f:

@@ -86,8 +86,11 @@ def resolve_shards(spec: str | os.PathLike | list, split: str | None = None) -> 
     if spec.endswith(".parquet"):
         return [spec]
     base = spec.rstrip("/")
-    if not remote and os.path.isdir(os.path.join(base, "stats")) and not os.path.exists(
-            os.path.join(base, schema.COMPLETE_MARKER)):  # a uvd dataset folder whose build did not finish
+    if (
+        not remote
+        and os.path.isdir(os.path.join(base, "stats"))
+        and not os.path.exists(os.path.join(base, schema.COMPLETE_MARKER))
+    ):  # a uvd dataset folder whose build did not finish
         raise FileNotFoundError(f"{base}: no {schema.COMPLETE_MARKER}: an unfinished `uvd dataset` build; rerun it")
     names = SPLIT_ALIASES.get(split, (split,)) if split else (None,)
     for name in names:
@@ -130,8 +133,11 @@ def assign_units(
     row_groups: list[tuple[int, int]], reader: int, n_readers: int, seed: int, epoch: int, shuffle: bool = True
 ) -> list[Unit]:
     """This reader's units for `epoch` (see the module docstring): disjoint, covering every row."""
-    order = np.random.default_rng([seed, epoch, 0x5EED]).permutation(len(row_groups)) if shuffle \
+    order = (
+        np.random.default_rng([seed, epoch, 0x5EED]).permutation(len(row_groups))
+        if shuffle
         else np.arange(len(row_groups))
+    )
     ordered = [row_groups[i] for i in order]
     if len(ordered) >= n_readers:
         return [Unit(f, g) for f, g in ordered[reader::n_readers]]
@@ -158,16 +164,22 @@ def read_sentences(files: list[str], units: list[Unit]) -> tuple[np.ndarray, np.
 class Packer:
     """Token stream -> windows of seq_len + 1 with stride seq_len (see module docstring)."""
 
-    def __init__(self, seq_len: int, carry: np.ndarray | None = None, bos_id: int | None = schema.BOS_ID,
-                 eos_id: int | None = schema.EOS_ID):
+    def __init__(
+        self,
+        seq_len: int,
+        carry: np.ndarray | None = None,
+        bos_id: int | None = schema.BOS_ID,
+        eos_id: int | None = schema.EOS_ID,
+    ):
         self.seq_len = seq_len
         self.buf = np.zeros(0, np.int32) if carry is None else np.asarray(carry, np.int32)
         self.head = [] if bos_id is None else [bos_id]
         self.tail = [] if eos_id is None else [eos_id]
 
     def add(self, codes: np.ndarray) -> None:
-        sentence = np.concatenate([np.asarray(self.head, np.int32), np.asarray(codes, np.int32),
-                                   np.asarray(self.tail, np.int32)])
+        sentence = np.concatenate(
+            [np.asarray(self.head, np.int32), np.asarray(codes, np.int32), np.asarray(self.tail, np.int32)]
+        )
         self.buf = np.concatenate([self.buf, sentence])
 
     def take(self) -> list[np.ndarray]:
@@ -202,9 +214,19 @@ class ShardStream:
     """One reader's infinite (or `epochs`-long) stream of packed batches, with exact state."""
 
     def __init__(
-        self, files: list[str], row_groups: list[tuple[int, int]], reader: int, n_readers: int,
-        seq_len: int, batch_size: int, seed: int = 0, shuffle: bool = True, shuffle_rowgroups: int = 8,
-        epochs: int | None = None, state: ReaderState | None = None, bos_id: int | None = schema.BOS_ID,
+        self,
+        files: list[str],
+        row_groups: list[tuple[int, int]],
+        reader: int,
+        n_readers: int,
+        seq_len: int,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        shuffle_rowgroups: int = 8,
+        epochs: int | None = None,
+        state: ReaderState | None = None,
+        bos_id: int | None = schema.BOS_ID,
         eos_id: int | None = schema.EOS_ID,
     ):
         self.files, self.row_groups = files, row_groups
@@ -272,10 +294,23 @@ class ShardLoader:
     """
 
     def __init__(
-        self, shards: str | list[str], seq_len: int, batch_size: int, *, split: str | None = None,
-        rank: int = 0, world_size: int = 1, num_workers: int = 0, seed: int = 0, shuffle: bool = True,
-        shuffle_rowgroups: int = 8, epochs: int | None = None, grad_accum: int = 1, partitions: int = 0,
-        bos_id: int | None = schema.BOS_ID, eos_id: int | None = schema.EOS_ID,
+        self,
+        shards: str | list[str],
+        seq_len: int,
+        batch_size: int,
+        *,
+        split: str | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        seed: int = 0,
+        shuffle: bool = True,
+        shuffle_rowgroups: int = 8,
+        epochs: int | None = None,
+        grad_accum: int = 1,
+        partitions: int = 0,
+        bos_id: int | None = schema.BOS_ID,
+        eos_id: int | None = schema.EOS_ID,
     ):
         self.files = resolve_shards(shards, split)
         if not self.files:
@@ -290,9 +325,11 @@ class ShardLoader:
         self.windows_per_step = batch_size * grad_accum * world_size
         self.num_partitions = partitions or self.windows_per_step
         if self.windows_per_step % self.num_partitions or self.num_partitions % world_size:
-            raise ValueError(f"partitions {self.num_partitions} must divide the {self.windows_per_step} windows per "
-                             f"step (batch_size x grad_accum x world_size) and be a multiple of world_size "
-                             f"{world_size}")
+            raise ValueError(
+                f"partitions {self.num_partitions} must divide the {self.windows_per_step} windows per "
+                f"step (batch_size x grad_accum x world_size) and be a multiple of world_size "
+                f"{world_size}"
+            )
         self.per_partition = self.windows_per_step // self.num_partitions  # windows of each partition per step
         per_rank = self.num_partitions // world_size
         self.local_partitions = list(range(rank * per_rank, (rank + 1) * per_rank))
@@ -302,10 +339,19 @@ class ShardLoader:
 
     def stream(self, partition: int) -> ShardStream:
         return ShardStream(
-            self.files, self.row_groups, reader=partition, n_readers=self.num_partitions, seq_len=self.seq_len,
-            batch_size=self.per_partition, seed=self.seed, shuffle=self.shuffle,
+            self.files,
+            self.row_groups,
+            reader=partition,
+            n_readers=self.num_partitions,
+            seq_len=self.seq_len,
+            batch_size=self.per_partition,
+            seed=self.seed,
+            shuffle=self.shuffle,
             shuffle_rowgroups=self.shuffle_rowgroups,
-            epochs=self.epochs, state=self.partition_states.get(partition), bos_id=self.bos_id, eos_id=self.eos_id,
+            epochs=self.epochs,
+            state=self.partition_states.get(partition),
+            bos_id=self.bos_id,
+            eos_id=self.eos_id,
         )
 
     def parts(self, partitions: list[int]):
@@ -326,8 +372,16 @@ class ShardLoader:
         else:
             # fork where there is one: also under a spawned parent (which would make workers re-import torch)
             ctx = "fork" if sys.platform == "linux" else None
-            source = iter(DataLoader(_Dataset(self), batch_size=None, num_workers=workers, prefetch_factor=4,
-                                     pin_memory=torch.cuda.is_available(), multiprocessing_context=ctx))
+            source = iter(
+                DataLoader(
+                    _Dataset(self),
+                    batch_size=None,
+                    num_workers=workers,
+                    prefetch_factor=4,
+                    pin_memory=torch.cuda.is_available(),
+                    multiprocessing_context=ctx,
+                )
+            )
         c, n_parts = self.per_partition, self.num_partitions
         while True:
             # One part from every worker (DataLoader serves its workers round-robin, in order).
@@ -352,8 +406,12 @@ class ShardLoader:
                     self.step += 1
                 w = windows[i * b : (i + 1) * b]
                 inputs = w[:, :-1]
-                yield {"tokens": inputs, "targets": w[:, 1:], "sample_ids": ids[i * b : (i + 1) * b],
-                       "doc_ids": torch.from_numpy(doc_ids_for(inputs.numpy(), self.bos_id))}
+                yield {
+                    "tokens": inputs,
+                    "targets": w[:, 1:],
+                    "sample_ids": ids[i * b : (i + 1) * b],
+                    "doc_ids": torch.from_numpy(doc_ids_for(inputs.numpy(), self.bos_id)),
+                }
 
     def __next__(self):
         if self._it is None:
@@ -364,24 +422,33 @@ class ShardLoader:
         """This rank's partitions' cursors after the last complete step (plus what must not change)."""
         mine = {p: vars(self.partition_states[p]).copy() for p in self.local_partitions if p in self.partition_states}
         return {
-            "version": 2, "step": self.step, "partitions": mine,
-            "num_partitions": self.num_partitions, "windows_per_step": self.windows_per_step,
-            "seed": self.seed, "seq_len": self.seq_len, "files": list(self.files),
+            "version": 2,
+            "step": self.step,
+            "partitions": mine,
+            "num_partitions": self.num_partitions,
+            "windows_per_step": self.windows_per_step,
+            "seed": self.seed,
+            "seq_len": self.seq_len,
+            "files": list(self.files),
         }
 
     def load_state_dict(self, state: dict | list[dict]) -> None:
         """Resume from one rank's state or the list of every rank's (a checkpoint's `loader`), any layout."""
         states = state if isinstance(state, list) else [state]
         if any("partitions" not in s for s in states):
-            raise ValueError("loader state predates elastic resume (uvd < issue 21); restart the data order with "
-                             "--resume=<checkpoint> after deleting its 'loader' entry, or retrain")
+            raise ValueError(
+                "loader state predates elastic resume (uvd < issue 21); restart the data order with "
+                "--resume=<checkpoint> after deleting its 'loader' entry, or retrain"
+            )
         first = states[0]
         for key in ("num_partitions", "windows_per_step", "seed", "seq_len", "files"):
             mine = getattr(self, key)
             if first[key] != mine:
-                raise ValueError(f"loader state has {key}={first[key]!r}, this loader {mine!r}: the global batch "
-                                 "(batch_size x grad_accum x world_size), partitions, seed, seq_len and shards "
-                                 "must stay")
+                raise ValueError(
+                    f"loader state has {key}={first[key]!r}, this loader {mine!r}: the global batch "
+                    "(batch_size x grad_accum x world_size), partitions, seed, seq_len and shards "
+                    "must stay"
+                )
         merged: dict[int, ReaderState] = {}
         for s in states:
             if s["step"] != first["step"]:

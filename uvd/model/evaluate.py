@@ -34,8 +34,12 @@ N_EXAMPLES = 5
 T = schema.TOKENS_PER_IMAGE
 
 
-def prompt_tokens(pairs: list[tuple[np.ndarray, np.ndarray]], query: np.ndarray, target: np.ndarray,
-                  bos_id: int | None = schema.BOS_ID) -> tuple[np.ndarray, slice]:
+def prompt_tokens(
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    query: np.ndarray,
+    target: np.ndarray,
+    bos_id: int | None = schema.BOS_ID,
+) -> tuple[np.ndarray, slice]:
     """[BOS] in1 out1 ... in5 out5 query target; returns the tokens and the target's positions.
 
     bos_id None (a model trained without BOS, such as the official LVM weights) starts with in1.
@@ -56,9 +60,14 @@ def target_nll(model, tokens: torch.Tensor, target: slice) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(pred.transpose(1, 2), tokens[:, target], reduction="none").mean(1)
 
 
-def prompts_from_shards(shards: str | list[str], split: str | None = "validation", max_per_task: int = 50,
-                        n_examples: int = N_EXAMPLES, skip_sources: tuple[str, ...] = ("ann/multi",),
-                        bos_id: int | None = schema.BOS_ID) -> dict[str, list[tuple[np.ndarray, slice]]]:
+def prompts_from_shards(
+    shards: str | list[str],
+    split: str | None = "validation",
+    max_per_task: int = 50,
+    n_examples: int = N_EXAMPLES,
+    skip_sources: tuple[str, ...] = ("ann/multi",),
+    bos_id: int | None = schema.BOS_ID,
+) -> dict[str, list[tuple[np.ndarray, slice]]]:
     """task -> prompts from annotated sentences with at least n_examples + 1 pairs.
 
     `ann/multi` sentences (m picks of one image's 1 + k annotations) are not (input, output) pairs.
@@ -67,7 +76,9 @@ def prompts_from_shards(shards: str | list[str], split: str | None = "validation
     out: dict[str, list] = defaultdict(list)
     for path in resolve_shards(shards, split):
         table = pq.read_table(path, columns=["source", "kind", "num_images", "tokens"])
-        for source, kind, k, toks in zip(*(table.column(c).to_pylist() for c in ("source", "kind", "num_images", "tokens"))):
+        for source, kind, k, toks in zip(
+            *(table.column(c).to_pylist() for c in ("source", "kind", "num_images", "tokens"))
+        ):
             if kind != "annotated" or k < need or source in skip_sources or len(out[source]) >= max_per_task:
                 continue
             imgs = np.asarray(toks, np.int64).reshape(k, T)
@@ -76,8 +87,9 @@ def prompts_from_shards(shards: str | list[str], split: str | None = "validation
     return dict(out)
 
 
-def task_perplexity(model, prompts: dict[str, list[tuple[np.ndarray, slice]]], device="cpu",
-                    batch_size: int = 8) -> dict[str, dict[str, float]]:
+def task_perplexity(
+    model, prompts: dict[str, list[tuple[np.ndarray, slice]]], device="cpu", batch_size: int = 8
+) -> dict[str, dict[str, float]]:
     """task -> {perplexity (mean of per-prompt perplexities), nll, prompts}."""
     model.eval()
     results = {}
@@ -93,8 +105,9 @@ def task_perplexity(model, prompts: dict[str, list[tuple[np.ndarray, slice]]], d
 
 
 @torch.no_grad()
-def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", amp_dtype="auto",
-                    doc_mask: bool = False) -> float | None:
+def validation_loss(
+    model, loader: ShardLoader, max_batches: int, device="cpu", amp_dtype="auto", doc_mask: bool = False
+) -> float | None:
     """Mean next-token loss over up to max_batches packed batches of the held-out split.
 
     Every rank evaluates its own share. Under DDP/FSDP all ranks run the same number of forward
@@ -116,11 +129,17 @@ def validation_loss(model, loader: ShardLoader, max_batches: int, device="cpu", 
         if batch is None:
             if not distributed:
                 break
-            dummy = dummy or {k: torch.zeros(loader.batch_size, loader.seq_len, dtype=torch.long) for k in ("tokens", "targets", "doc_ids")}
+            dummy = dummy or {
+                k: torch.zeros(loader.batch_size, loader.seq_len, dtype=torch.long)
+                for k in ("tokens", "targets", "doc_ids")
+            }
         with autocast(device, amp_dtype):
             b: dict[str, torch.Tensor] = batch or dummy
-            loss = model(b["tokens"].to(device), targets=b["targets"].to(device),
-                         doc_ids=b["doc_ids"].to(device) if doc_mask else None)
+            loss = model(
+                b["tokens"].to(device),
+                targets=b["targets"].to(device),
+                doc_ids=b["doc_ids"].to(device) if doc_mask else None,
+            )
         if batch is not None:
             total += loss.float()
             count += 1
@@ -147,8 +166,9 @@ def load_model(path: str, device="cpu", max_seq_len: int | None = None):
     return model.to(device).eval(), ckpt
 
 
-def evaluate_checkpoint(path: str, data: str, split: str, max_per_task: int = 50, val_batches: int = 20,
-                        max_videos: int = 50, device="cpu") -> dict:
+def evaluate_checkpoint(
+    path: str, data: str, split: str, max_per_task: int = 50, val_batches: int = 20, max_videos: int = 50, device="cpu"
+) -> dict:
     """Task perplexities, the sequential-prompting curve and the validation loss of one checkpoint."""
     from uvd.model import sequential
 
@@ -161,8 +181,9 @@ def evaluate_checkpoint(path: str, data: str, split: str, max_per_task: int = 50
         results["sequential"] = sequential.curve(model, videos, device)
     seq_len = ckpt["config"].get("seq_len") or min(model.cfg.max_seq_len, schema.CONTEXT_LENGTH)
     try:
-        loader = ShardLoader(data, seq_len, 4, split=split, shuffle=False, epochs=1, bos_id=bos,
-                             eos_id=model.cfg.eos_id)
+        loader = ShardLoader(
+            data, seq_len, 4, split=split, shuffle=False, epochs=1, bos_id=bos, eos_id=model.cfg.eos_id
+        )
         results["val_loss"] = validation_loss(model, loader, val_batches, device)
     except (FileNotFoundError, ValueError) as exc:
         print(f"{path}: no validation loss: {exc}", file=sys.stderr)
@@ -170,10 +191,15 @@ def evaluate_checkpoint(path: str, data: str, split: str, max_per_task: int = 50
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m uvd.model.evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, nargs="+",
-                    help="uvd-train checkpoints (*.pt) and/or Hugging Face Llama folders / hub ids")
+    ap = argparse.ArgumentParser(
+        prog="python -m uvd.model.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--checkpoint",
+        required=True,
+        nargs="+",
+        help="uvd-train checkpoints (*.pt) and/or Hugging Face Llama folders / hub ids",
+    )
     ap.add_argument("--data", required=True, help="shard dir / glob")
     ap.add_argument("--split", default="validation")
     ap.add_argument("--max_per_task", type=int, default=50)
@@ -189,15 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     everything = {}
     for path in args.checkpoint:
-        r = everything[path] = evaluate_checkpoint(path, args.data, args.split, args.max_per_task, args.val_batches,
-                                                   args.max_videos, device)
+        r = everything[path] = evaluate_checkpoint(
+            path, args.data, args.split, args.max_per_task, args.val_batches, args.max_videos, device
+        )
         print(f"== {path}")
         for task, t in r["tasks"].items():
             print(f"{task:30s} perplexity {t['perplexity']:10.2f}  ({t['prompts']} prompts)")
         if "sequential" in r:
             c = r["sequential"]
-            print(f"sequential ({c['sentences']} videos): next-frame perplexity at 1..15 context frames: "
-                  + " ".join(f"{p:.1f}" for p in c["perplexity"]))
+            print(
+                f"sequential ({c['sentences']} videos): next-frame perplexity at 1..15 context frames: "
+                + " ".join(f"{p:.1f}" for p in c["perplexity"])
+            )
         if r.get("val_loss") is not None:
             print(f"validation loss {r['val_loss']:.4f} (perplexity {math.exp(r['val_loss']):.1f})")
     curves = {Path(p).name or p: r["sequential"] for p, r in everything.items() if "sequential" in r}

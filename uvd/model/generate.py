@@ -53,8 +53,15 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, generator: tor
 
 
 @torch.no_grad()
-def generate(model: LVM, prompt: torch.Tensor, new_tokens: int, temperature: float = 1.0, top_k: int = 0,
-             use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+def generate(
+    model: LVM,
+    prompt: torch.Tensor,
+    new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    use_cache: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """prompt (B, L) -> (B, new_tokens) sampled codes. temperature 0 is greedy.
 
     Without the cache every step re-runs the whole prefix (the reference the cache is tested
@@ -89,7 +96,9 @@ def _load_png_codes(paths: list[str], vqgan) -> list[np.ndarray]:
     from uvd.tokenize import encode
 
     size = schema.IMAGE_SIZE
-    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)) for p in paths])
+    pixels = np.stack(
+        [np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)) for p in paths]
+    )
     return list(encode(vqgan, pixels))
 
 
@@ -109,8 +118,14 @@ def save_strip(images: np.ndarray, path: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="uvd-generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, help="a uvd-train checkpoint (step_*.pt), or a Hugging Face Llama folder / hub id")
+    ap = argparse.ArgumentParser(
+        prog="uvd-generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a uvd-train checkpoint (step_*.pt), or a Hugging Face Llama folder / hub id",
+    )
     ap.add_argument("--vqgan", default=None, help="VQGAN folder or hub id (default: uvd.tokenize.DEFAULT_CHECKPOINT)")
     ap.add_argument("--mode", choices=("sequential", "analogy"), default="sequential")
     ap.add_argument("--images", nargs="*", default=[], help="prompt images in order (analogy: A1 B1 ... query)")

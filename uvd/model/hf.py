@@ -114,28 +114,48 @@ def config_from_hf(hf: dict, max_seq_len: int | None = None) -> ModelConfig:
         raise ConfigError(f"hf.head_dim: {hf['head_dim']} != hidden_size / heads = {dim // heads}")
     kv = hf.get("num_key_value_heads") or heads
     return ModelConfig(
-        dim=dim, n_layers=hf["num_hidden_layers"], n_heads=heads, ffn_dim=hf["intermediate_size"],
+        dim=dim,
+        n_layers=hf["num_hidden_layers"],
+        n_heads=heads,
+        ffn_dim=hf["intermediate_size"],
         vocab_size=hf["vocab_size"],
         max_seq_len=max_seq_len or hf.get("max_position_embeddings", schema.CONTEXT_LENGTH),
         rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
         norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-        init_std=float(hf.get("initializer_range", 0.02)), n_kv_heads=0 if kv == heads else kv,
+        init_std=float(hf.get("initializer_range", 0.02)),
+        n_kv_heads=0 if kv == heads else kv,
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-        bos_id=_special(hf.get("bos_token_id")), eos_id=_special(hf.get("eos_token_id")),
+        bos_id=_special(hf.get("bos_token_id")),
+        eos_id=_special(hf.get("eos_token_id")),
     )
 
 
 def config_to_hf(cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> dict:
     """config.json for LlamaForCausalLM (read by transformers 4.x and 5.x, and vLLM)."""
     return {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
-        "hidden_size": cfg.dim, "intermediate_size": cfg.ffn_dim, "num_hidden_layers": cfg.n_layers,
-        "num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.kv_heads, "head_dim": cfg.head_dim,
-        "vocab_size": cfg.vocab_size, "max_position_embeddings": cfg.max_seq_len, "rms_norm_eps": cfg.norm_eps,
-        "rope_theta": cfg.rope_theta, "rope_scaling": None, "attention_bias": False, "mlp_bias": False,
-        "tie_word_embeddings": cfg.tie_embeddings, "initializer_range": cfg.init_std,
-        "bos_token_id": cfg.bos_id, "eos_token_id": cfg.eos_id, "pad_token_id": None,
-        "torch_dtype": str(dtype).removeprefix("torch."), "use_cache": True,
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_act": "silu",
+        "hidden_size": cfg.dim,
+        "intermediate_size": cfg.ffn_dim,
+        "num_hidden_layers": cfg.n_layers,
+        "num_attention_heads": cfg.n_heads,
+        "num_key_value_heads": cfg.kv_heads,
+        "head_dim": cfg.head_dim,
+        "vocab_size": cfg.vocab_size,
+        "max_position_embeddings": cfg.max_seq_len,
+        "rms_norm_eps": cfg.norm_eps,
+        "rope_theta": cfg.rope_theta,
+        "rope_scaling": None,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "tie_word_embeddings": cfg.tie_embeddings,
+        "initializer_range": cfg.init_std,
+        "bos_token_id": cfg.bos_id,
+        "eos_token_id": cfg.eos_id,
+        "pad_token_id": None,
+        "torch_dtype": str(dtype).removeprefix("torch."),
+        "use_cache": True,
     }
 
 
@@ -167,14 +187,17 @@ def state_from_hf(weights: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[st
             gate, up = w[p + "mlp.gate_up_proj.weight"].chunk(2)
         else:
             gate, up = w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"]
-        out.update({
-            p + "attention.wqkv.weight": torch.cat([q, k, v]),
-            p + "attention.wo.weight": w[p + "self_attn.o_proj.weight"],
-            p + "feed_forward.w1.weight": gate, p + "feed_forward.w3.weight": up,
-            p + "feed_forward.w2.weight": w[p + "mlp.down_proj.weight"],
-            p + "attention_norm.weight": w[p + "input_layernorm.weight"],
-            p + "ffn_norm.weight": w[p + "post_attention_layernorm.weight"],
-        })
+        out.update(
+            {
+                p + "attention.wqkv.weight": torch.cat([q, k, v]),
+                p + "attention.wo.weight": w[p + "self_attn.o_proj.weight"],
+                p + "feed_forward.w1.weight": gate,
+                p + "feed_forward.w3.weight": up,
+                p + "feed_forward.w2.weight": w[p + "mlp.down_proj.weight"],
+                p + "attention_norm.weight": w[p + "input_layernorm.weight"],
+                p + "ffn_norm.weight": w[p + "post_attention_layernorm.weight"],
+            }
+        )
     return out
 
 
@@ -187,22 +210,30 @@ def state_to_hf(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, t
     for i in range(cfg.n_layers):
         p, h = f"layers.{i}.", f"model.layers.{i}."
         q, k, v = state[p + "attention.wqkv.weight"].split([q_rows, kv_rows, kv_rows])
-        out.update({
-            h + "self_attn.q_proj.weight": rope_permute(q, cfg.n_heads, to_hf=True),
-            h + "self_attn.k_proj.weight": rope_permute(k, cfg.kv_heads, to_hf=True),
-            h + "self_attn.v_proj.weight": v, h + "self_attn.o_proj.weight": state[p + "attention.wo.weight"],
-            h + "mlp.gate_proj.weight": state[p + "feed_forward.w1.weight"],
-            h + "mlp.up_proj.weight": state[p + "feed_forward.w3.weight"],
-            h + "mlp.down_proj.weight": state[p + "feed_forward.w2.weight"],
-            h + "input_layernorm.weight": state[p + "attention_norm.weight"],
-            h + "post_attention_layernorm.weight": state[p + "ffn_norm.weight"],
-        })
+        out.update(
+            {
+                h + "self_attn.q_proj.weight": rope_permute(q, cfg.n_heads, to_hf=True),
+                h + "self_attn.k_proj.weight": rope_permute(k, cfg.kv_heads, to_hf=True),
+                h + "self_attn.v_proj.weight": v,
+                h + "self_attn.o_proj.weight": state[p + "attention.wo.weight"],
+                h + "mlp.gate_proj.weight": state[p + "feed_forward.w1.weight"],
+                h + "mlp.up_proj.weight": state[p + "feed_forward.w3.weight"],
+                h + "mlp.down_proj.weight": state[p + "feed_forward.w2.weight"],
+                h + "input_layernorm.weight": state[p + "attention_norm.weight"],
+                h + "post_attention_layernorm.weight": state[p + "ffn_norm.weight"],
+            }
+        )
     return out
 
 
 # --- the two entry points -------------------------------------------------------------------------
-def load_hf(path_or_id: str, device="cpu", max_seq_len: int | None = None, revision: str | None = None,
-            dtype: torch.dtype = torch.float32) -> LVM:
+def load_hf(
+    path_or_id: str,
+    device="cpu",
+    max_seq_len: int | None = None,
+    revision: str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> LVM:
     """An LVM holding a Hugging Face LlamaForCausalLM checkpoint (folder or hub id)."""
     folder = resolve(path_or_id, revision)
     cfg = config_from_hf(json.loads((folder / "config.json").read_text()), max_seq_len)
@@ -222,8 +253,9 @@ def _rope(cfg: ModelConfig):
     return rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
 
 
-def export_hf(model: LVM, out_dir: str | os.PathLike, dtype: torch.dtype | None = None,
-              max_shard_bytes: int = 5 * 2**30) -> Path:
+def export_hf(
+    model: LVM, out_dir: str | os.PathLike, dtype: torch.dtype | None = None, max_shard_bytes: int = 5 * 2**30
+) -> Path:
     """Write `model` as a LlamaForCausalLM folder: config.json, generation_config.json, safetensors."""
     from safetensors.torch import save_file
 
@@ -254,8 +286,11 @@ def export_hf(model: LVM, out_dir: str | os.PathLike, dtype: torch.dtype | None 
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
         (out / SAFE_INDEX).write_text(json.dumps(index, indent=2))
     (out / "config.json").write_text(json.dumps(config_to_hf(cfg, dtype), indent=2))
-    gen = {"bos_token_id": cfg.bos_id, "eos_token_id": cfg.eos_id,
-           "suppress_tokens": list(range(schema.CODEBOOK_SIZE, cfg.vocab_size))}  # sample image codes only
+    gen = {
+        "bos_token_id": cfg.bos_id,
+        "eos_token_id": cfg.eos_id,
+        "suppress_tokens": list(range(schema.CODEBOOK_SIZE, cfg.vocab_size)),
+    }  # sample image codes only
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2))
     return out
 
@@ -266,8 +301,9 @@ def is_hf(path: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m uvd.model.hf", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m uvd.model.hf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     ex = sub.add_parser("export", help="a uvd-train checkpoint -> a LlamaForCausalLM folder")
     ex.add_argument("--checkpoint", required=True)

@@ -31,11 +31,12 @@ def peak_flops(device: torch.device, override_tflops: float = 0.0) -> float | No
 class RunLogger:
     FIELDS = ["step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "tokens_seen", "val_loss"]
 
-    def __init__(self, out_dir: str | Path, total_steps: int, start_step: int = 0, enabled: bool = True,
-                 tensorboard: bool = True):
+    def __init__(
+        self, out_dir: str | Path, total_steps: int, start_step: int = 0, enabled: bool = True, tensorboard: bool = True
+    ):
         self.enabled = enabled
         self.out_dir = Path(out_dir)
-        self.bar: Any = None       # tqdm on rank 0; None when disabled (log() and advance() check)
+        self.bar: Any = None  # tqdm on rank 0; None when disabled (log() and advance() check)
         self.tb: Any = None
         self.csv_file: Any = None
         if not enabled:
@@ -56,8 +57,9 @@ class RunLogger:
                 print(f"tensorboard disabled: {exc}", file=sys.stderr)
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total_steps, initial=start_step, dynamic_ncols=True, unit="step",
-                        disable=None, file=sys.stdout)
+        self.bar = tqdm(
+            total=total_steps, initial=start_step, dynamic_ncols=True, unit="step", disable=None, file=sys.stdout
+        )
 
     @staticmethod
     def _rows_before(path: Path, step: int) -> list[dict]:
@@ -77,12 +79,19 @@ class RunLogger:
                 self.tb.add_scalar(f"train/{key}" if key != "val_loss" else "val/loss", value, step)
         if "loss" in metrics and self.bar.disable:  # not a terminal (a log file): plain lines
             mfu = metrics.get("mfu")
-            print(f"step {step}/{self.bar.total} loss {metrics['loss']:.4f} lr {metrics['lr']:.2e} "
-                  f"gnorm {metrics['grad_norm']:.2f} {metrics['tokens_per_s']:,.0f} tok/s"
-                  + (f" mfu {100 * mfu:.1f}%" if mfu is not None else ""), flush=True)
+            print(
+                f"step {step}/{self.bar.total} loss {metrics['loss']:.4f} lr {metrics['lr']:.2e} "
+                f"gnorm {metrics['grad_norm']:.2f} {metrics['tokens_per_s']:,.0f} tok/s"
+                + (f" mfu {100 * mfu:.1f}%" if mfu is not None else ""),
+                flush=True,
+            )
         elif "loss" in metrics:
-            post = {"loss": f"{metrics['loss']:.4f}", "lr": f"{metrics['lr']:.2e}",
-                    "gnorm": f"{metrics['grad_norm']:.2f}", "tok/s": f"{metrics['tokens_per_s']:,.0f}"}
+            post = {
+                "loss": f"{metrics['loss']:.4f}",
+                "lr": f"{metrics['lr']:.2e}",
+                "gnorm": f"{metrics['grad_norm']:.2f}",
+                "tok/s": f"{metrics['tokens_per_s']:,.0f}",
+            }
             if metrics.get("mfu") is not None:
                 post["mfu"] = f"{100 * (metrics['mfu'] or 0.0):.1f}%"
             self.bar.set_postfix(post, refresh=False)

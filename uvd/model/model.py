@@ -39,9 +39,9 @@ class ModelConfig:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-6
     init_std: float = 0.02
-    n_kv_heads: int = 0                   # 0: n_heads (no grouped-query attention)
-    tie_embeddings: bool = False          # output head shares the embedding matrix
-    bos_id: int | None = schema.BOS_ID    # None: sentences start without BOS (the official LVM weights)
+    n_kv_heads: int = 0  # 0: n_heads (no grouped-query attention)
+    tie_embeddings: bool = False  # output head shares the embedding matrix
+    bos_id: int | None = schema.BOS_ID  # None: sentences start without BOS (the official LVM weights)
     eos_id: int | None = schema.EOS_ID
 
     @property
@@ -187,8 +187,12 @@ def segment_attention(q, k, v, segments: Segments) -> torch.Tensor:
     """Causal SDPA within each sentence: exact document masking at the cost of the sentences alone."""
     rows = []
     for b, segs in enumerate(segments.rows):
-        parts = [F.scaled_dot_product_attention(q[b : b + 1, :, s:e], k[b : b + 1, :, s:e], v[b : b + 1, :, s:e],
-                                                is_causal=True) for s, e in segs]
+        parts = [
+            F.scaled_dot_product_attention(
+                q[b : b + 1, :, s:e], k[b : b + 1, :, s:e], v[b : b + 1, :, s:e], is_causal=True
+            )
+            for s, e in segs
+        ]
         rows.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=2))
     return torch.cat(rows, dim=0)
 
@@ -255,7 +259,7 @@ class Block(nn.Module):
 
 
 class LVM(nn.Module):
-    rope_cos: torch.Tensor    # buffers, registered in __init__
+    rope_cos: torch.Tensor  # buffers, registered in __init__
     rope_sin: torch.Tensor
 
     def __init__(self, cfg: ModelConfig):

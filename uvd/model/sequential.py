@@ -24,8 +24,13 @@ T = schema.TOKENS_PER_IMAGE
 MAX_CONTEXT = 15
 
 
-def video_sentences(shards, split: str | None = "validation", frames: int = MAX_CONTEXT + 1, max_sentences: int = 50,
-                    sources: tuple[str, ...] = ("video",)) -> np.ndarray:
+def video_sentences(
+    shards,
+    split: str | None = "validation",
+    frames: int = MAX_CONTEXT + 1,
+    max_sentences: int = 50,
+    sources: tuple[str, ...] = ("video",),
+) -> np.ndarray:
     """(N, frames, 256) codes: the first `frames` frames of up to max_sentences `sequence` sentences."""
     out: list[np.ndarray] = []
     for path in resolve_shards(shards, split):
@@ -60,8 +65,12 @@ def frame_nll(model, sentences: np.ndarray, device="cpu", batch_size: int = 2) -
 def curve(model, sentences: np.ndarray, device="cpu", batch_size: int = 2) -> dict:
     """{context_frames: [1..F-1], perplexity: mean per-sentence perplexity per k, nll, sentences}."""
     nll = frame_nll(model, sentences, device, batch_size)
-    return {"context_frames": list(range(1, sentences.shape[1])), "perplexity": np.exp(nll).mean(0).tolist(),
-            "nll": nll.mean(0).tolist(), "sentences": len(nll)}
+    return {
+        "context_frames": list(range(1, sentences.shape[1])),
+        "perplexity": np.exp(nll).mean(0).tolist(),
+        "nll": nll.mean(0).tolist(),
+        "sentences": len(nll),
+    }
 
 
 def plot(curves: dict[str, dict], path: str | Path) -> Path | None:

@@ -44,17 +44,17 @@ from uvd.model.model import ATTN_IMPLS, LVM, MODEL_NAMES, ModelConfig, flops_per
 
 @dataclass
 class TrainConfig:
-    model: str = "tiny"                 # a name from uvd.model.model (debug, tiny, 100m ... 7b)
-    train_data: str = "out/sample"      # shard dir / glob / file, local or fsspec URL
+    model: str = "tiny"  # a name from uvd.model.model (debug, tiny, 100m ... 7b)
+    train_data: str = "out/sample"  # shard dir / glob / file, local or fsspec URL
     train_split: str = "train"
-    val_data: str = ""                  # default: train_data
-    val_split: str = "validation"       # no matching shards -> no validation loss
+    val_data: str = ""  # default: train_data
+    val_split: str = "validation"  # no matching shards -> no validation loss
     out_dir: str = "runs/sample"
     seq_len: int = 4096
-    batch_size: int = 8                 # windows per micro-batch per rank
+    batch_size: int = 8  # windows per micro-batch per rank
     grad_accum: int = 1
     max_steps: int = 1000
-    stop_step: int = 0                  # stop early here (a time-sliced job); 0 = max_steps
+    stop_step: int = 0  # stop early here (a time-sliced job); 0 = max_steps
     lr: float = 1.5e-4
     min_lr: float = 3e-5
     warmup_steps: int = 100
@@ -62,29 +62,33 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
-    dtype: str = "auto"                 # auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float32
+    dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float32
     compile: bool = False
-    doc_mask: bool = False              # attention reset at sentence boundaries
-    attn_impl: str = "auto"             # document mask: auto (flex on CUDA, segments on CPU) | flex | segments | sdpa
-    init_from: str = ""                 # fine-tune: HF Llama folder / hub id, or a uvd .pt (model is then ignored)
-    data_partitions: int = 0            # canonical data partitions; 0 = the global batch in windows
-    log_samples: bool = False           # write samples-rank<r>.csv: step, canonical window ids, crc32s
-    parallel: str = "auto"              # auto (ddp when world > 1) | none | ddp | fsdp
+    doc_mask: bool = False  # attention reset at sentence boundaries
+    attn_impl: str = "auto"  # document mask: auto (flex on CUDA, segments on CPU) | flex | segments | sdpa
+    init_from: str = ""  # fine-tune: HF Llama folder / hub id, or a uvd .pt (model is then ignored)
+    data_partitions: int = 0  # canonical data partitions; 0 = the global batch in windows
+    log_samples: bool = False  # write samples-rank<r>.csv: step, canonical window ids, crc32s
+    parallel: str = "auto"  # auto (ddp when world > 1) | none | ddp | fsdp
     device: str = "auto"
     seed: int = 0
-    num_workers: int = 1                # loader workers per rank (0: in the training process)
+    num_workers: int = 1  # loader workers per rank (0: in the training process)
     shuffle_rowgroups: int = 8
     log_every: int = 10
-    eval_every: int = 0                 # 0: only at the end
+    eval_every: int = 0  # 0: only at the end
     eval_batches: int = 20
-    ckpt_every: int = 0                 # 0: only at the end
+    ckpt_every: int = 0  # 0: only at the end
     keep_checkpoints: int = 2
-    resume: str = "auto"                # auto | none | a checkpoint path
-    peak_tflops: float = 0.0            # MFU denominator override; 0 = known GPUs only
+    resume: str = "auto"  # auto | none | a checkpoint path
+    peak_tflops: float = 0.0  # MFU denominator override; 0 = known GPUs only
     tensorboard: bool = True
 
     def validate(self) -> None:
-        require(bool(self.init_from) or self.model in MODEL_NAMES, "model", f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        require(
+            bool(self.init_from) or self.model in MODEL_NAMES,
+            "model",
+            f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}",
+        )
         require(self.seq_len >= 2, "seq_len", "must be >= 2")
         require(self.batch_size >= 1 and self.grad_accum >= 1, "batch_size", "batch_size and grad_accum must be >= 1")
         require(self.max_steps >= 1, "max_steps", "must be >= 1")
@@ -166,8 +170,9 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
 
 
-def train_step(model, optimizer, micro_batches: list[dict], *, device, amp_dtype="auto", grad_clip=1.0,
-               doc_mask=False) -> tuple[float, float]:
+def train_step(
+    model, optimizer, micro_batches: list[dict], *, device, amp_dtype="auto", grad_clip=1.0, doc_mask=False
+) -> tuple[float, float]:
     """One optimizer step over the micro-batches (gradient accumulation); (mean loss, grad norm).
 
     Under DDP gradients sync only on the last micro-batch; the returned loss is the mean over
@@ -210,8 +215,9 @@ def train(cfg: TrainConfig) -> list[float]:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    resume_from = checkpoint.latest(cfg.out_dir) if cfg.resume == "auto" else \
-        (None if cfg.resume == "none" else cfg.resume)
+    resume_from = (
+        checkpoint.latest(cfg.out_dir) if cfg.resume == "auto" else (None if cfg.resume == "none" else cfg.resume)
+    )
     raw = build_model(cfg, device)
     raw.attn_impl = cfg.attn_impl
     if cfg.compile and cfg.attn_impl == "auto" and device.type == "cpu":
@@ -219,10 +225,21 @@ def train(cfg: TrainConfig) -> list[float]:
     mcfg = raw.cfg
     model = parallelize(raw, mode, device, cfg.compile)
     optimizer = build_optimizer(model, cfg)
-    loader = ShardLoader(cfg.train_data, cfg.seq_len, cfg.batch_size, split=cfg.train_split, rank=rank,
-                         world_size=world, num_workers=cfg.num_workers, seed=cfg.seed,
-                         shuffle_rowgroups=cfg.shuffle_rowgroups, grad_accum=cfg.grad_accum,
-                         partitions=cfg.data_partitions, bos_id=mcfg.bos_id, eos_id=mcfg.eos_id)
+    loader = ShardLoader(
+        cfg.train_data,
+        cfg.seq_len,
+        cfg.batch_size,
+        split=cfg.train_split,
+        rank=rank,
+        world_size=world,
+        num_workers=cfg.num_workers,
+        seed=cfg.seed,
+        shuffle_rowgroups=cfg.shuffle_rowgroups,
+        grad_accum=cfg.grad_accum,
+        partitions=cfg.data_partitions,
+        bos_id=mcfg.bos_id,
+        eos_id=mcfg.eos_id,
+    )
 
     start = 0
     if resume_from:
@@ -246,9 +263,11 @@ def train(cfg: TrainConfig) -> list[float]:
     fpt = flops_per_token(mcfg, cfg.seq_len)
     log = RunLogger(cfg.out_dir, cfg.max_steps, start, enabled=rank == 0, tensorboard=cfg.tensorboard)
     if rank == 0:
-        log.bar.write(f"model {cfg.init_from or cfg.model}: {raw.num_params() / 1e6:.1f}M params; "
-                      f"{world} rank(s), {mode}; "
-                      f"{tokens_per_step:,} tokens/step; device {device}")
+        log.bar.write(
+            f"model {cfg.init_from or cfg.model}: {raw.num_params() / 1e6:.1f}M params; "
+            f"{world} rank(s), {mode}; "
+            f"{tokens_per_step:,} tokens/step; device {device}"
+        )
     losses: list[float] = []
     batches = iter(loader)
     t0, tokens_since, last_log = time.perf_counter(), 0, start
@@ -259,12 +278,16 @@ def train(cfg: TrainConfig) -> list[float]:
         micro = [next(batches) for _ in range(cfg.grad_accum)]
         if samples:
             ids = torch.cat([m["sample_ids"] for m in micro]).tolist()
-            crcs = [zlib.crc32(torch.cat([t, y[-1:]]).numpy().tobytes()) for m in micro
-                    for t, y in zip(m["tokens"], m["targets"])]
+            crcs = [
+                zlib.crc32(torch.cat([t, y[-1:]]).numpy().tobytes())
+                for m in micro
+                for t, y in zip(m["tokens"], m["targets"])
+            ]
             samples.write("".join(f"{step},{i},{c}\n" for i, c in zip(ids, crcs)))
             samples.flush()
-        loss, gnorm = train_step(model, optimizer, micro, device=device, amp_dtype=cfg.dtype,
-                                 grad_clip=cfg.grad_clip, doc_mask=cfg.doc_mask)
+        loss, gnorm = train_step(
+            model, optimizer, micro, device=device, amp_dtype=cfg.dtype, grad_clip=cfg.grad_clip, doc_mask=cfg.doc_mask
+        )
         losses.append(loss)
         tokens_since += tokens_per_step
         done = step + 1
@@ -272,10 +295,17 @@ def train(cfg: TrainConfig) -> list[float]:
             dt = time.perf_counter() - t0
             tps = tokens_since / dt
             mfu = fpt * tps / world / peak if peak else None
-            interval = losses[-(done - last_log):]  # mean over the interval: one batch is noisy
+            interval = losses[-(done - last_log) :]  # mean over the interval: one batch is noisy
             last_log = done
-            log.log(done, loss=sum(interval) / len(interval), lr=lr, grad_norm=gnorm, tokens_per_s=tps, mfu=mfu,
-                    tokens_seen=done * tokens_per_step)
+            log.log(
+                done,
+                loss=sum(interval) / len(interval),
+                lr=lr,
+                grad_norm=gnorm,
+                tokens_per_s=tps,
+                mfu=mfu,
+                tokens_seen=done * tokens_per_step,
+            )
             t0, tokens_since = time.perf_counter(), 0
         log.advance()
         if (cfg.eval_every and done % cfg.eval_every == 0) or done == end:
@@ -322,9 +352,18 @@ def validation(model, cfg: TrainConfig, rank: int, world: int, device) -> float 
 
     mcfg = getattr(model, "module", model).cfg
     try:
-        loader = ShardLoader(cfg.val_data or cfg.train_data, cfg.seq_len, cfg.batch_size, split=cfg.val_split,
-                             rank=rank, world_size=world, shuffle=False, epochs=1, bos_id=mcfg.bos_id,
-                             eos_id=mcfg.eos_id)
+        loader = ShardLoader(
+            cfg.val_data or cfg.train_data,
+            cfg.seq_len,
+            cfg.batch_size,
+            split=cfg.val_split,
+            rank=rank,
+            world_size=world,
+            shuffle=False,
+            epochs=1,
+            bos_id=mcfg.bos_id,
+            eos_id=mcfg.eos_id,
+        )
     except (FileNotFoundError, ValueError):
         return None
     return validation_loss(model, loader, cfg.eval_batches, device=device, amp_dtype=cfg.dtype, doc_mask=cfg.doc_mask)
@@ -332,8 +371,15 @@ def validation(model, cfg: TrainConfig, rank: int, world: int, device) -> float 
 
 def save_checkpoint(model, optimizer, step: int, cfg: TrainConfig, mcfg, loader: ShardLoader, rank: int) -> None:
     out = Path(cfg.out_dir)
-    checkpoint.save(out / f"step_{step:08d}.pt", model, optimizer, step, dataclasses.asdict(cfg),
-                    dataclasses.asdict(mcfg), loader.state_dict())
+    checkpoint.save(
+        out / f"step_{step:08d}.pt",
+        model,
+        optimizer,
+        step,
+        dataclasses.asdict(cfg),
+        dataclasses.asdict(mcfg),
+        loader.state_dict(),
+    )
     if rank == 0 and cfg.keep_checkpoints > 0:
         old = sorted(out.glob("step_*.pt"))[: -cfg.keep_checkpoints]
         for path in old:

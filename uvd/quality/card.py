@@ -19,15 +19,18 @@ REASONS = {
 
 
 def _by(counts: dict, prefix: str) -> dict[str, Any]:
-    return {k[len(prefix) + 1:]: v for k, v in counts.items() if k.startswith(prefix + "|")}
+    return {k[len(prefix) + 1 :]: v for k, v in counts.items() if k.startswith(prefix + "|")}
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     def cell(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
 
-    return (["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-            + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows] + [""])
+    return (
+        ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+        + [""]
+    )
 
 
 def _histograms(counts: dict, what: str, edges: tuple, unit: str) -> list[str]:
@@ -39,8 +42,15 @@ def _histograms(counts: dict, what: str, edges: tuple, unit: str) -> list[str]:
     for src, hist in sorted(hists.items()):
         n = sum(hist)
         nonzero = [i for i, c in enumerate(hist) if c]
-        rows.append([src, n, round(sums.get(src, 0) / max(n, 1), 2), f"`{learn.spark(hist)}`",
-                     f"{labels[nonzero[0]]} .. {labels[nonzero[-1]]}" if nonzero else ""])
+        rows.append(
+            [
+                src,
+                n,
+                round(sums.get(src, 0) / max(n, 1), 2),
+                f"`{learn.spark(hist)}`",
+                f"{labels[nonzero[0]]} .. {labels[nonzero[-1]]}" if nonzero else "",
+            ]
+        )
     return _table(["source", "images", f"mean {unit}", f"histogram ({labels[0]} .. {labels[-1]})", "range"], rows)
 
 
@@ -49,38 +59,63 @@ def section(quality: dict | None) -> list[str]:
     if not quality:
         return []
     counts, config = quality.get("counts", {}), quality.get("config", {})
-    out = ["## Data quality", "",
-           "Checks of `quality:` in the manifest (uvd/quality). Removed sentences are rows in `failures/` "
-           "(stage `quality`); `quality/` holds one report row per sentence.", ""]
+    out = [
+        "## Data quality",
+        "",
+        "Checks of `quality:` in the manifest (uvd/quality). Removed sentences are rows in `failures/` "
+        "(stage `quality`); `quality/` holds one report row per sentence.",
+        "",
+    ]
     removed = _by(counts, "removed")
     rows = [[*k.split("|", 1), v, REASONS.get(k.split("|")[0], "")] for k, v in sorted(removed.items())]
-    out += ["### Removed", ""] + (_table(["reason", "source", "sentences", "why"], rows) if rows
-                                 else ["Nothing was removed.", ""])
+    out += ["### Removed", ""] + (
+        _table(["reason", "source", "sentences", "why"], rows) if rows else ["Nothing was removed.", ""]
+    )
     dups = config.get("near_duplicates", {})
     if dups.get("policy", "off") != "off":
         images, dup, dropped = _by(counts, "images"), _by(counts, "dup_images"), _by(counts, "dup_dropped_images")
         sents = _by(counts, "dup_sentences")
-        out += [f"### Near-duplicates (policy `{dups['policy']}`: {dups['bits']}-bit DCT hash, {dups['bands']} LSH "
-                f"bands, <= {dups['threshold']} bits)", ""]
-        out += _table(["source", "images", "in a near-duplicate pair", "not their cluster's kept image",
-                       "near-duplicate sentences"],
-                      [[s, images.get(s, 0), dup.get(s, 0), dropped.get(s, 0), sents.get(s, 0)]
-                       for s in sorted(set(images) | set(sents))])
+        out += [
+            f"### Near-duplicates (policy `{dups['policy']}`: {dups['bits']}-bit DCT hash, {dups['bands']} LSH "
+            f"bands, <= {dups['threshold']} bits)",
+            "",
+        ]
+        out += _table(
+            [
+                "source",
+                "images",
+                "in a near-duplicate pair",
+                "not their cluster's kept image",
+                "near-duplicate sentences",
+            ],
+            [
+                [s, images.get(s, 0), dup.get(s, 0), dropped.get(s, 0), sents.get(s, 0)]
+                for s in sorted(set(images) | set(sents))
+            ],
+        )
     decon = config.get("decontaminate", {})
     if config.get("eval_sets") or decon.get("validation"):
         out += ["### Decontamination", ""]
-        rows = [[name, n, sum(v for k, v in _by(counts, f"eval_images|{name}").items())]
-                for name, n in sorted(config.get("eval_sets", {}).items())]
+        rows = [
+            [name, n, sum(v for k, v in _by(counts, f"eval_images|{name}").items())]
+            for name, n in sorted(config.get("eval_sets", {}).items())
+        ]
         if rows:
-            out += [f"Action `{decon.get('action')}`; training sentences with an image within the threshold of an "
-                    "evaluation image:", ""] + _table(["evaluation set", "images", "training images matched"], rows)
+            out += [
+                f"Action `{decon.get('action')}`; training sentences with an image within the threshold of an "
+                "evaluation image:",
+                "",
+            ] + _table(["evaluation set", "images", "training images matched"], rows)
             matched = sorted(_by(counts, "eval_sentences").items())
             out += _table(["source", "sentences matched"], [[k, v] for k, v in matched])
         if decon.get("validation"):
             val = _by(counts, "validation_near_train")
             verb = "removed" if decon.get("action") == "drop" else "flagged (kept: action `flag`)"
-            out += [f"Validation vs train: {sum(val.values()):,} validation sentences {verb} for showing an "
-                    "image that is, or near-duplicates, a train image.", ""]
+            out += [
+                f"Validation vs train: {sum(val.values()):,} validation sentences {verb} for showing an "
+                "image that is, or near-duplicates, a train image.",
+                "",
+            ]
             if val:
                 out += _table(["source", "validation sentences"], [[k, v] for k, v in sorted(val.items())])
     if config.get("learnability", {}).get("enabled"):
@@ -90,7 +125,17 @@ def section(quality: dict | None) -> list[str]:
     if config.get("sequences", {}).get("enabled"):
         checked = _by(counts, "seq_checked")
         out += ["### Sequences (16x16 thumbnails of each frame)", ""]
-        out += _table(["source", "sentences checked", "frozen", "blank frame", "scene cut"],
-                      [[s, n, counts.get(f"seq_frozen|{s}", 0), counts.get(f"seq_blank|{s}", 0),
-                        counts.get(f"seq_cuts|{s}", 0)] for s, n in sorted(checked.items())])
+        out += _table(
+            ["source", "sentences checked", "frozen", "blank frame", "scene cut"],
+            [
+                [
+                    s,
+                    n,
+                    counts.get(f"seq_frozen|{s}", 0),
+                    counts.get(f"seq_blank|{s}", 0),
+                    counts.get(f"seq_cuts|{s}", 0),
+                ]
+                for s, n in sorted(checked.items())
+            ],
+        )
     return out

@@ -48,8 +48,9 @@ def eval_kind(path: str) -> str:
     """'shards' when the folder holds Parquet, 'images' when it holds image files."""
     p = Path(path)
     if not p.is_dir():
-        raise ConfigError(f"quality.decontaminate.eval_sets: {path!r} is not a folder; give an image folder "
-                          "or a folder of shards")
+        raise ConfigError(
+            f"quality.decontaminate.eval_sets: {path!r} is not a folder; give an image folder or a folder of shards"
+        )
     for _, _, files in os.walk(p):
         if any(f.endswith(".parquet") for f in files):
             return "shards"
@@ -61,8 +62,7 @@ def eval_kind(path: str) -> str:
 def load_eval_set(path: str, bits: int, checkpoint: str = "", limit: int | None = None) -> dict[str, str]:
     """eval item id -> hex hash for every image of an evaluation set."""
     p = Path(path)
-    items = (_images_from_shards(p, checkpoint, limit) if eval_kind(path) == "shards"
-             else _images_from_folder(p))
+    items = _images_from_shards(p, checkpoint, limit) if eval_kind(path) == "shards" else _images_from_folder(p)
     out = {}
     for item, pixels in items:
         out[item] = dct_hash(pixels, bits)[0].tobytes().hex()

@@ -17,10 +17,10 @@ import functools
 
 import numpy as np
 
-HASH_SIZE = 32          # DCT input side (pHash's 32x32)
-DEFAULT_BITS = 64       # coefficients kept -> bits per hash
-THUMB = 16              # thumbnail side for the sequence checks
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)   # ITU-R BT.601, as PIL's convert("L")
+HASH_SIZE = 32  # DCT input side (pHash's 32x32)
+DEFAULT_BITS = 64  # coefficients kept -> bits per hash
+THUMB = 16  # thumbnail side for the sequence checks
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as PIL's convert("L")
 
 
 def luma(images: np.ndarray) -> np.ndarray:

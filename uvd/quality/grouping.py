@@ -39,8 +39,9 @@ def band_keys(h: np.ndarray, bands: int) -> list[str]:
     return [f"{b}:{h[s].tobytes().hex()}" for b, s in enumerate(band_slices(h.size, bands))]
 
 
-def bucket_pairs(ids: Sequence[str], hashes: np.ndarray, threshold: int, max_bucket: int = 4096,
-                 window: int = 64, start: int = 0) -> Iterator[tuple[str, str, int]]:
+def bucket_pairs(
+    ids: Sequence[str], hashes: np.ndarray, threshold: int, max_bucket: int = 4096, window: int = 64, start: int = 0
+) -> Iterator[tuple[str, str, int]]:
     """Pairs (a, b, distance), a < b, within `threshold` bits among the images of one bucket.
 
     A sorted bucket orders by the hash's bytes from `start` on (then wrapping round): give each band
@@ -58,7 +59,7 @@ def bucket_pairs(ids: Sequence[str], hashes: np.ndarray, threshold: int, max_buc
             yield a, b, int(d[i, j])
         return
     rotated = np.roll(hashes, -start, axis=1)
-    order = np.lexsort(rotated.T[::-1])         # keyed sort by the whole hash, byte `start` major
+    order = np.lexsort(rotated.T[::-1])  # keyed sort by the whole hash, byte `start` major
     sorted_h = hashes[order]
     for offset in range(1, min(window, n - 1) + 1):
         d = hamming(sorted_h[:-offset], sorted_h[offset:])
@@ -67,8 +68,9 @@ def bucket_pairs(ids: Sequence[str], hashes: np.ndarray, threshold: int, max_buc
             yield a, b, int(d[k])
 
 
-def components(nodes: Iterable[str], edges: Iterable[tuple[str, str]], key: dict[str, float] | None = None
-               ) -> dict[str, str]:
+def components(
+    nodes: Iterable[str], edges: Iterable[tuple[str, str]], key: dict[str, float] | None = None
+) -> dict[str, str]:
     """Union-find reference: node -> the smallest-key node of its component (tests, the benchmark)."""
     parent: dict[str, str] = {n: n for n in nodes}
     rank = key or {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-PSNR_EDGES = tuple(float(x) for x in range(10, 42, 2))        # dB; below 10 and above 40 fall in the ends
+PSNR_EDGES = tuple(float(x) for x in range(10, 42, 2))  # dB; below 10 and above 40 fall in the ends
 DIVERSITY_EDGES = (1, 2, 4, 8, 16, 32, 64, 96, 128, 160, 192, 224, 256)
 
 

@@ -33,12 +33,20 @@ from uvd.quality.grouping import band_keys, band_start, bucket_pairs, greedy_kee
 
 REPORT = "report"
 STATS = "stats"
-REPORT_SCHEMA = pa.schema([
-    pa.field("sentence_id", pa.string()), pa.field("source", pa.string()), pa.field("kind", pa.string()),
-    pa.field("num_images", pa.int16()), pa.field("min_psnr", pa.float32()),
-    pa.field("min_distinct_codes", pa.int16()), pa.field("frozen", pa.int16()), pa.field("blank", pa.int16()),
-    pa.field("cuts", pa.int16()), pa.field("eval_match", pa.string()),
-])
+REPORT_SCHEMA = pa.schema(
+    [
+        pa.field("sentence_id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("num_images", pa.int16()),
+        pa.field("min_psnr", pa.float32()),
+        pa.field("min_distinct_codes", pa.int16()),
+        pa.field("frozen", pa.int16()),
+        pa.field("blank", pa.int16()),
+        pa.field("cuts", pa.int16()),
+        pa.field("eval_match", pa.string()),
+    ]
+)
 
 
 class QualityOutputs(NamedTuple):
@@ -67,8 +75,14 @@ class _Fingerprint(beam.DoFn):
         except Exception:  # noqa: BLE001 - TokenizeImages writes the failure row for this image
             self.bad.inc()
             return
-        yield row["image_id"], {"source": row.get("source") or "", "hash": dct_hash(pixels, self.bits)[0].tobytes(),
-                                "thumb": thumbnail(pixels)[0].tobytes()}
+        yield (
+            row["image_id"],
+            {
+                "source": row.get("source") or "",
+                "hash": dct_hash(pixels, self.bits)[0].tobytes(),
+                "thumb": thumbnail(pixels)[0].tobytes(),
+            },
+        )
 
 
 class _Reconstruct(beam.DoFn):
@@ -153,15 +167,29 @@ class ClusterImages(beam.PTransform):
             for image_id, (rep, d) in decided.items():
                 yield image_id, {"rep": rep, "dist": d, "cluster": key_id(kv[0])}
 
-        edges = (sigs | "Bands" >> beam.FlatMap(to_buckets) | "Buckets" >> beam.GroupByKey()
-                 | "Pairs" >> beam.FlatMap(pairs) | "OnePerPair" >> beam.CombinePerKey(min))
+        edges = (
+            sigs
+            | "Bands" >> beam.FlatMap(to_buckets)
+            | "Buckets" >> beam.GroupByKey()
+            | "Pairs" >> beam.FlatMap(pairs)
+            | "OnePerPair" >> beam.CombinePerKey(min)
+        )
         adj = edges | "BothWays" >> beam.FlatMap(both_ways) | "Adjacency" >> beam.GroupByKey()
         labels = adj | "Label0" >> beam.Map(lambda kv: (kv[0], rank_key(seed, kv[0])))
         for r in range(self.rounds):
-            labels = ({"adj": adj, "label": labels} | f"Join{r}" >> beam.CoGroupByKey()
-                      | f"Spread{r}" >> beam.FlatMap(spread) | f"Min{r}" >> beam.CombinePerKey(min))
-        return ({"adj": adj, "label": labels} | "JoinFinal" >> beam.CoGroupByKey()
-                | "ToGroup" >> beam.Map(to_group) | "Groups" >> beam.GroupByKey() | "Keep" >> beam.FlatMap(keep))
+            labels = (
+                {"adj": adj, "label": labels}
+                | f"Join{r}" >> beam.CoGroupByKey()
+                | f"Spread{r}" >> beam.FlatMap(spread)
+                | f"Min{r}" >> beam.CombinePerKey(min)
+            )
+        return (
+            {"adj": adj, "label": labels}
+            | "JoinFinal" >> beam.CoGroupByKey()
+            | "ToGroup" >> beam.Map(to_group)
+            | "Groups" >> beam.GroupByKey()
+            | "Keep" >> beam.FlatMap(keep)
+        )
 
 
 def _merge_facts(kv: tuple[str, dict]) -> tuple[str, dict]:
@@ -287,8 +315,16 @@ def split_of(sentence: dict, validation_fraction: float, seed: int) -> str:
 class QualityChecks(beam.PTransform):
     """(sentences, images, tokens) -> QualityOutputs; everything switchable in the `quality:` block."""
 
-    def __init__(self, q: Quality, output: str, seed: int, validation_fraction: float, checkpoint: str,
-                 eval_index: EvalIndex | None = None, config: dict | None = None) -> None:
+    def __init__(
+        self,
+        q: Quality,
+        output: str,
+        seed: int,
+        validation_fraction: float,
+        checkpoint: str,
+        eval_index: EvalIndex | None = None,
+        config: dict | None = None,
+    ) -> None:
         super().__init__()
         self.q, self.output, self.seed, self.validation_fraction = q, output, seed, validation_fraction
         self.checkpoint, self.eval_index, self.config = checkpoint, eval_index, config or {}
@@ -301,17 +337,21 @@ class QualityChecks(beam.PTransform):
         facts = {"sig": sigs}
         if q.learn.enabled:
             facts["codes"] = tokens | "Codes" >> beam.Map(
-                lambda r: (r["image_id"], {"codes": learn.distinct_codes(r["tokens"])}))
+                lambda r: (r["image_id"], {"codes": learn.distinct_codes(r["tokens"])})
+            )
             if q.learn.psnr:
                 pngs = images | "PngById" >> beam.Map(lambda r: (r["image_id"], r["image"]))
                 toks = tokens | "TokensById" >> beam.Map(lambda r: (r["image_id"], r["tokens"]))
-                facts["psnr"] = ({"png": pngs, "tokens": toks} | "PixelsAndTokens" >> beam.CoGroupByKey()
-                                 | "Reconstruct" >> beam.ParDo(
-                                     _Reconstruct(self.checkpoint, q.learn.psnr_fraction, seed)))
+                facts["psnr"] = (
+                    {"png": pngs, "tokens": toks}
+                    | "PixelsAndTokens" >> beam.CoGroupByKey()
+                    | "Reconstruct" >> beam.ParDo(_Reconstruct(self.checkpoint, q.learn.psnr_fraction, seed))
+                )
         if q.needs_groups:
             d = q.dups
-            facts["rep"] = sigs | "NearDuplicates" >> ClusterImages(d.bands, d.threshold, d.max_bucket, d.window,
-                                                                    d.rounds, seed)
+            facts["rep"] = sigs | "NearDuplicates" >> ClusterImages(
+                d.bands, d.threshold, d.max_bucket, d.window, d.rounds, seed
+            )
         if self.eval_index is not None:
             index = p | "EvalIndex" >> beam.Create([self.eval_index])
             facts["eval"] = sigs | "Probe" >> beam.ParDo(_Probe(), beam.pvalue.AsSingleton(index))
@@ -319,28 +359,47 @@ class QualityChecks(beam.PTransform):
         stats = [info | "ImageStats" >> beam.FlatMap(_image_stats)]
 
         refs = sentences | "Refs" >> beam.FlatMap(
-            lambda s: [(iid, (s["sentence_id"], pos)) for pos, iid in enumerate(s["image_ids"])])
-        per_sentence = ({"info": info, "refs": refs} | "FactsToRefs" >> beam.CoGroupByKey()
-                        | "BySentence" >> beam.FlatMap(_to_sentences))
+            lambda s: [(iid, (s["sentence_id"], pos)) for pos, iid in enumerate(s["image_ids"])]
+        )
+        per_sentence = (
+            {"info": info, "refs": refs}
+            | "FactsToRefs" >> beam.CoGroupByKey()
+            | "BySentence" >> beam.FlatMap(_to_sentences)
+        )
         keyed = sentences | "KeyById" >> beam.Map(lambda s: (s["sentence_id"], s))
-        judged = ({"sentence": keyed, "facts": per_sentence} | "JoinSentence" >> beam.CoGroupByKey()
-                  | "Judge" >> beam.ParDo(_Judge(q)).with_outputs(FAILURES, REPORT, STATS, main="kept"))
+        judged = (
+            {"sentence": keyed, "facts": per_sentence}
+            | "JoinSentence" >> beam.CoGroupByKey()
+            | "Judge" >> beam.ParDo(_Judge(q)).with_outputs(FAILURES, REPORT, STATS, main="kept")
+        )
         failures, stats = [judged[FAILURES]], stats + [judged[STATS]]
         kept = judged.kept
         if q.dups.policy != "off":
-            deduped = (kept | "BySignature" >> beam.Map(lambda k: (k["sig"], k)) | "Signatures" >> beam.GroupByKey()
-                       | "KeepOne" >> beam.ParDo(_KeepOnePerSignature(seed, q.dups.policy == "keep_one"))
-                       .with_outputs(FAILURES, STATS, main="kept"))
+            deduped = (
+                kept
+                | "BySignature" >> beam.Map(lambda k: (k["sig"], k))
+                | "Signatures" >> beam.GroupByKey()
+                | "KeepOne"
+                >> beam.ParDo(_KeepOnePerSignature(seed, q.dups.policy == "keep_one")).with_outputs(
+                    FAILURES, STATS, main="kept"
+                )
+            )
             kept, failures, stats = deduped.kept, failures + [deduped[FAILURES]], stats + [deduped[STATS]]
         if q.decon.validation:
-            checked = kept | "ValidationVsTrain" >> _ValidationVsTrain(self.validation_fraction, seed,
-                                                                       q.decon.action == "drop")
+            checked = kept | "ValidationVsTrain" >> _ValidationVsTrain(
+                self.validation_fraction, seed, q.decon.action == "drop"
+            )
             kept, failures, stats = checked.kept, failures + [checked[FAILURES]], stats + [checked[STATS]]
-        _ = (judged[REPORT] | "ReportTable" >> beam.io.WriteToParquet(
-            FileSystems.join(self.output, "quality", "part"), REPORT_SCHEMA, codec="zstd", file_name_suffix=".parquet"))
+        _ = judged[REPORT] | "ReportTable" >> beam.io.WriteToParquet(
+            FileSystems.join(self.output, "quality", "part"), REPORT_SCHEMA, codec="zstd", file_name_suffix=".parquet"
+        )
         config = {**self.config, "eval_sets": self.eval_index.sizes if self.eval_index else {}}
-        _ = (stats | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(_SumStats())
-             | "StatsJson" >> beam.ParDo(_WriteStats(FileSystems.join(self.output, "stats", "quality.json"), config)))
+        _ = (
+            stats
+            | "AllStats" >> beam.Flatten()
+            | "SumStats" >> beam.CombineGlobally(_SumStats())
+            | "StatsJson" >> beam.ParDo(_WriteStats(FileSystems.join(self.output, "stats", "quality.json"), config))
+        )
         out = kept | "Sentences" >> beam.Map(lambda k: k["sentence"])
         return QualityOutputs(out, failures | "QualityFailures" >> beam.Flatten())
 
@@ -365,8 +424,16 @@ class _ValidationVsTrain(beam.PTransform):
             s = k["sentence"]
             split = split_of(s, frac, seed)
             for iid, rep in zip(s["image_ids"], k["reps"]):
-                yield rep, (("train", "", "") if split == "train" else
-                            (split, s["sentence_id"], iid) if split == "validation" else ("other", "", ""))
+                yield (
+                    rep,
+                    (
+                        ("train", "", "")
+                        if split == "train"
+                        else (split, s["sentence_id"], iid)
+                        if split == "validation"
+                        else ("other", "", "")
+                    ),
+                )
 
         def contaminated(kv: tuple[str, Any]) -> Iterator[tuple[str, tuple[str, str]]]:
             rep, uses = kv
@@ -389,11 +456,18 @@ class _ValidationVsTrain(beam.PTransform):
                     else:
                         yield k
 
-        marks = (kept | "ByRep" >> beam.FlatMap(by_rep) | "Uses" >> beam.GroupByKey()
-                 | "Contaminated" >> beam.FlatMap(contaminated))
+        marks = (
+            kept
+            | "ByRep" >> beam.FlatMap(by_rep)
+            | "Uses" >> beam.GroupByKey()
+            | "Contaminated" >> beam.FlatMap(contaminated)
+        )
         keyed = kept | "KeyKept" >> beam.Map(lambda k: (k["sentence"]["sentence_id"], k))
-        return ({"kept": keyed, "marks": marks} | "JoinMarks" >> beam.CoGroupByKey()
-                | "Drop" >> beam.ParDo(_Drop()).with_outputs(FAILURES, STATS, main="kept"))
+        return (
+            {"kept": keyed, "marks": marks}
+            | "JoinMarks" >> beam.CoGroupByKey()
+            | "Drop" >> beam.ParDo(_Drop()).with_outputs(FAILURES, STATS, main="kept")
+        )
 
 
 def build_eval_index(q: Quality, checkpoint: str) -> EvalIndex | None:
@@ -422,14 +496,27 @@ def remove_stale(output: str) -> None:
         FileSystems.delete(existing)
 
 
-def apply(q: Quality, sentences: beam.PCollection, images: beam.PCollection, tokens: beam.PCollection,
-          output: str, seed: int, validation_fraction: float, checkpoint: str) -> tuple[beam.PCollection, list]:
+def apply(
+    q: Quality,
+    sentences: beam.PCollection,
+    images: beam.PCollection,
+    tokens: beam.PCollection,
+    output: str,
+    seed: int,
+    validation_fraction: float,
+    checkpoint: str,
+) -> tuple[beam.PCollection, list]:
     """What `uvd dataset` calls between tokenize and compose: (sentences that go on, [failure rows])."""
     remove_stale(output)
     if not q.enabled:
         return sentences, []
-    config = {"near_duplicates": vars(q.dups), "decontaminate": {**vars(q.decon)}, "learnability": vars(q.learn),
-              "sequences": vars(q.seq)}
+    config = {
+        "near_duplicates": vars(q.dups),
+        "decontaminate": {**vars(q.decon)},
+        "learnability": vars(q.learn),
+        "sequences": vars(q.seq),
+    }
     out = (sentences, images, tokens) | "Quality" >> QualityChecks(
-        q, output, seed, validation_fraction, checkpoint, build_eval_index(q, checkpoint), config)
+        q, output, seed, validation_fraction, checkpoint, build_eval_index(q, checkpoint), config
+    )
     return out.sentences, [out.failures]

@@ -21,10 +21,10 @@ import numpy as np
 
 @dataclass
 class SequenceReport:
-    frozen: list[int] = field(default_factory=list)     # t: frame t repeats frame t-1
+    frozen: list[int] = field(default_factory=list)  # t: frame t repeats frame t-1
     blank: list[int] = field(default_factory=list)
     black: list[int] = field(default_factory=list)
-    cuts: list[int] = field(default_factory=list)       # t: frame t starts a new shot
+    cuts: list[int] = field(default_factory=list)  # t: frame t starts a new shot
     max_change: float = 0.0
 
     def flags(self) -> list[str]:
@@ -48,8 +48,9 @@ def detect_cuts(changes: np.ndarray, cut_mad: float = 18.0, cut_ratio: float = 3
     return [int(i) + 1 for i in hits]
 
 
-def check_sequence(thumbs: np.ndarray, frozen_mad: float = 0.5, blank_std: float = 4.0, cut_mad: float = 18.0,
-                   cut_ratio: float = 3.0) -> SequenceReport:
+def check_sequence(
+    thumbs: np.ndarray, frozen_mad: float = 0.5, blank_std: float = 4.0, cut_mad: float = 18.0, cut_ratio: float = 3.0
+) -> SequenceReport:
     thumbs = np.asarray(thumbs)
     changes = frame_changes(thumbs)
     flat = thumbs.reshape(len(thumbs), -1).astype(np.float32)

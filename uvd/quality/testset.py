@@ -64,7 +64,7 @@ def crop(img: np.ndarray, fraction: float, corner: int = 0) -> np.ndarray:
     """Cut `fraction` of each side's length (from one corner or centred), then resize back."""
     cut = max(1, int(round(SIZE * fraction)))
     y0, x0 = [(0, 0), (cut, cut), (0, cut), (cut, 0), (cut // 2, cut // 2)][corner % 5]
-    part = img[y0:y0 + SIZE - cut, x0:x0 + SIZE - cut]
+    part = img[y0 : y0 + SIZE - cut, x0 : x0 + SIZE - cut]
     return cv2.resize(part, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
 
 
@@ -102,8 +102,9 @@ EDITS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def near_duplicate_set(procedural_count: int = 300, photos: int | None = None, seed: int = 0,
-                       edits: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def near_duplicate_set(
+    procedural_count: int = 300, photos: int | None = None, seed: int = 0, edits: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images uint8 (N,256,256,3), base index per image, edit name per image ("" = the base))."""
     bases = sample_photos(photos) + [procedural(seed * 100_003 + i) for i in range(procedural_count)]
     names = list(EDITS) if edits is None else edits
@@ -119,8 +120,9 @@ def near_duplicate_set(procedural_count: int = 300, photos: int | None = None, s
     return np.stack(images), np.array(labels), kinds
 
 
-def cut_clips(bases: list[np.ndarray], frames_per_shot: tuple[int, int] = (5, 20), seed: int = 0,
-              frames: int = 16) -> tuple[np.ndarray, set[int]]:
+def cut_clips(
+    bases: list[np.ndarray], frames_per_shot: tuple[int, int] = (5, 20), seed: int = 0, frames: int = 16
+) -> tuple[np.ndarray, set[int]]:
     """Shots of slowly panning/zooming stills, concatenated: frames (T,256,256,3) and the cut indices
     (a cut at t means frame t starts a new shot). A video-like stand-in with known cuts."""
     rng = np.random.default_rng(seed)
@@ -134,5 +136,5 @@ def cut_clips(bases: list[np.ndarray], frames_per_shot: tuple[int, int] = (5, 20
         for t in range(n):
             x0 = int(np.clip(32 + dx * t, 0, 64))
             y0 = int(np.clip(32 + dy * t, 0, 64))
-            out.append(jpeg(big[y0:y0 + SIZE, x0:x0 + SIZE], 80))
+            out.append(jpeg(big[y0 : y0 + SIZE, x0 : x0 + SIZE], 80))
     return np.stack(out), cuts

@@ -34,10 +34,18 @@ def signature(sentence: dict, infos: list[dict | None]) -> str:
 def report_row(sentence: dict, infos: list[dict | None], q: Quality) -> tuple[dict, list[tuple[str, str]]]:
     """The per-sentence quality row and the filter reasons (reason, detail) it triggers."""
     reasons: list[tuple[str, str]] = []
-    row: dict[str, Any] = {"sentence_id": sentence["sentence_id"], "source": sentence["source"],
-                           "kind": sentence["kind"], "num_images": len(infos), "min_psnr": None,
-                           "min_distinct_codes": None, "frozen": None, "blank": None, "cuts": None,
-                           "eval_match": None}
+    row: dict[str, Any] = {
+        "sentence_id": sentence["sentence_id"],
+        "source": sentence["source"],
+        "kind": sentence["kind"],
+        "num_images": len(infos),
+        "min_psnr": None,
+        "min_distinct_codes": None,
+        "frozen": None,
+        "blank": None,
+        "cuts": None,
+        "eval_match": None,
+    }
     known = [(iid, i) for iid, i in zip(sentence["image_ids"], infos) if i]
     codes = [(i["codes"], iid) for iid, i in known if i.get("codes") is not None]
     psnrs = [(i["psnr"], iid) for iid, i in known if i.get("psnr") is not None]
@@ -62,8 +70,11 @@ def report_row(sentence: dict, infos: list[dict | None], q: Quality) -> tuple[di
         thumbs = np.stack([np.frombuffer(i["thumb"], np.uint8).reshape(16, 16) for i in infos])
         rep = check_sequence(thumbs, s.frozen_mad, s.blank_std, s.cut_mad, s.cut_ratio)
         row.update(frozen=len(rep.frozen), blank=len(rep.blank), cuts=len(rep.cuts))
-        flags = {"frozen": len(rep.frozen) > s.frozen_fraction * (len(infos) - 1), "blank": bool(rep.blank),
-                 "cuts": bool(rep.cuts)}
+        flags = {
+            "frozen": len(rep.frozen) > s.frozen_fraction * (len(infos) - 1),
+            "blank": bool(rep.blank),
+            "cuts": bool(rep.cuts),
+        }
         for flag in s.filter:
             if flags[flag]:
                 where = {"frozen": rep.frozen, "blank": rep.blank, "cuts": rep.cuts}[flag]
@@ -89,10 +100,17 @@ def near_duplicate_row(dropped: dict, kept: dict) -> dict:
     detail = f"kept sentence {kept['sentence_id']} ({kept['source']})"
     if len(kept["image_ids"]) == 1:
         detail += f", image {kept['image_ids'][0]}"
-    return schema.failure_row(dropped["sentence_id"], dropped["source"], STAGE, "near_duplicate", detail,
-                              status="skipped")
+    return schema.failure_row(
+        dropped["sentence_id"], dropped["source"], STAGE, "near_duplicate", detail, status="skipped"
+    )
 
 
 def validation_row(sentence: dict, image_id: str, rep: str) -> dict:
-    return schema.failure_row(sentence["sentence_id"], sentence["source"], STAGE, "validation_near_train",
-                              f"image {image_id} is a near-duplicate of train image {rep}", status="skipped")
+    return schema.failure_row(
+        sentence["sentence_id"],
+        sentence["source"],
+        STAGE,
+        "validation_near_train",
+        f"image {image_id} is a near-duplicate of train image {rep}",
+        status="skipped",
+    )

@@ -38,15 +38,20 @@ def precision_context(device: torch.device, precision: str) -> contextlib.Abstra
     if precision == "bf16":
         return autocast(device, "bf16")
     if device.type == "cuda":
-        return torch.backends.cudnn.flags(enabled=True, benchmark=torch.backends.cudnn.benchmark,
-                                          deterministic=torch.backends.cudnn.deterministic, allow_tf32=False)
+        return torch.backends.cudnn.flags(
+            enabled=True,
+            benchmark=torch.backends.cudnn.benchmark,
+            deterministic=torch.backends.cudnn.deterministic,
+            allow_tf32=False,
+        )
     return contextlib.nullcontext()
 
 
 def check_images(images: np.ndarray, resolution: int) -> None:
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        raise TypeError(f"images must be a uint8 numpy array, got {type(images).__name__} "
-                        f"{getattr(images, 'dtype', '')}")
+        raise TypeError(
+            f"images must be a uint8 numpy array, got {type(images).__name__} {getattr(images, 'dtype', '')}"
+        )
     if images.ndim != 4 or images.shape[1:] != (resolution, resolution, 3):
         raise ValueError(f"images must be (N, {resolution}, {resolution}, 3) RGB, got {images.shape}")
 

@@ -58,8 +58,14 @@ def read_rows(files: list[Path], limit: int | None) -> Iterator[tuple[str, np.nd
                 return
 
 
-def decode_to_pngs(input_path: str, output: str, checkpoint: str = DEFAULT_CHECKPOINT,
-                   limit: int | None = None, batch_size: int = 32, device: str | None = None) -> list[Path]:
+def decode_to_pngs(
+    input_path: str,
+    output: str,
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    limit: int | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+) -> list[Path]:
     """Write one PNG per row; returns the paths written."""
     from PIL import Image
 
@@ -71,8 +77,8 @@ def decode_to_pngs(input_path: str, output: str, checkpoint: str = DEFAULT_CHECK
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, ids in read_rows(parquet_files(input_path), limit):
-        pixels = decode(model, ids, batch_size=batch_size)          # (num_images, 256, 256, 3)
-        strip = np.concatenate(list(pixels), axis=1)                 # side by side, in order
+        pixels = decode(model, ids, batch_size=batch_size)  # (num_images, 256, 256, 3)
+        strip = np.concatenate(list(pixels), axis=1)  # side by side, in order
         path = out / f"{name}.png"
         Image.fromarray(strip).save(path)
         written.append(path)

@@ -50,9 +50,18 @@ CPU_MICRO_BATCH = 1
 class VQGANModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
     """Images (HxWx3 uint8) -> code ids (uint16, tokens_per_image)."""
 
-    def __init__(self, checkpoint: str, *, device: str = "auto", precision: str = "auto",
-                 min_batch_size: int = 1, max_batch_size: int = 64, accelerator: str | None = None,
-                 large_model: bool = False, compile: bool = False) -> None:
+    def __init__(
+        self,
+        checkpoint: str,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        min_batch_size: int = 1,
+        max_batch_size: int = 64,
+        accelerator: str | None = None,
+        large_model: bool = False,
+        compile: bool = False,
+    ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if not 1 <= min_batch_size <= max_batch_size:
@@ -83,8 +92,9 @@ class VQGANModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
             model.get_code = torch.compile(model.get_code, dynamic=False)
         return model
 
-    def run_inference(self, batch: Sequence[np.ndarray], model: Any,
-                      inference_args: dict[str, Any] | None = None) -> Iterable[np.ndarray]:
+    def run_inference(
+        self, batch: Sequence[np.ndarray], model: Any, inference_args: dict[str, Any] | None = None
+    ) -> Iterable[np.ndarray]:
         if not len(batch):
             return []
         images = np.stack(batch)
@@ -93,8 +103,12 @@ class VQGANModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         if model_device(model).type == "cpu" and not self.compile:
             # On CPU a batch's activations overflow the caches: one image per forward pass is faster
             # (benchmarks/bench_tokenize.py), so RunInference's batches are walked image by image.
-            ids = np.concatenate([encode_batch(model, images[i:i + CPU_MICRO_BATCH], precision=self.precision)
-                                  for i in range(0, len(images), CPU_MICRO_BATCH)])
+            ids = np.concatenate(
+                [
+                    encode_batch(model, images[i : i + CPU_MICRO_BATCH], precision=self.precision)
+                    for i in range(0, len(images), CPU_MICRO_BATCH)
+                ]
+            )
         else:
             ids = encode_batch(model, images, precision=self.precision)
         return list(ids[: len(batch)])

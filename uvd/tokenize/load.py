@@ -98,14 +98,16 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_state_dict(expected: dict[str, torch.Size], state: dict[str, torch.Tensor],
-                     where: str, show: int = 8) -> None:
+def check_state_dict(
+    expected: dict[str, torch.Size], state: dict[str, torch.Tensor], where: str, show: int = 8
+) -> None:
     """Raise CheckpointError naming missing, unexpected and mis-shaped keys (if any)."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = sorted(
         f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k])}"
-        for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k])
+        for k in set(expected) & set(state)
+        if tuple(state[k].shape) != tuple(expected[k])
     )
     if not (missing or unexpected or mismatched):
         return
@@ -142,10 +144,17 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike, cache_dir: str | os.Pa
     from huggingface_hub import snapshot_download
 
     try:
-        root = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=None if cache_dir is None else str(cache_dir))
+        root = snapshot_download(
+            repo_id, allow_patterns=patterns, cache_dir=None if cache_dir is None else str(cache_dir)
+        )
     except Exception as online_exc:  # noqa: BLE001 - offline, rate-limited...: try the cache
         try:
-            root = snapshot_download(repo_id, allow_patterns=patterns, cache_dir=None if cache_dir is None else str(cache_dir), local_files_only=True)
+            root = snapshot_download(
+                repo_id,
+                allow_patterns=patterns,
+                cache_dir=None if cache_dir is None else str(cache_dir),
+                local_files_only=True,
+            )
         except Exception:  # noqa: BLE001
             raise CheckpointError(
                 f"{repo_id}: not reachable on the hub ({type(online_exc).__name__}) and not in the local "
@@ -182,8 +191,12 @@ def check_checkpoint(path_or_hub_id: str | os.PathLike, cache_dir: str | os.Path
     return folder
 
 
-def load_vqgan(path_or_hub_id: str | os.PathLike, device: str | torch.device | None = None,
-               dtype: torch.dtype = torch.float32, cache_dir: str | os.PathLike | None = None) -> VQGANModel:
+def load_vqgan(
+    path_or_hub_id: str | os.PathLike,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    cache_dir: str | os.PathLike | None = None,
+) -> VQGANModel:
     """A VQGANModel in eval mode from a checkpoint folder or hub id; strict, shape-checked load.
 
     The model is built on the meta device and the checkpoint tensors are assigned into it, so a
@@ -203,8 +216,9 @@ def load_vqgan(path_or_hub_id: str | os.PathLike, device: str | torch.device | N
     return model.to(target).eval().requires_grad_(False)
 
 
-def save_vqgan(model: VQGANModel, folder: str | os.PathLike, fmt: str = "safetensors",
-               extra: dict[str, Any] | None = None) -> Path:
+def save_vqgan(
+    model: VQGANModel, folder: str | os.PathLike, fmt: str = "safetensors", extra: dict[str, Any] | None = None
+) -> Path:
     """Write config.json + model.safetensors (or pytorch_model.bin with fmt='bin') to `folder`.
 
     `extra` goes into config.json under `_uvd` (training provenance); loaders ignore it.

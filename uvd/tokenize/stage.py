@@ -34,8 +34,8 @@ TOKENS = "tokens"
 
 
 class TokenizeOutputs(NamedTuple):
-    tokens: beam.PCollection     # {"image_id": str, "tokens": np.uint16[256]}
-    failures: beam.PCollection   # uvd.schema.failure_row dicts
+    tokens: beam.PCollection  # {"image_id": str, "tokens": np.uint16[256]}
+    failures: beam.PCollection  # uvd.schema.failure_row dicts
 
 
 def png_to_pixels(data: bytes, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -54,8 +54,9 @@ def key_row(row: dict) -> Iterator[Any]:
     image_id = row.get("image_id")
     if not image_id or not row.get("image"):
         what = "image_id" if not image_id else "image"
-        yield beam.pvalue.TaggedOutput(FAILURES, failure_row(
-            str(image_id or "?"), str(row.get("source") or "unknown"), STAGE, f"missing_{what}"))
+        yield beam.pvalue.TaggedOutput(
+            FAILURES, failure_row(str(image_id or "?"), str(row.get("source") or "unknown"), STAGE, f"missing_{what}")
+        )
         return
     yield image_id, row
 
@@ -94,19 +95,38 @@ def to_token_row(item: tuple[str, np.ndarray]) -> dict:
 class TokenizeImages(beam.PTransform):
     """Image rows -> TokenizeOutputs(tokens, failures); one token row per unique image_id."""
 
-    def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, batch_size: int = 32, *, device: str = "auto",
-                 precision: str = "auto", accelerator: str | None = None, min_batch_size: int = 1,
-                 large_model: bool = False, compile: bool = False, unique_ids: bool = False,
-                 label: str | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str = DEFAULT_CHECKPOINT,
+        batch_size: int = 32,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        accelerator: str | None = None,
+        min_batch_size: int = 1,
+        large_model: bool = False,
+        compile: bool = False,
+        unique_ids: bool = False,
+        label: str | None = None,
+    ) -> None:
         super().__init__(label)
-        self.unique_ids = unique_ids   # the caller already deduplicated (uvd dataset): skip the shuffle
+        self.unique_ids = unique_ids  # the caller already deduplicated (uvd dataset): skip the shuffle
         self.handler = VQGANModelHandler(
-            checkpoint, device=device, precision=precision, min_batch_size=min(min_batch_size, batch_size),
-            max_batch_size=batch_size, accelerator=accelerator, large_model=large_model, compile=compile)
+            checkpoint,
+            device=device,
+            precision=precision,
+            min_batch_size=min(min_batch_size, batch_size),
+            max_batch_size=batch_size,
+            accelerator=accelerator,
+            large_model=large_model,
+            compile=compile,
+        )
 
     def expand(self, images: beam.PCollection) -> TokenizeOutputs:
         keyed = images | "KeyById" >> beam.FlatMap(key_row).with_outputs(FAILURES, main="ok")
-        unique = keyed.ok if self.unique_ids else keyed.ok | "OnePerId" >> beam.CombinePerKey(tables.first_by_provenance)
+        unique = (
+            keyed.ok if self.unique_ids else keyed.ok | "OnePerId" >> beam.CombinePerKey(tables.first_by_provenance)
+        )
         decoded = unique | "DecodePng" >> beam.ParDo(DecodePng()).with_outputs(FAILURES, main="ok")
         tokens = (
             decoded.ok
@@ -121,33 +141,56 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="uvd tokenize", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, help="folder holding the images table (<input>/images/)")
     parser.add_argument("--output", required=True, help="folder to write <output>/tokens/ (+ failures)")
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                        help="VQGAN folder or hub id (default: the small model shipped with uvd; the LVM's "
-                             "is openMUSE/vqgan-f16-8192-laion)")
+    parser.add_argument(
+        "--checkpoint",
+        default=DEFAULT_CHECKPOINT,
+        help="VQGAN folder or hub id (default: the small model shipped with uvd; the LVM's "
+        "is openMUSE/vqgan-f16-8192-laion)",
+    )
     parser.add_argument("--batch_size", type=int, default=32, help="largest batch per forward pass")
     parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1...")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="auto: bf16 autocast on CUDA, fp32 on CPU; the quantizer is always fp32")
-    parser.add_argument("--accelerator", default=None,
-                        help="resource hint for the tokenize step only, e.g. "
-                             "'type:nvidia-l4;count:1;install-nvidia-driver' (Dataflow)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the encoder (GPU: ~3x; batches padded to --batch_size)")
-    parser.add_argument("--large_model", action="store_true",
-                        help="one model per machine shared by its worker processes (big checkpoints)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="auto: bf16 autocast on CUDA, fp32 on CPU; the quantizer is always fp32",
+    )
+    parser.add_argument(
+        "--accelerator",
+        default=None,
+        help="resource hint for the tokenize step only, e.g. 'type:nvidia-l4;count:1;install-nvidia-driver' (Dataflow)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the encoder (GPU: ~3x; batches padded to --batch_size)"
+    )
+    parser.add_argument(
+        "--large_model",
+        action="store_true",
+        help="one model per machine shared by its worker processes (big checkpoints)",
+    )
     args, options = split_args(parser, argv)
     setup_logging()
     with beam.Pipeline(options=options) as p:
         out = (
             p
             | tables.ReadTable(args.input, "images")
-            | "Tokenize" >> TokenizeImages(args.checkpoint, args.batch_size, device=args.device,
-                                           precision=args.precision, accelerator=args.accelerator,
-                                           compile=args.compile, large_model=args.large_model)
+            | "Tokenize"
+            >> TokenizeImages(
+                args.checkpoint,
+                args.batch_size,
+                device=args.device,
+                precision=args.precision,
+                accelerator=args.accelerator,
+                compile=args.compile,
+                large_model=args.large_model,
+            )
         )
         out.tokens | tables.WriteTable(args.output, TOKENS)
         # Own file prefix: the images stage may have written <output>/failures/part-* already.
         out.failures | "WriteFailures" >> beam.io.WriteToParquet(
-            tables.table_prefix(args.output, "failures") + "-tokenize", FAILURES_SCHEMA, codec="zstd",
-            file_name_suffix=".parquet")
+            tables.table_prefix(args.output, "failures") + "-tokenize",
+            FAILURES_SCHEMA,
+            codec="zstd",
+            file_name_suffix=".parquet",
+        )
     return 0

@@ -76,7 +76,9 @@ def load_photos(folder: Path = SAMPLE_IMAGES) -> tuple[list[np.ndarray], list[np
 def procedural_image(rng: np.random.Generator, size: int = 256) -> np.ndarray:
     """Gradients, shapes, stripes and blur: edges and flat regions a photo set of 20 lacks."""
     c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    t = np.linspace(0.0, 1.0, size)[:, None] * rng.uniform(-1, 1) + np.linspace(0.0, 1.0, size)[None, :] * rng.uniform(-1, 1)
+    t = np.linspace(0.0, 1.0, size)[:, None] * rng.uniform(-1, 1) + np.linspace(0.0, 1.0, size)[None, :] * rng.uniform(
+        -1, 1
+    )
     t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
     base = (c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]).astype(np.uint8)
     img = Image.fromarray(base)
@@ -121,7 +123,7 @@ class CropSampler:
             img = self.images[self.rng.integers(len(self.images))]
             y = self.rng.integers(0, img.shape[0] - self.crop + 1)
             x = self.rng.integers(0, img.shape[1] - self.crop + 1)
-            patch = img[y:y + self.crop, x:x + self.crop]
+            patch = img[y : y + self.crop, x : x + self.crop]
             out[i] = patch[:, ::-1] if self.rng.random() < 0.5 else patch
         return out
 
@@ -160,8 +162,9 @@ class EmaCodebook:
         codes.copy_(self.total / self.size.clamp_min(1e-20)[:, None])
 
     @torch.no_grad()
-    def restart_dead(self, codes: torch.Tensor, flat: torch.Tensor, rng: torch.Generator,
-                     threshold: float = 0.03) -> int:
+    def restart_dead(
+        self, codes: torch.Tensor, flat: torch.Tensor, rng: torch.Generator, threshold: float = 0.03
+    ) -> int:
         """Codes hit less than `threshold` x the average move onto random current latents."""
         mean = self.size.mean()
         dead = (self.size < threshold * mean).nonzero().flatten()
@@ -212,8 +215,11 @@ def choose_output(out: Path, psnr_new: float, force: bool) -> Path:
     if force or psnr_new >= old:
         return out
     alt = Path("runs") / out.name
-    print(f"[train_small] kept {out} (held-out PSNR {old:.2f} dB > {psnr_new:.2f} dB); wrote {alt} instead "
-          "(--force to overwrite)", flush=True)
+    print(
+        f"[train_small] kept {out} (held-out PSNR {old:.2f} dB > {psnr_new:.2f} dB); wrote {alt} instead "
+        "(--force to overwrite)",
+        flush=True,
+    )
     return alt
 
 
@@ -233,7 +239,9 @@ class Args:
 
 
 def parse(argv: list[str] | None) -> Args:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--minutes", type=float, default=8.0, help="wall-clock training budget (the LR schedule spans it)")
     p.add_argument("--crop", type=int, default=64, help="training crop side, a multiple of 16")
     p.add_argument("--batch", type=int, default=12)
@@ -243,8 +251,9 @@ def parse(argv: list[str] | None) -> Args:
     p.add_argument("--out", default=DEFAULT_CHECKPOINT, help="checkpoint folder to write")
     p.add_argument("--procedural", type=int, default=60, help="procedurally drawn training images")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite --out even when its checkpoint scored a higher held-out PSNR")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite --out even when its checkpoint scored a higher held-out PSNR"
+    )
     a = p.parse_args(argv)
     if a.crop % 16 or a.crop < 32:
         p.error("--crop must be a multiple of 16, at least 32")
@@ -265,10 +274,12 @@ def train(args: Args) -> dict:
     held_drawn = [procedural_image(np.random.default_rng(10_000 + i)) for i in range(4)]
     held_all = np.stack(held + held_drawn)
     sampler = CropSampler(photos + drawn, args.crop, args.seed)
-    stats_images = np.stack([fit_256(Image.fromarray(p)) for p in photos[::len(PHOTO_SCALES)]] + drawn[:16])
-    print(f"[train_small] {len(photos) // len(PHOTO_SCALES)} photos (+{len(drawn)} drawn) for training, {len(held)} photos "
-          f"(+{len(held_drawn)} drawn) held out; crops {args.crop}px x {args.batch}; {args.minutes} min on {device}",
-          flush=True)
+    stats_images = np.stack([fit_256(Image.fromarray(p)) for p in photos[:: len(PHOTO_SCALES)]] + drawn[:16])
+    print(
+        f"[train_small] {len(photos) // len(PHOTO_SCALES)} photos (+{len(drawn)} drawn) for training, {len(held)} photos "
+        f"(+{len(held_drawn)} drawn) held out; crops {args.crop}px x {args.batch}; {args.minutes} min on {device}",
+        flush=True,
+    )
 
     model = VQGANModel(SMALL_CONFIG).to(device).train()
     codes = model.quantize.embedding.weight
@@ -278,9 +289,13 @@ def train(args: Args) -> dict:
     beta = SMALL_CONFIG.commitment_cost
 
     with torch.no_grad():
-        seed_codebook(model, torch.cat([
-            model.encode_latents(to_x(sampler.batch(args.batch))).permute(0, 2, 3, 1).cpu() for _ in range(8)
-        ]), grng)
+        seed_codebook(
+            model,
+            torch.cat(
+                [model.encode_latents(to_x(sampler.batch(args.batch))).permute(0, 2, 3, 1).cpu() for _ in range(8)]
+            ),
+            grng,
+        )
     ema = EmaCodebook(codes)
 
     budget = args.minutes * 60.0
@@ -292,13 +307,13 @@ def train(args: Args) -> dict:
         for group in opt.param_groups:
             group["lr"] = lr
         x = to_x(sampler.batch(args.batch))
-        latents = model.encode_latents(x)                                # (b, dim, h, w)
+        latents = model.encode_latents(x)  # (b, dim, h, w)
         b, dim, h, w = latents.shape
         flat = latents.permute(0, 2, 3, 1).reshape(-1, dim)
-        ids = model.quantize.nearest(flat.detach())                      # the inference quantizer
+        ids = model.quantize.nearest(flat.detach())  # the inference quantizer
         z_q = codes[ids]
-        commit = F.mse_loss(flat, z_q)                                   # pulls the encoder to its codes
-        z_st = flat + (z_q - flat).detach()                              # straight-through gradient
+        commit = F.mse_loss(flat, z_q)  # pulls the encoder to its codes
+        z_st = flat + (z_q - flat).detach()  # straight-through gradient
         recon = model.decode(z_st.view(b, h, w, dim).permute(0, 3, 1, 2))
         rec_loss = F.l1_loss(recon, x) + F.mse_loss(recon, x)
         loss = rec_loss + beta * commit
@@ -311,26 +326,46 @@ def train(args: Args) -> dict:
             restarted += ema.restart_dead(codes, flat, grng)
         if time.monotonic() - last_print > 30 or step == 1:
             last_print = time.monotonic()
-            print(f"[train_small] step {step} {elapsed:5.0f}s lr {lr:.2e} rec {rec_loss.item():.4f} "
-                  f"commit {commit.item():.4f} restarted {restarted}", flush=True)
+            print(
+                f"[train_small] step {step} {elapsed:5.0f}s lr {lr:.2e} rec {rec_loss.item():.4f} "
+                f"commit {commit.item():.4f} restarted {restarted}",
+                flush=True,
+            )
 
     model = model.cpu()
     metrics = evaluate(model, held_all, stats_images)
-    metrics["psnr_held_out_photos"] = float(np.mean([psnr(a, b) for a, b in zip(
-        held, decode(model, encode(model, np.stack(held), 8, "fp32"), 8, "fp32"))])) if held else float("nan")
+    metrics["psnr_held_out_photos"] = (
+        float(
+            np.mean(
+                [psnr(a, b) for a, b in zip(held, decode(model, encode(model, np.stack(held), 8, "fp32"), 8, "fp32"))]
+            )
+        )
+        if held
+        else float("nan")
+    )
     summary = {
-        "trained": True, "steps": step, "minutes": round((time.monotonic() - start) / 60, 2),
-        "device": str(device), "crop": args.crop, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+        "trained": True,
+        "steps": step,
+        "minutes": round((time.monotonic() - start) / 60, 2),
+        "device": str(device),
+        "crop": args.crop,
+        "batch": args.batch,
+        "lr": args.lr,
+        "seed": args.seed,
         "train_images": {"photos": len(photos) // len(PHOTO_SCALES), "procedural": len(drawn)},
         "held_out": {"photos": len(held), "procedural": len(held_drawn)},
-        "codes_restarted": restarted, **{k: round(v, 4) for k, v in metrics.items()},
+        "codes_restarted": restarted,
+        **{k: round(v, 4) for k, v in metrics.items()},
     }
     out = choose_output(Path(args.out), metrics["psnr_held_out"], args.force)
     save_vqgan(model, out, extra=summary)
-    print(f"[train_small] held-out PSNR {metrics['psnr_held_out']:.2f} dB "
-          f"(photos {metrics['psnr_held_out_photos']:.2f} dB); codebook usage {metrics['codes_used']}/"
-          f"{SMALL_CONFIG.num_embeddings} ({100 * metrics['usage']:.1f}%), perplexity {metrics['perplexity']:.0f}; "
-          f"{step} steps -> {out}", flush=True)
+    print(
+        f"[train_small] held-out PSNR {metrics['psnr_held_out']:.2f} dB "
+        f"(photos {metrics['psnr_held_out_photos']:.2f} dB); codebook usage {metrics['codes_used']}/"
+        f"{SMALL_CONFIG.num_embeddings} ({100 * metrics['usage']:.1f}%), perplexity {metrics['perplexity']:.0f}; "
+        f"{step} steps -> {out}",
+        flush=True,
+    )
     return summary
 
 

@@ -109,25 +109,50 @@ class VQGANConfig:
 
 # The LVM tokenizer (146,244,675 parameters in 277 tensors; f16, 8192 codes of dim 64).
 LVM_CONFIG = VQGANConfig(
-    resolution=256, num_channels=3, hidden_channels=128, channel_mult=(1, 2, 2, 4, 6),
-    num_res_blocks=2, attn_resolutions=(), no_attn_mid_block=True, z_channels=64,
-    num_embeddings=8192, quantized_embed_dim=64, dropout=0.0, resample_with_conv=True,
+    resolution=256,
+    num_channels=3,
+    hidden_channels=128,
+    channel_mult=(1, 2, 2, 4, 6),
+    num_res_blocks=2,
+    attn_resolutions=(),
+    no_attn_mid_block=True,
+    z_channels=64,
+    num_embeddings=8192,
+    quantized_embed_dim=64,
+    dropout=0.0,
+    resample_with_conv=True,
     commitment_cost=0.25,
 )
 
 # The embedded default: same family and vocabulary (8192 codes, f16), narrow enough for CPU
 # (1,387,563 parameters, 5.5 MB in fp32).
 SMALL_CONFIG = VQGANConfig(
-    resolution=256, num_channels=3, hidden_channels=32, channel_mult=(1, 1, 2, 2, 2),
-    num_res_blocks=1, attn_resolutions=(), no_attn_mid_block=True, z_channels=32,
-    num_embeddings=8192, quantized_embed_dim=8, dropout=0.0, resample_with_conv=True,
+    resolution=256,
+    num_channels=3,
+    hidden_channels=32,
+    channel_mult=(1, 1, 2, 2, 2),
+    num_res_blocks=1,
+    attn_resolutions=(),
+    no_attn_mid_block=True,
+    z_channels=32,
+    num_embeddings=8192,
+    quantized_embed_dim=8,
+    dropout=0.0,
+    resample_with_conv=True,
     commitment_cost=0.25,
 )
 
 # For unit tests: exercises attention, conv shortcuts and every optional branch in milliseconds.
 DEBUG_CONFIG = VQGANConfig(
-    resolution=32, num_channels=3, hidden_channels=32, channel_mult=(1, 2, 2), num_res_blocks=2,
-    attn_resolutions=(8,), no_attn_mid_block=False, z_channels=16, num_embeddings=64,
+    resolution=32,
+    num_channels=3,
+    hidden_channels=32,
+    channel_mult=(1, 2, 2),
+    num_res_blocks=2,
+    attn_resolutions=(8,),
+    no_attn_mid_block=False,
+    z_channels=16,
+    num_embeddings=64,
     quantized_embed_dim=8,
 )
 
@@ -170,8 +195,13 @@ class Downsample(nn.Module):
 class ResnetBlock(nn.Module):
     """norm -> SiLU -> conv -> norm -> SiLU -> dropout -> conv, plus a (1x1 or 3x3) shortcut."""
 
-    def __init__(self, in_channels: int, out_channels: int | None = None,
-                 use_conv_shortcut: bool = False, dropout_prob: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        use_conv_shortcut: bool = False,
+        dropout_prob: float = 0.0,
+    ) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
         self.in_channels, self.out_channels_ = in_channels, out_channels
@@ -358,7 +388,9 @@ class VectorQuantizer(nn.Module):
         codes_t = self.embedding.weight.t()
         return torch.addmm(
             flat.pow(2.0).sum(dim=1, keepdim=True) + codes_t.pow(2.0).sum(dim=0, keepdim=True),
-            flat, codes_t, alpha=-2.0,
+            flat,
+            codes_t,
+            alpha=-2.0,
         )
 
     def nearest(self, flat: torch.Tensor, chunk_rows: int = 32768) -> torch.Tensor:
@@ -367,13 +399,15 @@ class VectorQuantizer(nn.Module):
         Always fp32 and outside autocast: a bf16 distance would flip ids between near codes.
         """
         flat = flat.float()
-        no_autocast = (contextlib.nullcontext() if flat.device.type == "meta"
-                       else torch.autocast(flat.device.type, enabled=False))
+        no_autocast = (
+            contextlib.nullcontext() if flat.device.type == "meta" else torch.autocast(flat.device.type, enabled=False)
+        )
         with no_autocast:
             return torch.cat([self.compute_distances(part).argmin(dim=1) for part in flat.split(chunk_rows)])
 
-    def forward(self, z: torch.Tensor, return_loss: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, z: torch.Tensor, return_loss: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         z = z.permute(0, 2, 3, 1).contiguous()  # (b, h, w, dim)
         ids = self.nearest(z.reshape(-1, self.embedding_dim))
         z_q = self.embedding(ids).view(z.shape).to(z.dtype)
@@ -456,5 +490,12 @@ def num_params(model: nn.Module) -> int:
 
 
 __all__ = [
-    "CONFIGS", "DEBUG_CONFIG", "LVM_CONFIG", "SMALL_CONFIG", "VQGANConfig", "VQGANModel", "build", "num_params",
+    "CONFIGS",
+    "DEBUG_CONFIG",
+    "LVM_CONFIG",
+    "SMALL_CONFIG",
+    "VQGANConfig",
+    "VQGANModel",
+    "build",
+    "num_params",
 ]

@@ -32,8 +32,14 @@ def box_color(class_index: int, palette: np.ndarray = BOX_PALETTE) -> np.ndarray
 def visible_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     """bool (N,): which boxes render_boxes draws anything of (positive size, inside the canvas)."""
     c = np.round(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)).astype(np.int64)
-    return ((c[:, 2] > c[:, 0]) & (c[:, 3] > c[:, 1]) & (c[:, 2] > 0) & (c[:, 3] > 0)
-            & (c[:, 0] < width) & (c[:, 1] < height))
+    return (
+        (c[:, 2] > c[:, 0])
+        & (c[:, 3] > c[:, 1])
+        & (c[:, 2] > 0)
+        & (c[:, 3] > 0)
+        & (c[:, 0] < width)
+        & (c[:, 1] < height)
+    )
 
 
 def render_boxes(
@@ -73,11 +79,11 @@ def render_boxes(
         cy0, cy1 = max(y0, 0), min(y1, height)
         if cx1 <= cx0 or cy1 <= cy0:
             continue
-        for r0, r1 in ((y0, y0 + tt), (y1 - tt, y1)):          # top, bottom strips
+        for r0, r1 in ((y0, y0 + tt), (y1 - tt, y1)):  # top, bottom strips
             r0, r1 = max(r0, 0), min(r1, height)
             if r1 > r0:
                 canvas[r0:r1, cx0:cx1] = color
-        for c0, c1 in ((x0, x0 + tt), (x1 - tt, x1)):          # left, right strips
+        for c0, c1 in ((x0, x0 + tt), (x1 - tt, x1)):  # left, right strips
             c0, c1 = max(c0, 0), min(c1, width)
             if c1 > c0:
                 canvas[cy0:cy1, c0:c1] = color

@@ -69,10 +69,10 @@ class Decoded:
     """
 
     pixels: np.ndarray  # uint8 (h, w, 3)
-    height: int         # upright full-resolution height
+    height: int  # upright full-resolution height
     width: int
-    format: str         # PIL format name: JPEG, PNG, WEBP...
-    scale: int = 1      # DCT reduction used (1, 2, 4 or 8)
+    format: str  # PIL format name: JPEG, PNG, WEBP...
+    scale: int = 1  # DCT reduction used (1, 2, 4 or 8)
 
 
 # --- decode -----------------------------------------------------------------------------------
@@ -131,12 +131,17 @@ def decode_image(data: bytes, min_size: int | None = None, max_pixels: int = DEF
     return Decoded(pixels=pixels, height=h, width=w, format=fmt, scale=scale)
 
 
-_CV2_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                8: cv2.IMREAD_REDUCED_COLOR_8}
+_CV2_REDUCED = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
 
 
-def _decode_jpeg_cv2(data: bytes, im: Image.Image, w: int, h: int,
-                     min_size: int | None) -> tuple[np.ndarray, int] | None:
+def _decode_jpeg_cv2(
+    data: bytes, im: Image.Image, w: int, h: int, min_size: int | None
+) -> tuple[np.ndarray, int] | None:
     """A plain RGB or gray JPEG through cv2 (libjpeg-turbo, GIL released, reduced DCT): the same
     pixels as PIL's draft + load (tests/pipelines/test_laion_image.py) at the same CPU cost, but
     with the GIL released for the whole decode, so the stage's row threads use every core.
@@ -162,9 +167,15 @@ def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """EXIF orientation on an array: the same pixels as PIL's transposes in _TRANSPOSE."""
     if orientation in (1, 0):
         return pixels
-    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
-           7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }
     return np.ascontiguousarray(ops[orientation](pixels))
 
 
@@ -268,8 +279,9 @@ def compute_geometry(h: int, w: int, size: int = 256, mode: str = "crop") -> Geo
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
-def apply_geometry(array: np.ndarray, geometry: Geometry, nearest: bool = False,
-                   interpolation: str | None = None) -> np.ndarray:
+def apply_geometry(
+    array: np.ndarray, geometry: Geometry, nearest: bool = False, interpolation: str | None = None
+) -> np.ndarray:
     """Crop the geometry's box from `array` and resize it to the output size.
 
     `array` is (H, W) or (H, W, C) of any dtype cv2 resizes (uint8, uint16, int32 labels via
@@ -287,7 +299,7 @@ def apply_geometry(array: np.ndarray, geometry: Geometry, nearest: bool = False,
     left = int(round(geometry.left * fx))
     box_h = max(1, min(h - top, int(round(geometry.box_h * fy))))
     box_w = max(1, min(w - left, int(round(geometry.box_w * fx))))
-    box = arr[top:top + box_h, left:left + box_w]
+    box = arr[top : top + box_h, left : left + box_w]
     out_h, out_w = geometry.out_h, geometry.out_w
     if (box_h, box_w) == (out_h, out_w):
         return np.ascontiguousarray(box)
@@ -319,8 +331,9 @@ def _nearest_any_dtype(box: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return np.ascontiguousarray(box[ys][:, xs])
 
 
-def resize_crop(image: np.ndarray, size: int = 256, mode: str = "crop", interpolation: str | None = None,
-                nearest: bool = False) -> np.ndarray:
+def resize_crop(
+    image: np.ndarray, size: int = 256, mode: str = "crop", interpolation: str | None = None, nearest: bool = False
+) -> np.ndarray:
     """compute_geometry + apply_geometry in one call, for an array with no companion annotations."""
     geometry = compute_geometry(image.shape[0], image.shape[1], size, mode)
     return apply_geometry(image, geometry, nearest=nearest, interpolation=interpolation)
@@ -347,8 +360,14 @@ IMAGE_FORMATS = ("png", "jpeg")
 # Lossless PNG tuned for speed: the "up" filter with run-length deflate at level 1 encodes 256x256
 # photos ~1.9x faster than zlib's default strategy (the largest CPU cost of the LAION stage after
 # decoding) for ~7% more bytes; any PNG reader decodes it to the same pixels.
-_FAST_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+_FAST_PNG = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_UP,
+]
 
 
 def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
@@ -376,7 +395,7 @@ def encode_image(pixels: np.ndarray, fmt: str = "png", quality: int = 95) -> byt
 def psnr_db(reference: np.ndarray, other: np.ndarray) -> float:
     """Peak signal-to-noise ratio of `other` against `reference` (uint8), in dB; inf when equal."""
     err = np.mean((np.asarray(reference, np.float64) - np.asarray(other, np.float64)) ** 2)
-    return float("inf") if err == 0 else float(10 * np.log10(255.0 ** 2 / err))
+    return float("inf") if err == 0 else float(10 * np.log10(255.0**2 / err))
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -385,8 +404,13 @@ def decode_png(data: bytes) -> np.ndarray:
         return to_rgb(im)
 
 
-def to_square_rgb(data: bytes, size: int = 256, mode: str = "crop", max_pixels: int = DEFAULT_MAX_PIXELS,
-                  interpolation: str | None = None) -> tuple[np.ndarray, Decoded]:
+def to_square_rgb(
+    data: bytes,
+    size: int = 256,
+    mode: str = "crop",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    interpolation: str | None = None,
+) -> tuple[np.ndarray, Decoded]:
     """Bytes -> (size x size x 3 uint8, the Decoded it came from): the whole single-image path."""
     decoded = decode_image(data, min_size=size, max_pixels=max_pixels)
     geometry = compute_geometry(decoded.height, decoded.width, size, mode)

@@ -32,7 +32,7 @@ NUM_VIEWS = 24
 AZIMUTH_STEP_DEG = 15.0
 RADIUS_RANGE = (1.5, 2.2)
 ELEVATION_RANGE_DEG = (-45.0, 45.0)
-MESH_EXTENSIONS = (".glb", ".gltf", ".obj", ".ply", ".stl")   # what trimesh loads and we test
+MESH_EXTENSIONS = (".glb", ".gltf", ".obj", ".ply", ".stl")  # what trimesh loads and we test
 
 
 class MeshError(ValueError):
@@ -56,8 +56,12 @@ class View:
     pose: np.ndarray  # camera-to-world, OpenGL convention (looks down -Z)
 
     def as_dict(self) -> dict[str, float]:
-        return {"view": self.index, "azimuth_deg": round(self.azimuth_deg, 4),
-                "elevation_deg": round(self.elevation_deg, 4), "radius": round(self.radius, 6)}
+        return {
+            "view": self.index,
+            "azimuth_deg": round(self.azimuth_deg, 4),
+            "elevation_deg": round(self.elevation_deg, 4),
+            "radius": round(self.radius, 6),
+        }
 
 
 def seeded_rng(uid: str, seed: int = 0) -> np.random.Generator:
@@ -162,9 +166,7 @@ def normalization(meshes: list[tuple[Any, np.ndarray]]) -> np.ndarray:
 
     Vertices are taken in world space (after each instance's transform), so instanced parts count.
     """
-    points = np.concatenate([
-        geom.vertices @ transform[:3, :3].T + transform[:3, 3] for geom, transform in meshes
-    ])
+    points = np.concatenate([geom.vertices @ transform[:3, :3].T + transform[:3, 3] for geom, transform in meshes])
     centre = (points.min(0) + points.max(0)) / 2
     extent = np.linalg.norm(points - centre, axis=1).max()
     if not np.isfinite(extent) or extent < 1e-12:
@@ -194,8 +196,7 @@ def _use_platform(platform: str) -> None:
     elif platform and chosen != platform:
         import logging
 
-        logging.getLogger("uvd.render").info("PYOPENGL_PLATFORM=%s is set: rendering with it, not %s",
-                                             chosen, platform)
+        logging.getLogger("uvd.render").info("PYOPENGL_PLATFORM=%s is set: rendering with it, not %s", chosen, platform)
 
 
 def _load_triton_before_mesa() -> None:
@@ -221,9 +222,16 @@ class MeshRenderer:
     `supersample` renders at k x 256 and box-averages down (smooths texture detail too; ~k^2 fill).
     """
 
-    def __init__(self, platform: str = "egl", size: int = IMAGE_SIZE, yfov_deg: float = 85.0,
-                 background: tuple[int, int, int] = (255, 255, 255), lighting: Lighting = Lighting(),
-                 supersample: int = 1, max_metallic: float = 0.0) -> None:
+    def __init__(
+        self,
+        platform: str = "egl",
+        size: int = IMAGE_SIZE,
+        yfov_deg: float = 85.0,
+        background: tuple[int, int, int] = (255, 255, 255),
+        lighting: Lighting = Lighting(),
+        supersample: int = 1,
+        max_metallic: float = 0.0,
+    ) -> None:
         _use_platform(platform)
         _load_triton_before_mesa()
         import pyrender
@@ -292,8 +300,11 @@ class MeshRenderer:
         kind = getattr(geom.visual, "kind", None)
         mesh = self._pyrender.Mesh.from_trimesh(geom, smooth=kind != "face")
         source = getattr(geom.visual, "material", None)
-        textured_simple = (kind == "texture" and isinstance(source, trimesh.visual.material.SimpleMaterial)
-                           and getattr(source, "image", None) is not None)
+        textured_simple = (
+            kind == "texture"
+            and isinstance(source, trimesh.visual.material.SimpleMaterial)
+            and getattr(source, "image", None) is not None
+        )
         for prim in mesh.primitives:
             material = prim.material
             if hasattr(material, "metallicFactor"):
@@ -311,8 +322,10 @@ class MeshRenderer:
         camera = scene.add(pr.PerspectiveCamera(yfov=self.yfov, znear=0.05, zfar=10.0, aspectRatio=1.0))
         headlight = scene.add(pr.DirectionalLight(color=np.ones(3), intensity=self.lighting.headlight))
         if self.lighting.sky > 0:
-            scene.add(pr.DirectionalLight(color=np.ones(3), intensity=self.lighting.sky),
-                      pose=look_at(np.array([0.0, 1.0, 0.0]), up=np.array([0.0, 0.0, -1.0])))
+            scene.add(
+                pr.DirectionalLight(color=np.ones(3), intensity=self.lighting.sky),
+                pose=look_at(np.array([0.0, 1.0, 0.0]), up=np.array([0.0, 0.0, -1.0])),
+            )
         return scene, camera, headlight
 
     def render(self, meshes: list[tuple[Any, np.ndarray]], views: list[View]) -> np.ndarray:
@@ -341,8 +354,9 @@ def _downsample(image: np.ndarray, k: int) -> np.ndarray:
     return image.reshape(h // k, k, w // k, k, c).mean(axis=(1, 3)).round().astype(np.uint8)
 
 
-def render_views(source: str | bytes, renderer: MeshRenderer, views: list[View],
-                 file_type: str | None = None, max_faces: int = 0) -> np.ndarray:
+def render_views(
+    source: str | bytes, renderer: MeshRenderer, views: list[View], file_type: str | None = None, max_faces: int = 0
+) -> np.ndarray:
     """Load, check and render one mesh file; raises MeshError with the failure reason."""
     meshes = scene_meshes(load_scene(source, file_type))
     check_meshes(meshes, max_faces)

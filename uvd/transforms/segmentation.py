@@ -91,7 +91,6 @@ def render_segmentation(
     return table[index]
 
 
-
 def render_instance_ids(instance_ids: np.ndarray, palette: np.ndarray = INSTANCE_PALETTE) -> np.ndarray:
     """(H, W) instance id map (0 = no instance, i >= 1 = instance i) -> RGB, instance i -> palette[i - 1]."""
     ids = np.asarray(instance_ids)

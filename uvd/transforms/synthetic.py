@@ -45,7 +45,7 @@ def black_boxes(image: np.ndarray, rng: np.random.Generator, mode: str = "square
     if mode == "square":
         side = int(rng.integers(min(h, w) // 4, min(h, w) // 2 + 1))
         y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        out[y:y + side, x:x + side] = 0
+        out[y : y + side, x : x + side] = 0
     elif mode == "patches":
         gh, gw = -(-h // patch), -(-w // patch)
         frac = rng.uniform(0.25, 0.5)
@@ -59,7 +59,9 @@ def black_boxes(image: np.ndarray, rng: np.random.Generator, mode: str = "square
     return out
 
 
-def add_noise(image: np.ndarray, rng: np.random.Generator, sigma_range: tuple[float, float] = (0.0, 50.0)) -> np.ndarray:
+def add_noise(
+    image: np.ndarray, rng: np.random.Generator, sigma_range: tuple[float, float] = (0.0, 50.0)
+) -> np.ndarray:
     """Additive Gaussian noise, sigma ~ U[sigma_range], clipped to 0..255."""
     image = _check(image)
     sigma = rng.uniform(*sigma_range)

@@ -17,7 +17,7 @@ import numpy as np
 
 from uvd import hashing
 
-CLIP_LENGTH = 16            # frames per clip = images per sentence
+CLIP_LENGTH = 16  # frames per clip = images per sentence
 PLACEMENTS = ("random", "even")
 
 
@@ -26,7 +26,7 @@ class Clip:
     """One planned clip: `frames` are absolute frame indices in ascending order."""
 
     stride: int
-    index: int              # clip number within its (video, stride), in time order
+    index: int  # clip number within its (video, stride), in time order
     frames: tuple[int, ...]
 
 
@@ -35,8 +35,7 @@ def clip_rng(seed: int, video_id: str, stride: int) -> np.random.Generator:
     return hashing.seeded_rng(seed, video_id, stride)
 
 
-def frame_window(frame_starts: np.ndarray, start_s: float | None = None,
-                 end_s: float | None = None) -> tuple[int, int]:
+def frame_window(frame_starts: np.ndarray, start_s: float | None = None, end_s: float | None = None) -> tuple[int, int]:
     """Frames [lo, hi) whose start time lies in a Kinetics-style [start_s, end_s) segment.
 
     From the container's per-frame timestamps, not frames / fps, so variable-frame-rate video
@@ -64,9 +63,16 @@ def _starts(room: int, span: int, count: int, placement: str, rng: np.random.Gen
     return [gap + i * span for i, gap in enumerate(gaps)]
 
 
-def plan_clips(lo: int, hi: int, stride: int, clips: int, rng: np.random.Generator,
-               length: int = CLIP_LENGTH, min_length: int = CLIP_LENGTH,
-               placement: str = "random") -> tuple[list[Clip], int]:
+def plan_clips(
+    lo: int,
+    hi: int,
+    stride: int,
+    clips: int,
+    rng: np.random.Generator,
+    length: int = CLIP_LENGTH,
+    min_length: int = CLIP_LENGTH,
+    placement: str = "random",
+) -> tuple[list[Clip], int]:
     """Plan up to `clips` clips of `length` frames at `stride` inside frames [lo, hi).
 
     `clips=0` asks for as many non-overlapping clips as fit. When not even one full clip fits,
@@ -89,8 +95,7 @@ def plan_clips(lo: int, hi: int, stride: int, clips: int, rng: np.random.Generat
         length, span, fit = short, clip_span(stride, short), 1
     count = fit if clips == 0 else min(clips, fit)
     offsets = _starts(room, span, count, placement, rng)
-    planned = [Clip(stride, i, tuple(lo + off + k * stride for k in range(length)))
-               for i, off in enumerate(offsets)]
+    planned = [Clip(stride, i, tuple(lo + off + k * stride for k in range(length))) for i, off in enumerate(offsets)]
     return planned, (0 if clips == 0 else clips - count)
 
 
@@ -109,7 +114,6 @@ def reduced_size(width: int, height: int, size: int, mode: str = "crop") -> tupl
     return max(size, round(width * scale)), max(size, round(height * scale))
 
 
-
 def group_clips(clips: list[Clip], per_task: int) -> list[list[Clip]]:
     """Clips of one video (any strides) in groups of `per_task`, neighbours in time together.
 
@@ -117,4 +121,4 @@ def group_clips(clips: list[Clip], per_task: int) -> list[list[Clip]]:
     overlap (strides 10/20/30 of a short video) share the decoding of the frames between them.
     """
     ordered = sorted(clips, key=lambda c: (c.frames[0], c.stride, c.index))
-    return [ordered[i:i + per_task] for i in range(0, len(ordered), per_task)]
+    return [ordered[i : i + per_task] for i in range(0, len(ordered), per_task)]

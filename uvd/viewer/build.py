@@ -26,15 +26,15 @@ MAX_INPUT_THUMBS = 2000  # failed inputs copied as thumbnails, over all groups
 class Config:
     """Options of `uvd view` (and of a manifest's `viewer:` section, less shards and output)."""
 
-    shards: str                          # dataset folder (uvd dataset --output)
-    output: str | None = None            # site folder (default: <shards>/viewer)
-    per_source: int = 16                 # sentences decoded and shown per source (two pages)
-    max_images: int = 8                  # images decoded per sentence, <= 16 (VQGAN decoding is the slow part on CPU)
-    thumb: int = 96                      # thumbnail side in pixels
-    rows_per_group: int = 200            # failure rows listed per (stage, source, status, reason); counts stay whole
-    checkpoint: str | None = None        # VQGAN folder or hub id (default: the one the dataset was built with)
-    code_rows: int = 20_000              # sentences read for the code-usage chart
-    length_rows: int = 1_000_000         # sentences read for the sentence-lengths chart
+    shards: str  # dataset folder (uvd dataset --output)
+    output: str | None = None  # site folder (default: <shards>/viewer)
+    per_source: int = 16  # sentences decoded and shown per source (two pages)
+    max_images: int = 8  # images decoded per sentence, <= 16 (VQGAN decoding is the slow part on CPU)
+    thumb: int = 96  # thumbnail side in pixels
+    rows_per_group: int = 200  # failure rows listed per (stage, source, status, reason); counts stay whole
+    checkpoint: str | None = None  # VQGAN folder or hub id (default: the one the dataset was built with)
+    code_rows: int = 20_000  # sentences read for the code-usage chart
+    length_rows: int = 1_000_000  # sentences read for the sentence-lengths chart
 
     def validate(self) -> None:
         require(bool(self.shards), "shards", "give the dataset folder (uvd dataset --output)")
@@ -72,18 +72,24 @@ def _checkpoint(cfg: Config, ds: data.Dataset) -> str | None:
     if cfg.checkpoint:
         return cfg.checkpoint
     recorded = (ds.summary or {}).get("tokenizer_checkpoint")
-    if not recorded or recorded == "default" or recorded.startswith("default ("):   # the card's name for it
+    if not recorded or recorded == "default" or recorded.startswith("default ("):  # the card's name for it
         return DEFAULT_CHECKPOINT
     looks_local = recorded.startswith(("/", ".")) or os.sep in recorded.strip("/").split("/", 1)[-1]
     if looks_local and not os.path.exists(recorded) and "://" not in recorded:
-        ds.missing.append(f"tokenizer checkpoint {recorded}: not on this machine, so no sentence is decoded "
-                          "(pass --checkpoint)")
+        ds.missing.append(
+            f"tokenizer checkpoint {recorded}: not on this machine, so no sentence is decoded (pass --checkpoint)"
+        )
         return None
     return recorded
 
 
-def _strips(cfg: Config, ds: data.Dataset, samples: dict[str, list[dict]], decoder: thumbs.Decoder | None,
-            checkpoint: str | None) -> tuple[dict[str, list[dict]], int]:
+def _strips(
+    cfg: Config,
+    ds: data.Dataset,
+    samples: dict[str, list[dict]],
+    decoder: thumbs.Decoder | None,
+    checkpoint: str | None,
+) -> tuple[dict[str, list[dict]], int]:
     """Decode (or find) every sample's strip; -> per source the rows the page lists, and the decode count."""
     names: dict[str, str] = {}
     decoded = 0
@@ -91,18 +97,28 @@ def _strips(cfg: Config, ds: data.Dataset, samples: dict[str, list[dict]], decod
         decode = decoder or thumbs.vqgan_decoder(str(checkpoint))
         try:
             for rows in samples.values():
-                got, n = thumbs.write_strips(rows, FileSystems.join(cfg.site, "strips"), decode, str(checkpoint),
-                                             cfg.max_images, cfg.thumb)
+                got, n = thumbs.write_strips(
+                    rows, FileSystems.join(cfg.site, "strips"), decode, str(checkpoint), cfg.max_images, cfg.thumb
+                )
                 names.update(got)
                 decoded += n
         except Exception as exc:  # noqa: BLE001 - a viewer without pictures still shows the numbers
             log.warning("uvd view: decoding failed (%s); source pages list sentences without pictures", exc)
             ds.missing.append(f"decoded pictures: decoding failed ({type(exc).__name__}: {exc})")
     listed = {
-        source: [{"sentence_id": r["sentence_id"], "kind": r["kind"], "split": r["split"],
-                  "num_images": r["num_images"], "shown": min(r["num_images"], cfg.max_images),
-                  "strip": names.get(r["sentence_id"])} for r in rows]
-        for source, rows in samples.items()}
+        source: [
+            {
+                "sentence_id": r["sentence_id"],
+                "kind": r["kind"],
+                "split": r["split"],
+                "num_images": r["num_images"],
+                "shown": min(r["num_images"], cfg.max_images),
+                "strip": names.get(r["sentence_id"]),
+            }
+            for r in rows
+        ]
+        for source, rows in samples.items()
+    }
     return listed, decoded
 
 
@@ -133,8 +149,10 @@ def build_viewer(cfg: Config, decoder: thumbs.Decoder | None = None) -> dict:
     start = time.monotonic()
     ds = data.open_dataset(cfg.shards)
     if not ds.shards and not ds.failure_files and ds.summary is None and ds.card is None:
-        raise FileNotFoundError(f"--shards: {cfg.shards!r} holds no shards, failures/, stats/ or README.md; "
-                                "run `uvd dataset --output` there first")
+        raise FileNotFoundError(
+            f"--shards: {cfg.shards!r} holds no shards, failures/, stats/ or README.md; "
+            "run `uvd dataset --output` there first"
+        )
     name = (ds.summary or {}).get("name") or os.path.basename(ds.root.rstrip("/")) or "uvd dataset"
     by_source = data.per_source_totals(data.source_split_rows(ds))
     samples = data.sample_sentences(ds, cfg.per_source, set(by_source) or None) if ds.shards else {}
@@ -150,22 +168,50 @@ def build_viewer(cfg: Config, decoder: thumbs.Decoder | None = None) -> dict:
 
     for asset in ("viewer.css", "viewer.js"):
         _write(FileSystems.join(cfg.site, asset), resources.files("uvd.viewer").joinpath("static", asset).read_text())
-    _write(FileSystems.join(cfg.site, "index.html"), site.overview(
-        name, by_source, lengths, length_rows, usage, sum(g["count"] for g in groups), len(ds.shards),
-        ds.missing, ds.card, pages, previews))
+    _write(
+        FileSystems.join(cfg.site, "index.html"),
+        site.overview(
+            name,
+            by_source,
+            lengths,
+            length_rows,
+            usage,
+            sum(g["count"] for g in groups),
+            len(ds.shards),
+            ds.missing,
+            ds.card,
+            pages,
+            previews,
+        ),
+    )
     for source, page_file in pages.items():
-        _write(FileSystems.join(cfg.site, page_file), site.source_page(
-            name, source, by_source.get(source, {}), listed.get(source, []), pages, counts, cfg.max_images))
-    table_note = ("Full table: failures/part-*.parquet beside the shards." if ds.failure_files else "")
-    _write(FileSystems.join(cfg.site, "failures.html"), site.failures_page(
-        name, groups, data.facet_values(groups), cfg.rows_per_group, table_note, not ds.failure_files))
+        _write(
+            FileSystems.join(cfg.site, page_file),
+            site.source_page(
+                name, source, by_source.get(source, {}), listed.get(source, []), pages, counts, cfg.max_images
+            ),
+        )
+    table_note = "Full table: failures/part-*.parquet beside the shards." if ds.failure_files else ""
+    _write(
+        FileSystems.join(cfg.site, "failures.html"),
+        site.failures_page(
+            name, groups, data.facet_values(groups), cfg.rows_per_group, table_note, not ds.failure_files
+        ),
+    )
     for i, g in enumerate(groups):
         if g["rows"]:
             _write(FileSystems.join(cfg.site, "failures", f"g{i}.js"), site.group_script(i, g["rows"]))
-    return {"site": cfg.site, "index": FileSystems.join(cfg.site, "index.html"), "sources": len(pages),
-            "sentences_shown": sum(len(v) for v in listed.values()), "decoded": decoded,
-            "failure_rows": sum(g["count"] for g in groups), "input_thumbnails": input_thumbs,
-            "missing": list(ds.missing), "seconds": round(time.monotonic() - start, 1)}
+    return {
+        "site": cfg.site,
+        "index": FileSystems.join(cfg.site, "index.html"),
+        "sources": len(pages),
+        "sentences_shown": sum(len(v) for v in listed.values()),
+        "decoded": decoded,
+        "failure_rows": sum(g["count"] for g in groups),
+        "input_thumbnails": input_thumbs,
+        "missing": list(ds.missing),
+        "seconds": round(time.monotonic() - start, 1),
+    }
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -176,9 +222,11 @@ def run(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"uvd view: {exc}", file=sys.stderr)
         return 2
-    print(f"[uvd view] {report['sources']} source pages, {report['sentences_shown']} sentences "
-          f"({report['decoded']} decoded now), {report['failure_rows']:,} failure rows in {report['seconds']}s "
-          f"-> {report['index']}")
+    print(
+        f"[uvd view] {report['sources']} source pages, {report['sentences_shown']} sentences "
+        f"({report['decoded']} decoded now), {report['failure_rows']:,} failure rows in {report['seconds']}s "
+        f"-> {report['index']}"
+    )
     for line in report["missing"]:
         print(f"[uvd view] missing: {line}", file=sys.stderr)
     return 0

@@ -34,9 +34,9 @@ class Dataset:
     root: str
     shards: list[str] = field(default_factory=list)
     failure_files: list[str] = field(default_factory=list)
-    summary: dict | None = None          # stats/dataset.json
+    summary: dict | None = None  # stats/dataset.json
     failure_counts: list[dict] | None = None  # stats/failures.json
-    card: str | None = None              # README.md text
+    card: str | None = None  # README.md text
     missing: list[str] = field(default_factory=list)
 
 
@@ -100,8 +100,10 @@ def source_split_rows(ds: Dataset) -> list[dict]:
                 c = counts.setdefault((source, split), [0, 0])
                 c[0] += 1
                 c[1] += int(n)
-    return [{"source": s, "split": sp, "sentences": c[0], "images": c[1], "tokens": c[1] * schema.TOKENS_PER_IMAGE}
-            for (s, sp), c in sorted(counts.items())]
+    return [
+        {"source": s, "split": sp, "sentences": c[0], "images": c[1], "tokens": c[1] * schema.TOKENS_PER_IMAGE}
+        for (s, sp), c in sorted(counts.items())
+    ]
 
 
 def per_source_totals(rows: list[dict]) -> dict[str, dict[str, dict[str, int]]]:
@@ -153,9 +155,15 @@ def usage_summary(counts: np.ndarray, rows: int) -> dict:
     perplexity = float(math.exp(-(p * np.log(p)).sum())) if total else 0.0
     ranked = np.sort(counts)[::-1]
     top = int(ranked[: max(1, len(ranked) // 100)].sum())
-    return {"rows": rows, "tokens": total, "codebook": int(len(counts)), "used": used,
-            "perplexity": round(perplexity, 1), "top1pct_share": round(top / total, 4) if total else 0.0,
-            "ranked": ranked.tolist()}
+    return {
+        "rows": rows,
+        "tokens": total,
+        "codebook": int(len(counts)),
+        "used": used,
+        "perplexity": round(perplexity, 1),
+        "top1pct_share": round(top / total, 4) if total else 0.0,
+        "ranked": ranked.tolist(),
+    }
 
 
 # --- sentences to show ----------------------------------------------------------------------------
@@ -169,9 +177,16 @@ def sample_sentences(ds: Dataset, per_source: int, sources: set[str] | None = No
             for i, source in enumerate(batch["source"]):
                 rows = picked.setdefault(source, [])
                 if len(rows) < per_source:
-                    rows.append({"sentence_id": batch["sentence_id"][i], "source": source, "kind": batch["kind"][i],
-                                 "num_images": int(batch["num_images"][i]), "split": split,
-                                 "tokens": np.asarray(batch["tokens"][i], dtype=np.uint16)})
+                    rows.append(
+                        {
+                            "sentence_id": batch["sentence_id"][i],
+                            "source": source,
+                            "kind": batch["kind"][i],
+                            "num_images": int(batch["num_images"][i]),
+                            "split": split,
+                            "tokens": np.asarray(batch["tokens"][i], dtype=np.uint16),
+                        }
+                    )
             if sources is not None and all(len(picked.get(s, [])) >= per_source for s in sources):
                 return dict(sorted(picked.items()))
     return dict(sorted(picked.items()))
@@ -242,9 +257,9 @@ def resolve_input(record_id: str, bases: list[str]) -> str | None:
     if rid.startswith(("http://", "https://")):
         return rid
     if rid.startswith("file://"):
-        rid = rid[len("file://"):]
+        rid = rid[len("file://") :]
     elif rid.startswith("file:"):
-        rid = rid[len("file:"):]
+        rid = rid[len("file:") :]
     candidates = [rid] if os.path.isabs(rid) else [os.path.normpath(os.path.join(b, rid)) for b in bases]
     for path in candidates:
         if os.path.isfile(path):

@@ -25,7 +25,7 @@ def to_html(text: str) -> str:
     lines = text.splitlines()
     if lines and lines[0].strip() == "---":  # YAML front matter (for datasets.load_dataset): not shown
         end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), 0)
-        lines = lines[end + 1:]
+        lines = lines[end + 1 :]
     out: list[str] = []
     para: list[str] = []
     i = 0
@@ -43,7 +43,7 @@ def to_html(text: str) -> str:
             while j < len(lines) and not lines[j].startswith("```"):
                 j += 1
             lang = line[3:].strip()
-            out.append(f'<pre><code class="{escape(lang)}">{escape(chr(10).join(lines[i + 1:j]))}</code></pre>')
+            out.append(f'<pre><code class="{escape(lang)}">{escape(chr(10).join(lines[i + 1 : j]))}</code></pre>')
             i = j + 1
             continue
         m = re.match(r"^(#{1,6})\s+(.*)$", line)
@@ -59,11 +59,17 @@ def to_html(text: str) -> str:
             while j < len(lines) and lines[j].startswith("|"):
                 body.append(_cells(lines[j]))
                 j += 1
-            rows = "".join("<tr>" + "".join(
-                f'<td class="num">{inline(c)}</td>' if _numeric(c) else f"<td>{inline(c)}</td>" for c in r) + "</tr>"
-                for r in body)
-            out.append('<table class="card"><thead><tr>' + "".join(f"<th>{inline(h)}</th>" for h in head)
-                       + f"</tr></thead><tbody>{rows}</tbody></table>")
+            rows = "".join(
+                "<tr>"
+                + "".join(f'<td class="num">{inline(c)}</td>' if _numeric(c) else f"<td>{inline(c)}</td>" for c in r)
+                + "</tr>"
+                for r in body
+            )
+            out.append(
+                '<table class="card"><thead><tr>'
+                + "".join(f"<th>{inline(h)}</th>" for h in head)
+                + f"</tr></thead><tbody>{rows}</tbody></table>"
+            )
             i = j
             continue
         elif line.strip():

@@ -51,7 +51,7 @@ def strip(images: np.ndarray, thumb: int, gap: int = GAP) -> np.ndarray:
     out = np.full((thumb, n * thumb + (n - 1) * gap, 3), 255, dtype=np.uint8)
     for i, image in enumerate(images):
         x = i * (thumb + gap)
-        out[:, x:x + thumb] = thumbnail(np.asarray(image, dtype=np.uint8), thumb)
+        out[:, x : x + thumb] = thumbnail(np.asarray(image, dtype=np.uint8), thumb)
     return out
 
 
@@ -68,8 +68,15 @@ def _write(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def write_strips(sentences: list[dict], folder: str, decoder: Decoder, checkpoint: str, max_images: int,
-                 thumb: int, batch_images: int = 16) -> tuple[dict[str, str], int]:
+def write_strips(
+    sentences: list[dict],
+    folder: str,
+    decoder: Decoder,
+    checkpoint: str,
+    max_images: int,
+    thumb: int,
+    batch_images: int = 16,
+) -> tuple[dict[str, str], int]:
     """Each sentence's first `max_images` images -> `<folder>/<hash>.jpg`, skipping strips already there.
     Images of several sentences go through the decoder together (about `batch_images` a call: a CPU
     decodes a batch of 8 in half the time of 8 single images). Returns sentence_id -> file name, and
@@ -84,7 +91,7 @@ def write_strips(sentences: list[dict], folder: str, decoder: Decoder, checkpoin
         images = decoder(np.concatenate([ids for _, ids in pending]))
         at = 0
         for path, ids in pending:
-            _write(path, _jpeg(strip(images[at:at + len(ids)], thumb)))
+            _write(path, _jpeg(strip(images[at : at + len(ids)], thumb)))
             at += len(ids)
         pending.clear()
 

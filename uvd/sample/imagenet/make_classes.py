@@ -32,7 +32,7 @@ def crops(photo: Image.Image, count: int, seed: int) -> list[Image.Image]:
     for _ in range(count):
         side = rng.uniform(0.4, 0.8) * min(w, h)
         aspect = rng.uniform(0.75, 4 / 3)
-        cw, ch = min(w, int(side * aspect ** 0.5)), min(h, int(side / aspect ** 0.5))
+        cw, ch = min(w, int(side * aspect**0.5)), min(h, int(side / aspect**0.5))
         x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
         crop = photo.crop((x, y, x + cw, y + ch))
         crop.thumbnail((160, 160), Image.Resampling.LANCZOS)

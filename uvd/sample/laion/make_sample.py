@@ -63,11 +63,17 @@ def rows() -> list[dict]:
         name = path.stem
         with Image.open(path) as im:
             width, height = im.size
-        out.append({
-            "URL": f"file:../images/{path.name}", "TEXT": CAPTIONS.get(name, name.replace("_", " ")),
-            "WIDTH": width, "HEIGHT": height, "similarity": _score(name, "sim", 0.28, 0.40),
-            "punsafe": _score(name, "nsfw", 0.0, 0.12), "pwatermark": _score(name, "wm", 0.0, 0.3),
-        })
+        out.append(
+            {
+                "URL": f"file:../images/{path.name}",
+                "TEXT": CAPTIONS.get(name, name.replace("_", " ")),
+                "WIDTH": width,
+                "HEIGHT": height,
+                "similarity": _score(name, "sim", 0.28, 0.40),
+                "punsafe": _score(name, "nsfw", 0.0, 0.12),
+                "pwatermark": _score(name, "wm", 0.0, 0.3),
+            }
+        )
     # Metadata is often missing: this row has no size, so only the decoded size is checked.
     for row in out:
         if row["URL"].endswith("/coffee.jpg"):
@@ -75,27 +81,51 @@ def rows() -> list[dict]:
     bad = [
         # (URL, TEXT, WIDTH, HEIGHT, punsafe, pwatermark): why it ends in the failures table
         ("file:./../images/chelsea_cat.jpg", "the same cat under another URL (content dedup)", 451, 300, 0.01, 0.02),
-        ("file:../images/missing_photo.jpg", "a file that is not there", 640, 480, 0.01, 0.01),            # file_not_found
-        ("file:../images/flower.jpg#nsfw", "flagged unsafe by LAION's classifier", 640, 427, 0.93, 0.05),    # filtered_punsafe
-        ("file:../images/china.jpg#wm", "flagged watermarked", 640, 427, 0.02, 0.97),                        # filtered_pwatermark
-        ("file:../images/panorama_not_shipped.jpg", "a very wide panorama", 2400, 500, 0.01, 0.01),          # filtered_aspect
-        ("file:../images/SOURCES.md", "a text file, not an image", None, None, 0.01, 0.01),                  # not_an_image
-        ("file:broken/truncated.jpg", "a JPEG cut in half", 600, 400, 0.01, 0.01),                            # truncated
-        ("ftp://example.com/photo.jpg", "a scheme we do not fetch", 800, 600, 0.01, 0.01),                   # bad_scheme
-        (None, "a row without a URL", 800, 600, 0.01, 0.01),                                                  # missing_url
+        ("file:../images/missing_photo.jpg", "a file that is not there", 640, 480, 0.01, 0.01),  # file_not_found
+        (
+            "file:../images/flower.jpg#nsfw",
+            "flagged unsafe by LAION's classifier",
+            640,
+            427,
+            0.93,
+            0.05,
+        ),  # filtered_punsafe
+        ("file:../images/china.jpg#wm", "flagged watermarked", 640, 427, 0.02, 0.97),  # filtered_pwatermark
+        ("file:../images/panorama_not_shipped.jpg", "a very wide panorama", 2400, 500, 0.01, 0.01),  # filtered_aspect
+        ("file:../images/SOURCES.md", "a text file, not an image", None, None, 0.01, 0.01),  # not_an_image
+        ("file:broken/truncated.jpg", "a JPEG cut in half", 600, 400, 0.01, 0.01),  # truncated
+        ("ftp://example.com/photo.jpg", "a scheme we do not fetch", 800, 600, 0.01, 0.01),  # bad_scheme
+        (None, "a row without a URL", 800, 600, 0.01, 0.01),  # missing_url
     ]
     for url, text, width, height, punsafe, pwatermark in bad:
-        out.append({"URL": url, "TEXT": text, "WIDTH": width, "HEIGHT": height, "similarity": 0.3,
-                    "punsafe": punsafe, "pwatermark": pwatermark})
+        out.append(
+            {
+                "URL": url,
+                "TEXT": text,
+                "WIDTH": width,
+                "HEIGHT": height,
+                "similarity": 0.3,
+                "punsafe": punsafe,
+                "pwatermark": pwatermark,
+            }
+        )
     for row in out:
         row["hash"] = _hash(row["URL"] or "")
     return out
 
 
-SCHEMA = pa.schema([
-    ("URL", pa.string()), ("TEXT", pa.string()), ("WIDTH", pa.int64()), ("HEIGHT", pa.int64()),
-    ("similarity", pa.float64()), ("hash", pa.int64()), ("punsafe", pa.float64()), ("pwatermark", pa.float64()),
-])
+SCHEMA = pa.schema(
+    [
+        ("URL", pa.string()),
+        ("TEXT", pa.string()),
+        ("WIDTH", pa.int64()),
+        ("HEIGHT", pa.int64()),
+        ("similarity", pa.float64()),
+        ("hash", pa.int64()),
+        ("punsafe", pa.float64()),
+        ("pwatermark", pa.float64()),
+    ]
+)
 
 
 def main() -> None:

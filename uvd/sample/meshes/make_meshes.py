@@ -31,7 +31,7 @@ def _atlas(cell: int = 64) -> np.ndarray:
         tile[::8, :] = tile[::8, :] * 0.8  # wood-like grain lines
         cv2.rectangle(tile, (2, 2), (cell - 3, cell - 3), (30, 20, 10), 3)
         cv2.putText(tile, str(i + 1), (cell // 4, 3 * cell // 4), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (255, 255, 255), 3)
-        atlas[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = tile
+        atlas[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = tile
     return atlas
 
 
@@ -50,8 +50,9 @@ def textured_crate() -> trimesh.Trimesh:
             vertices.append(0.5 * normal + 0.5 * (du * right + dv * up))
             uvs.append(((c + (du + 1) / 2) / 3, 1 - (r + 1 - (dv + 1) / 2) / 2))
         faces += [[base, base + 1, base + 2], [base, base + 2, base + 3]]
-    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(_atlas()),
-                                                   metallicFactor=0.0, roughnessFactor=0.9)
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=Image.fromarray(_atlas()), metallicFactor=0.0, roughnessFactor=0.9
+    )
     visual = trimesh.visual.TextureVisuals(uv=np.array(uvs), material=material)
     return trimesh.Trimesh(np.array(vertices), np.array(faces), visual=visual, process=False)
 
@@ -64,21 +65,34 @@ def _coloured(mesh: trimesh.Trimesh, rgb: tuple[int, int, int]) -> trimesh.Trime
 def house_scene() -> trimesh.Scene:
     """A small house of face-coloured parts, each a scene node with its own transform."""
     scene = trimesh.Scene()
-    scene.add_geometry(_coloured(trimesh.creation.box((2.0, 1.2, 1.6)), (230, 210, 170)), node_name="walls",
-                       transform=trimesh.transformations.translation_matrix((0, 0.6, 0)))
+    scene.add_geometry(
+        _coloured(trimesh.creation.box((2.0, 1.2, 1.6)), (230, 210, 170)),
+        node_name="walls",
+        transform=trimesh.transformations.translation_matrix((0, 0.6, 0)),
+    )
     roof = trimesh.creation.cone(radius=1.5, height=0.9, sections=4)
     roof.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, (1, 0, 0)))  # cone axis +Z -> +Y
     roof.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 4, (0, 1, 0)))
-    scene.add_geometry(_coloured(roof, (170, 40, 30)), node_name="roof",
-                       transform=trimesh.transformations.translation_matrix((0, 1.2, 0)))
-    scene.add_geometry(_coloured(trimesh.creation.box((0.4, 0.7, 0.05)), (90, 50, 20)), node_name="door",
-                       transform=trimesh.transformations.translation_matrix((0, 0.35, 0.81)))
+    scene.add_geometry(
+        _coloured(roof, (170, 40, 30)),
+        node_name="roof",
+        transform=trimesh.transformations.translation_matrix((0, 1.2, 0)),
+    )
+    scene.add_geometry(
+        _coloured(trimesh.creation.box((0.4, 0.7, 0.05)), (90, 50, 20)),
+        node_name="door",
+        transform=trimesh.transformations.translation_matrix((0, 0.35, 0.81)),
+    )
     window = _coloured(trimesh.creation.box((0.35, 0.35, 0.05)), (120, 180, 230))
     for x in (-0.6, 0.6):
-        scene.add_geometry(window, node_name=f"window_{x:+.1f}",
-                           transform=trimesh.transformations.translation_matrix((x, 0.7, 0.81)))
-    scene.add_geometry(_coloured(trimesh.creation.box((0.25, 0.6, 0.25)), (110, 110, 110)), node_name="chimney",
-                       transform=trimesh.transformations.translation_matrix((0.55, 1.6, -0.3)))
+        scene.add_geometry(
+            window, node_name=f"window_{x:+.1f}", transform=trimesh.transformations.translation_matrix((x, 0.7, 0.81))
+        )
+    scene.add_geometry(
+        _coloured(trimesh.creation.box((0.25, 0.6, 0.25)), (110, 110, 110)),
+        node_name="chimney",
+        transform=trimesh.transformations.translation_matrix((0.55, 1.6, -0.3)),
+    )
     return scene
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 PHOTOS = HERE.parent / "images"
-CODE_BITS = 12                       # frame indices 0..4095
+CODE_BITS = 12  # frame indices 0..4095
 
 
 def _strip_box(height: int, width: int) -> tuple[int, int, int]:
@@ -37,10 +37,10 @@ def draw_counter(frame: np.ndarray, index: int) -> np.ndarray:
     h, w = out.shape[:2]
     top, left, cell = _strip_box(h, w)
     pad = max(cell // 4, 1)
-    out[top - pad:top + cell + pad, left - pad:left + CODE_BITS * cell + pad] = (128, 128, 128)
+    out[top - pad : top + cell + pad, left - pad : left + CODE_BITS * cell + pad] = (128, 128, 128)
     for bit in range(CODE_BITS):
         value = 255 if (index >> bit) & 1 else 0
-        out[top:top + cell, left + bit * cell:left + (bit + 1) * cell] = value
+        out[top : top + cell, left + bit * cell : left + (bit + 1) * cell] = value
     scale = min(h, w) / 240
     org = (w // 2 - int(40 * scale), h // 2 - min(h, w) // 4)
     cv2.putText(out, f"{index:04d}", org, cv2.FONT_HERSHEY_SIMPLEX, 1.0 * scale, (0, 0, 0), int(5 * scale) + 1)
@@ -57,13 +57,14 @@ def read_counter(image: np.ndarray) -> int:
     value = 0
     for bit in range(CODE_BITS):
         x0 = left + bit * cell
-        patch = gray[top + inset:top + cell - inset, x0 + inset:x0 + cell - inset]
+        patch = gray[top + inset : top + cell - inset, x0 + inset : x0 + cell - inset]
         value |= int(patch.mean() > 128) << bit
     return value
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: int = 30, crf: int = 28,
-                preset: str = "medium", gop: int = 250) -> None:
+def write_video(
+    path: str | Path, frames: Iterable[np.ndarray], fps: int = 30, crf: int = 28, preset: str = "medium", gop: int = 250
+) -> None:
     """Encode RGB frames as H.264 (yuv420p, B-frames on) in an MP4 with PyAV."""
     import av
 
@@ -86,8 +87,14 @@ def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray
     yield from rest
 
 
-def pan_zoom(photo: np.ndarray, num_frames: int, width: int, height: int,
-             zoom: tuple[float, float] = (1.0, 1.0), pan: tuple[float, float] = (0.0, 1.0)) -> Iterable[np.ndarray]:
+def pan_zoom(
+    photo: np.ndarray,
+    num_frames: int,
+    width: int,
+    height: int,
+    zoom: tuple[float, float] = (1.0, 1.0),
+    pan: tuple[float, float] = (0.0, 1.0),
+) -> Iterable[np.ndarray]:
     """Frames of a camera moving slowly over `photo`: the window zooms from zoom[0] to zoom[1]
     (1 = largest window of the output aspect) and pans from pan[0] to pan[1] along the free axis."""
     import cv2

@@ -46,12 +46,12 @@ TASKS = ("detection", "segmentation", "instances", "pose")
 class CocoOptions:
     """adapters[i] with type: coco."""
 
-    annotations: str                 # the JSON file (relative to the stage input folder)
-    images: str                      # folder the JSON's file_name values are relative to
+    annotations: str  # the JSON file (relative to the stage input folder)
+    images: str  # folder the JSON's file_name values are relative to
     name: str = "coco"
-    tasks: list | None = None        # default: ["pose"] for keypoint files, else detection + segmentation
-    split: str | None = None         # dataset-native split of this file (train/val), if any
-    box_canvas: str = "image"        # detection boxes over the image (the paper's), or "black"
+    tasks: list | None = None  # default: ["pose"] for keypoint files, else detection + segmentation
+    split: str | None = None  # dataset-native split of this file (train/val), if any
+    box_canvas: str = "image"  # detection boxes over the image (the paper's), or "black"
     type: str = "coco"
 
     def validate(self) -> None:
@@ -72,17 +72,29 @@ def list_items(opts: CocoOptions, root: str) -> Iterator[dict]:
     for ann in data.get("annotations", []):
         image_id = int(ann.get("image_id", -1))
         if image_id not in images:
-            yield {"adapter": "coco", "dataset": opts.name, "record_id": f"{opts.name}/ann{ann.get('id')}",
-                   "failure": "unknown_image", "detail": f"annotation {ann.get('id')} -> image_id {image_id}"}
+            yield {
+                "adapter": "coco",
+                "dataset": opts.name,
+                "record_id": f"{opts.name}/ann{ann.get('id')}",
+                "failure": "unknown_image",
+                "detail": f"annotation {ann.get('id')} -> image_id {image_id}",
+            }
             continue
         by_image.setdefault(image_id, []).append(ann)
     images_dir = files.join(root, opts.images)
     for image_id, im in sorted(images.items()):
         yield {
-            "adapter": "coco", "dataset": opts.name, "record_id": f"{opts.name}/{image_id}",
-            "file": files.join(images_dir, im["file_name"]), "height": int(im.get("height", 0)),
-            "width": int(im.get("width", 0)), "anns": by_image.get(image_id, []),
-            "categories": cat_index, "tasks": tasks, "split": opts.split, "box_canvas": opts.box_canvas,
+            "adapter": "coco",
+            "dataset": opts.name,
+            "record_id": f"{opts.name}/{image_id}",
+            "file": files.join(images_dir, im["file_name"]),
+            "height": int(im.get("height", 0)),
+            "width": int(im.get("width", 0)),
+            "anns": by_image.get(image_id, []),
+            "categories": cat_index,
+            "tasks": tasks,
+            "split": opts.split,
+            "box_canvas": opts.box_canvas,
         }
 
 
@@ -108,7 +120,9 @@ def annotation_defects(item: dict) -> list[RecordError]:
                 out.append(RecordError("bad_keypoints", f"annotation {aid}: {len(kp)} keypoints, expected 17"))
                 continue
             labelled = kp[kp[:, 2] > 0]
-            if ((labelled[:, 0] < -t) | (labelled[:, 1] < -t) | (labelled[:, 0] > w + t) | (labelled[:, 1] > h + t)).any():
+            if (
+                (labelled[:, 0] < -t) | (labelled[:, 1] < -t) | (labelled[:, 0] > w + t) | (labelled[:, 1] > h + t)
+            ).any():
                 out.append(RecordError("keypoint_outside_image", f"annotation {aid}"))
     return out
 
@@ -131,28 +145,37 @@ def load_record(item: dict, size: int = 256) -> AnnotationRecord:
     h, w = item["height"], item["width"]
     if (decoded.height, decoded.width) != (h, w):
         raise RecordError("image_size_mismatch", f"{item['file']}: file {decoded.width}x{decoded.height}, JSON {w}x{h}")
-    anns = sorted(item["anns"], key=lambda a: -float(a.get("area", 0.0)))   # large first: small on top
+    anns = sorted(item["anns"], key=lambda a: -float(a.get("area", 0.0)))  # large first: small on top
     classes = np.array([item["categories"][str(a["category_id"])] for a in anns], np.int64)
     annotations, skipped = {}, []
     tasks = item["tasks"]
     if "detection" in tasks:
         xywh = np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
         boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        annotations["detection"] = annotation("boxes", {"boxes": boxes, "classes": classes},
-                                              canvas=item.get("box_canvas", "image"))
+        annotations["detection"] = annotation(
+            "boxes", {"boxes": boxes, "classes": classes}, canvas=item.get("box_canvas", "image")
+        )
     if "segmentation" in tasks or "instances" in tasks:
         masked = [usable_mask(a.get("segmentation")) for a in anns]
-        skipped += [("no_mask", f"annotation {a.get('id')}: segmentation {str(a.get('segmentation'))[:60]} "
-                                "paints nothing; left out of segmentation/instances")
-                    for a, ok in zip(anns, masked) if not ok]
-        objects = [a["segmentation"] if ok else [] for a, ok in zip(anns, masked)]   # rasterised at 256
+        skipped += [
+            (
+                "no_mask",
+                f"annotation {a.get('id')}: segmentation {str(a.get('segmentation'))[:60]} "
+                "paints nothing; left out of segmentation/instances",
+            )
+            for a, ok in zip(anns, masked)
+            if not ok
+        ]
+        objects = [a["segmentation"] if ok else [] for a, ok in zip(anns, masked)]  # rasterised at 256
         if "segmentation" in tasks:
-            annotations["segmentation"] = annotation("masks", {"objects": objects, "classes": classes},
-                                                     style="semantic")
+            annotations["segmentation"] = annotation(
+                "masks", {"objects": objects, "classes": classes}, style="semantic"
+            )
         if "instances" in tasks:
             not_crowd = np.where([a.get("iscrowd", 0) for a in anns], -1, classes)
-            annotations["instances"] = annotation("masks", {"objects": objects, "classes": not_crowd},
-                                                  style="instances")
+            annotations["instances"] = annotation(
+                "masks", {"objects": objects, "classes": not_crowd}, style="instances"
+            )
     if "pose" in tasks:
         people = [a for a in anns if a.get("num_keypoints", 0) > 0 and "keypoints" in a]
         if people:
@@ -162,6 +185,14 @@ def load_record(item: dict, size: int = 256) -> AnnotationRecord:
             skipped.append(("no_keypoints", f"pose: no annotation of {item['file']} has keypoints"))
     if not annotations:
         raise RecordDefects([RecordError(reason, detail, status="skipped") for reason, detail in skipped])
-    return make_record(item["record_id"], item["dataset"], decoded.pixels, annotations,
-                       group=item["record_id"], split=item.get("split"),
-                       provenance={"path": item["file"]}, full_size=(h, w), defects=skipped)
+    return make_record(
+        item["record_id"],
+        item["dataset"],
+        decoded.pixels,
+        annotations,
+        group=item["record_id"],
+        split=item.get("split"),
+        provenance={"path": item["file"]},
+        full_size=(h, w),
+        defects=skipped,
+    )

@@ -56,8 +56,11 @@ class DenseOptions:
         require(bool(self.annotations), "annotations", "give at least one task: {task: {dir: ..., type: ...}}")
         for task, spec in self.annotations.items():
             require(isinstance(spec, dict) and "dir" in spec, f"annotations.{task}", "needs {dir: ..., type: ...}")
-            require(spec.get("type") in DENSE_TYPES, f"annotations.{task}.type",
-                    f"must be one of {list(DENSE_TYPES)}, got {spec.get('type')!r}")
+            require(
+                spec.get("type") in DENSE_TYPES,
+                f"annotations.{task}.type",
+                f"must be one of {list(DENSE_TYPES)}, got {spec.get('type')!r}",
+            )
             unknown = sorted(set(spec) - TASK_KEYS)
             if unknown:
                 raise ConfigError(f"annotations.{task}.{unknown[0]}: unknown key; allowed: {sorted(TASK_KEYS)}")
@@ -73,12 +76,24 @@ def list_items(opts: DenseOptions, root: str) -> Iterator[dict]:
         per_task[task], bad = by_stem(folder, ANNOTATION_EXTS, "dense", opts.name, task)
         yield from bad
         for s in sorted(set(per_task[task]) - set(images)):
-            yield {"adapter": "dense", "dataset": opts.name, "record_id": f"{opts.name}/{task}/{s}",
-                   "failure": "unmatched_annotation", "detail": per_task[task][s]}
+            yield {
+                "adapter": "dense",
+                "dataset": opts.name,
+                "record_id": f"{opts.name}/{task}/{s}",
+                "failure": "unmatched_annotation",
+                "detail": per_task[task][s],
+            }
     for s, path in sorted(images.items()):
         found = {task: paths[s] for task, paths in per_task.items() if s in paths}
-        yield {"adapter": "dense", "dataset": opts.name, "record_id": f"{opts.name}/{s}", "file": path,
-               "annotations": found, "specs": {t: opts.annotations[t] for t in found}, "split": opts.split}
+        yield {
+            "adapter": "dense",
+            "dataset": opts.name,
+            "record_id": f"{opts.name}/{s}",
+            "file": path,
+            "annotations": found,
+            "specs": {t: opts.annotations[t] for t in found},
+            "split": opts.split,
+        }
 
 
 def decode_annotation(path: str, spec: dict) -> dict:
@@ -108,17 +123,26 @@ def load_record(item: dict, size: int = 256) -> AnnotationRecord:
         raise RecordError("no_annotations", item["file"], status="skipped")
     decoded = files.read_image(item["file"], min_size=size)
     anns, errors = {}, []
-    for task, path in sorted(item["annotations"].items()):     # a bad file costs its own task only
+    for task, path in sorted(item["annotations"].items()):  # a bad file costs its own task only
         try:
             ann = decode_annotation(path, item["specs"][task])
             check_annotation(task, ann, decoded.height, decoded.width)
             anns[task] = ann
         except RecordError as exc:
-            errors.append(RecordError(exc.reason, exc.detail if exc.detail.startswith(task) else f"{task}: {exc.detail}",
-                                      exc.status))
+            errors.append(
+                RecordError(
+                    exc.reason, exc.detail if exc.detail.startswith(task) else f"{task}: {exc.detail}", exc.status
+                )
+            )
     if not anns:
         raise RecordDefects(errors)
-    return make_record(item["record_id"], item["dataset"], decoded.pixels, anns, split=item.get("split"),
-                       provenance={"path": item["file"], "annotations": item["annotations"]},
-                       full_size=(decoded.height, decoded.width),
-                       defects=[(e.reason, e.detail, e.status) for e in errors])
+    return make_record(
+        item["record_id"],
+        item["dataset"],
+        decoded.pixels,
+        anns,
+        split=item.get("split"),
+        provenance={"path": item["file"], "annotations": item["annotations"]},
+        full_size=(decoded.height, decoded.width),
+        defects=[(e.reason, e.detail, e.status) for e in errors],
+    )

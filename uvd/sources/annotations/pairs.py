@@ -22,11 +22,11 @@ from uvd.sources.annotations.listing import by_stem
 class PairsOptions:
     """adapters[i] with type: pairs."""
 
-    task: str                        # e.g. deraining, style_transfer, stereo, low_light, denoising
-    root: str                        # folder holding input/ and target/ (relative to the stage input)
+    task: str  # e.g. deraining, style_transfer, stereo, low_light, denoising
+    root: str  # folder holding input/ and target/ (relative to the stage input)
     input: str = "input"
     target: str = "target"
-    name: str = ""                   # dataset name; default: the task
+    name: str = ""  # dataset name; default: the task
     split: str | None = None
     type: str = "pairs"
 
@@ -42,20 +42,42 @@ def list_items(opts: PairsOptions, root: str) -> Iterator[dict]:
     targets, bad_targets = by_stem(tg_dir, files.IMAGE_EXTS, "pairs", name, "target")
     yield from bad_inputs + bad_targets
     for s in sorted(set(inputs) - set(targets)):
-        yield {"adapter": "pairs", "dataset": name, "record_id": f"{name}/input/{s}",
-               "failure": "unmatched_input", "detail": inputs[s]}
+        yield {
+            "adapter": "pairs",
+            "dataset": name,
+            "record_id": f"{name}/input/{s}",
+            "failure": "unmatched_input",
+            "detail": inputs[s],
+        }
     for s in sorted(set(targets) - set(inputs)):
-        yield {"adapter": "pairs", "dataset": name, "record_id": f"{name}/target/{s}",
-               "failure": "unmatched_target", "detail": targets[s]}
+        yield {
+            "adapter": "pairs",
+            "dataset": name,
+            "record_id": f"{name}/target/{s}",
+            "failure": "unmatched_target",
+            "detail": targets[s],
+        }
     for s in sorted(set(inputs) & set(targets)):
-        yield {"adapter": "pairs", "dataset": name, "task": opts.task, "record_id": f"{name}/{s}",
-               "file": inputs[s], "target": targets[s], "split": opts.split}
+        yield {
+            "adapter": "pairs",
+            "dataset": name,
+            "task": opts.task,
+            "record_id": f"{name}/{s}",
+            "file": inputs[s],
+            "target": targets[s],
+            "split": opts.split,
+        }
 
 
 def load_record(item: dict, size: int = 256) -> AnnotationRecord:
     image = files.read_image(item["file"], min_size=size)
     target = files.read_image(item["target"], min_size=size)
-    return make_record(item["record_id"], item["dataset"], image.pixels,
-                       {item["task"]: annotation("image", target.pixels)}, split=item.get("split"),
-                       provenance={"path": item["file"], "target": item["target"]},
-                       full_size=(image.height, image.width))
+    return make_record(
+        item["record_id"],
+        item["dataset"],
+        image.pixels,
+        {item["task"]: annotation("image", target.pixels)},
+        split=item.get("split"),
+        provenance={"path": item["file"], "target": item["target"]},
+        full_size=(image.height, image.width),
+    )

@@ -49,7 +49,7 @@ ADAPTERS = {
 
 @dataclass
 class Config(AnnotatedOptions):
-    input: str                                   # folder the adapters' paths are relative to
+    input: str  # folder the adapters' paths are relative to
     adapters: list[dict] = field(default_factory=list)  # [{type: coco|dense|pairs|synthetic|video, ...}]
 
     def validate(self) -> None:
@@ -86,9 +86,13 @@ def list_items(opts, root: str) -> Iterator[dict]:
         yield from module.list_items(opts, root)
     except RecordError as exc:
         yield {"adapter": opts.type, "record_id": record_id, "failure": exc.reason, "detail": exc.detail}
-    except (ValueError, KeyError, TypeError) as exc:       # a malformed JSON/listing, not a crash
-        yield {"adapter": opts.type, "record_id": record_id, "failure": "bad_annotation_file",
-               "detail": f"{type(exc).__name__}: {exc}"}
+    except (ValueError, KeyError, TypeError) as exc:  # a malformed JSON/listing, not a crash
+        yield {
+            "adapter": opts.type,
+            "record_id": record_id,
+            "failure": "bad_annotation_file",
+            "detail": f"{type(exc).__name__}: {exc}",
+        }
 
 
 def _source(item: dict) -> str:
@@ -103,8 +107,17 @@ class ProcessItem:
 
     def __call__(self, item: dict) -> Iterator[tuple[str, dict]]:
         if "failure" in item:
-            yield FAILURES, failure_row(item["record_id"], _source(item), STAGE, item["failure"],
-                                        item.get("detail", ""), status=item.get("status", "failed"))
+            yield (
+                FAILURES,
+                failure_row(
+                    item["record_id"],
+                    _source(item),
+                    STAGE,
+                    item["failure"],
+                    item.get("detail", ""),
+                    status=item.get("status", "failed"),
+                ),
+            )
             return
         try:
             if item["adapter"] == "video":
@@ -121,8 +134,13 @@ class ProcessItem:
         source = _source(item)
         frame_ids, mask_ids = [], []
         for i, (frame, mask, fpath, mpath) in enumerate(zip(frames, masks, item["frames"], item["masks"])):
-            base = {"dataset": item["dataset"], "record_id": item["record_id"], "clip": item["clip"], "frame": i,
-                    "unlabelled_frames": item.get("unlabelled_frames", 0)}
+            base = {
+                "dataset": item["dataset"],
+                "record_id": item["record_id"],
+                "clip": item["clip"],
+                "frame": i,
+                "unlabelled_frames": item.get("unlabelled_frames", 0),
+            }
             f_row = image_row(frame, source, {**base, "role": "frame", "path": fpath})
             m_row = image_row(mask, source, {**base, "role": "annotation", "task": item["task"], "path": mpath})
             frame_ids.append(f_row["image_id"])
@@ -130,8 +148,11 @@ class ProcessItem:
             yield IMAGES, f_row
             yield IMAGES, m_row
         group = f"ann_video/{item['dataset']}/{item['clip']}"
-        made = list(sentences.video_sentences(frame_ids, mask_ids, item["task"], group, item.get("split"),
-                                              window=item["window"]))
+        made = list(
+            sentences.video_sentences(
+                frame_ids, mask_ids, item["task"], group, item.get("split"), window=item["window"]
+            )
+        )
         if not made:
             raise RecordError("too_short", f"{len(frames)} annotated frames", status="skipped")
         for row in made:
@@ -150,10 +171,9 @@ class AnnotationsSource(SourceTransform):
             | "Spread" >> beam.Reshuffle()
         )
         out = items | "Render" >> RunSource(
-            ProcessItem(cfg), source="annotations", stage=STAGE, record_id=lambda it: it.get("record_id", "?"))
+            ProcessItem(cfg), source="annotations", stage=STAGE, record_id=lambda it: it.get("record_id", "?")
+        )
         return with_pair_sentences(out, cfg)
-
-
 
 
 def _adapters_flag(parser: argparse.ArgumentParser) -> None:
@@ -167,7 +187,8 @@ def _adapters_from_file(args: argparse.Namespace) -> dict:
         return {"adapters": (yaml.safe_load(f) or {}).get("adapters", [])}
 
 
-STAGE_SPEC = SourceStage("annotations", Config, AnnotationsSource, __doc__,
-                         add_flags=_adapters_flag, extra_values=_adapters_from_file)
-source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
-run = STAGE_SPEC.run                             # `uvd annotations --input DIR [--config adapters.yaml] --output OUT [options] [beam flags]`
+STAGE_SPEC = SourceStage(
+    "annotations", Config, AnnotationsSource, __doc__, add_flags=_adapters_flag, extra_values=_adapters_from_file
+)
+source_transform = STAGE_SPEC.source_transform  # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run  # `uvd annotations --input DIR [--config adapters.yaml] --output OUT [options] [beam flags]`

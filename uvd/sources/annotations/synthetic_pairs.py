@@ -34,7 +34,7 @@ class SyntheticOptions:
     images: str
     tasks: list = field(default_factory=lambda: ["colorization", "inpainting"])
     name: str = "synthetic"
-    limit: int = 0                   # use only the first `limit` images by path (0 = all)
+    limit: int = 0  # use only the first `limit` images by path (0 = all)
     split: str | None = None
     type: str = "synthetic"
 
@@ -50,12 +50,25 @@ def list_items(opts: SyntheticOptions, root: str) -> Iterator[dict]:
     yield from bad
     chosen = sorted(stems.items(), key=lambda kv: kv[1])
     for stem, path in chosen[: opts.limit] if opts.limit > 0 else chosen:
-        yield {"adapter": "synthetic", "dataset": opts.name, "record_id": f"{opts.name}/{stem}",
-               "file": path, "tasks": list(opts.tasks), "split": opts.split}
+        yield {
+            "adapter": "synthetic",
+            "dataset": opts.name,
+            "record_id": f"{opts.name}/{stem}",
+            "file": path,
+            "tasks": list(opts.tasks),
+            "split": opts.split,
+        }
 
 
 def load_record(item: dict, size: int = 256) -> AnnotationRecord:
     decoded = files.read_image(item["file"], min_size=size)
     anns = {task: annotation(TASKS[task][0], TASKS[task][1]) for task in item["tasks"]}
-    return make_record(item["record_id"], item["dataset"], decoded.pixels, anns, split=item.get("split"),
-                       provenance={"path": item["file"]}, full_size=(decoded.height, decoded.width))
+    return make_record(
+        item["record_id"],
+        item["dataset"],
+        decoded.pixels,
+        anns,
+        split=item.get("split"),
+        provenance={"path": item["file"]},
+        full_size=(decoded.height, decoded.width),
+    )

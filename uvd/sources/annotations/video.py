@@ -29,12 +29,12 @@ from uvd.transforms.segmentation import render_instance_ids
 class VideoOptions:
     """adapters[i] with type: video."""
 
-    frames: str                          # folder of clip folders of frames
-    masks: str                           # folder of clip folders of palette PNG masks
+    frames: str  # folder of clip folders of frames
+    masks: str  # folder of clip folders of palette PNG masks
     task: str = "video_segmentation"
     name: str = "davis"
-    window: int = FRAMES_PER_WINDOW      # frames per sentence (<= 8: 2 images per frame)
-    frame_step: int = 1                  # take every n-th annotated frame
+    window: int = FRAMES_PER_WINDOW  # frames per sentence (<= 8: 2 images per frame)
+    frame_step: int = 1  # take every n-th annotated frame
     split: str | None = None
     type: str = "video"
 
@@ -54,14 +54,27 @@ def list_items(opts: VideoOptions, root: str) -> Iterator[dict]:
             clips.setdefault(clip or ".", {"frames": {}, "masks": {}})[kind][frame] = path
     for clip, found in sorted(clips.items()):
         if not found["frames"]:
-            yield {"adapter": "video", "dataset": opts.name, "record_id": f"{opts.name}/{clip}",
-                   "failure": "unmatched_annotation", "detail": f"{len(found['masks'])} masks, no frames"}
+            yield {
+                "adapter": "video",
+                "dataset": opts.name,
+                "record_id": f"{opts.name}/{clip}",
+                "failure": "unmatched_annotation",
+                "detail": f"{len(found['masks'])} masks, no frames",
+            }
             continue
         both = sorted(set(found["frames"]) & set(found["masks"]))[:: opts.frame_step]
-        yield {"adapter": "video", "dataset": opts.name, "record_id": f"{opts.name}/{clip}", "clip": clip,
-               "task": opts.task, "frames": [found["frames"][f] for f in both],
-               "masks": [found["masks"][f] for f in both], "window": opts.window, "split": opts.split,
-               "unlabelled_frames": len(found["frames"]) - len(set(found["frames"]) & set(found["masks"]))}
+        yield {
+            "adapter": "video",
+            "dataset": opts.name,
+            "record_id": f"{opts.name}/{clip}",
+            "clip": clip,
+            "task": opts.task,
+            "frames": [found["frames"][f] for f in both],
+            "masks": [found["masks"][f] for f in both],
+            "window": opts.window,
+            "split": opts.split,
+            "unlabelled_frames": len(found["frames"]) - len(set(found["frames"]) & set(found["masks"])),
+        }
 
 
 def render_clip(item: dict, size: int = 256, mode: str = "crop") -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -77,8 +90,9 @@ def render_clip(item: dict, size: int = 256, mode: str = "crop") -> tuple[list[n
             full = (decoded.height, decoded.width)
             geom = compute_geometry(decoded.height, decoded.width, size, mode)
         if (decoded.height, decoded.width) != full:
-            raise RecordError("frame_size_mismatch",
-                              f"{frame_path}: {decoded.width}x{decoded.height} vs {full[1]}x{full[0]}")
+            raise RecordError(
+                "frame_size_mismatch", f"{frame_path}: {decoded.width}x{decoded.height} vs {full[1]}x{full[0]}"
+            )
         if ids.shape != full:
             raise RecordError("annotation_size_mismatch", f"{mask_path}: {ids.shape} vs {full}")
         frames.append(apply_geometry(decoded.pixels, geom))

@@ -62,12 +62,24 @@ EXTRA_TYPES = ("segmentation", "depth", "normals", "edges", "instances")
 EXTRA_KEYS = {"column", "type", "reduce_zero_label", "scale", "inverse", "invert"}
 
 # role -> what its column must hold ("class" for classification's label, "map" otherwise)
-_ROLE_KIND = {"image": "image", "video": "video", "depth": "map", "boxes": "list", "classes": "list",
-              "id": "scalar", "group": "scalar", "split": "scalar"}
-_KIND_WORDS = {"image": "an Image (or binary bytes, or a path string)", "class": "a ClassLabel, int or string",
-               "map": "an Image or an array (Array2D, nested lists)", "list": "a list (Sequence)",
-               "scalar": "a single value (string, int or ClassLabel)",
-               "video": "a Video or a path string"}
+_ROLE_KIND = {
+    "image": "image",
+    "video": "video",
+    "depth": "map",
+    "boxes": "list",
+    "classes": "list",
+    "id": "scalar",
+    "group": "scalar",
+    "split": "scalar",
+}
+_KIND_WORDS = {
+    "image": "an Image (or binary bytes, or a path string)",
+    "class": "a ClassLabel, int or string",
+    "map": "an Image or an array (Array2D, nested lists)",
+    "list": "a list (Sequence)",
+    "scalar": "a single value (string, int or ClassLabel)",
+    "video": "a Video or a path string",
+}
 
 
 class RowError(ValueError):
@@ -121,7 +133,7 @@ def lookup_feature(features: Any, column: str) -> Any:
 
     current, seen = features, []
     for part in column.split("."):
-        while isinstance(current, (List, LargeList, list)):      # a list of structs: look inside
+        while isinstance(current, (List, LargeList, list)):  # a list of structs: look inside
             current = current[0] if isinstance(current, list) else current.feature
         if not isinstance(current, dict) or part not in current:
             where = f"in column {'.'.join(seen)!r}" if seen else "in the dataset"
@@ -129,7 +141,7 @@ def lookup_feature(features: Any, column: str) -> Any:
             raise KeyError(f"no column {part!r} {where}; available: {names}")
         current = current[part]
         seen.append(part)
-    if seen and len(seen) > 1:   # a field of a list of structs is a list of that field
+    if seen and len(seen) > 1:  # a field of a list of structs is a list of that field
         return _listed(features, column, current)
     return current
 
@@ -160,12 +172,16 @@ def resolve_columns(mapping: str, overrides: dict, features: Any, input_: str) -
         try:
             feature = lookup_feature(features, column)
         except KeyError as exc:
-            raise ConfigError(f"columns.{role}: {exc.args[0]} (dataset {input_!r}; its columns: {available}); "
-                              f"set columns.{role} to the column that holds the {role}") from None
+            raise ConfigError(
+                f"columns.{role}: {exc.args[0]} (dataset {input_!r}; its columns: {available}); "
+                f"set columns.{role} to the column that holds the {role}"
+            ) from None
         kind = role_kind(mapping, role)
         if feature_kind(feature) and kind not in feature_kind(feature):
-            raise ConfigError(f"columns.{role}: column {column!r} is {feature!r}; the {role} must be "
-                              f"{_KIND_WORDS[kind]} (dataset columns: {available})")
+            raise ConfigError(
+                f"columns.{role}: column {column!r} is {feature!r}; the {role} must be "
+                f"{_KIND_WORDS[kind]} (dataset columns: {available})"
+            )
     return roles
 
 
@@ -187,11 +203,14 @@ def check_extra_annotations(specs: dict, taken: set[str], features: Any, input_:
         try:
             feature = lookup_feature(features, spec["column"])
         except KeyError as exc:
-            raise ConfigError(f"{where}.column: {exc.args[0]} (dataset {input_!r}; its columns: "
-                              f"{', '.join(features)})") from None
+            raise ConfigError(
+                f"{where}.column: {exc.args[0]} (dataset {input_!r}; its columns: {', '.join(features)})"
+            ) from None
         if feature_kind(feature) and "map" not in feature_kind(feature):
-            raise ConfigError(f"{where}.column: column {spec['column']!r} is {feature!r}; "
-                              f"a {spec['type']} map must be {_KIND_WORDS['map']}")
+            raise ConfigError(
+                f"{where}.column: column {spec['column']!r} is {feature!r}; "
+                f"a {spec['type']} map must be {_KIND_WORDS['map']}"
+            )
 
 
 def class_names(features: Any, column: str) -> list[str] | None:
@@ -241,8 +260,11 @@ def video_path(value: Any, column: str, base: str | None) -> str:
     if isinstance(value, dict):
         if not value.get("path"):
             if value.get("bytes"):
-                raise RowError("embedded_video", column, "video bytes without a path; write the videos "
-                                                         "to files and give their paths")
+                raise RowError(
+                    "embedded_video",
+                    column,
+                    "video bytes without a path; write the videos to files and give their paths",
+                )
             raise RowError("missing_value", column, "video has neither path nor bytes")
         value = value["path"]
     if not isinstance(value, str) or not value:
@@ -286,7 +308,7 @@ def stored_array(value: Any, column: str) -> np.ndarray:
     else:
         try:
             arr = np.asarray(value)
-        except ValueError as exc:          # ragged nested lists
+        except ValueError as exc:  # ragged nested lists
             raise RowError("bad_map_shape", column, str(exc)[:200]) from None
         if arr.dtype == object:
             raise RowError("bad_map_shape", column, "ragged rows")
@@ -300,8 +322,11 @@ def dense_array(value: Any, column: str) -> np.ndarray:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         if not (arr[..., :1] == arr[..., 1:3]).all():
-            raise RowError("bad_map_shape", column, f"{arr.shape[2]}-channel map with channels that differ; "
-                                                    "expected one value per pixel")
+            raise RowError(
+                "bad_map_shape",
+                column,
+                f"{arr.shape[2]}-channel map with channels that differ; expected one value per pixel",
+            )
         arr = arr[..., 0]
     if arr.ndim != 2 or min(arr.shape) == 0:
         raise RowError("bad_map_shape", column, f"expected an (H, W) map, got shape {arr.shape}")
@@ -336,8 +361,11 @@ def extra_annotation(spec: dict, value: Any) -> Annotation:
     if type_ == "segmentation":
         return annotation("segmentation", segmentation_labels(value, column, bool(spec.get("reduce_zero_label", True))))
     if type_ == "depth":
-        return annotation("depth", depth_metres(value, column, float(spec.get("scale", 1000.0))),
-                          inverse=bool(spec.get("inverse", True)))
+        return annotation(
+            "depth",
+            depth_metres(value, column, float(spec.get("scale", 1000.0))),
+            inverse=bool(spec.get("inverse", True)),
+        )
     if type_ == "normals":
         return annotation("normals", normal_vectors(value, column))
     if type_ == "edges":
@@ -348,8 +376,9 @@ def extra_annotation(spec: dict, value: Any) -> Annotation:
     return annotation("instances", arr.astype(np.int32))
 
 
-def boxes_xyxy(boxes: Any, classes: Any, columns: tuple[str, str], bbox_format: str,
-               height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def boxes_xyxy(
+    boxes: Any, classes: Any, columns: tuple[str, str], bbox_format: str, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Box and class cells -> (N, 4) x0, y0, x1, y1 and (N,) ints, checked against the image size."""
     box_col, cls_col = columns
     if boxes is None:

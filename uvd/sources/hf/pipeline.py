@@ -67,33 +67,36 @@ STAGE = "hf"
 log = logging.getLogger("uvd.hf")
 
 # mapping -> (annotation task name, record annotation type) for the annotated mappings
-TASKS = {"segmentation": ("segmentation", "segmentation"), "depth": ("depth", "depth"),
-         "detection": ("detection", "boxes")}
+TASKS = {
+    "segmentation": ("segmentation", "segmentation"),
+    "depth": ("depth", "depth"),
+    "detection": ("detection", "boxes"),
+}
 
 
 @dataclass
 class Config(AnnotatedOptions):
     """Options of the Hugging Face source (manifest options or `uvd hf` flags)."""
 
-    input: str                           # save_to_disk folder, .parquet/.arrow file/glob/folder, or hub id
-    mapping: str = "classification"     # classification | segmentation | depth | detection | video
+    input: str  # save_to_disk folder, .parquet/.arrow file/glob/folder, or hub id
+    mapping: str = "classification"  # classification | segmentation | depth | detection | video
     columns: dict = field(default_factory=dict)  # role -> column overrides (mappings.MAPPINGS)
     annotations: dict = field(default_factory=dict, metadata={"flag": False})  # {task: {column, type, ...}}
-    name: str = ""                       # dataset name (classes, pools, record ids); default: from input
-    format: str = "auto"                 # auto | disk | parquet | arrow | hub | stream (reader.py)
-    split: str | None = None             # one split (default: every split, each kept as the sentence split)
-    config_name: str | None = None       # stream: dataset configuration (load_dataset name=)
-    revision: str | None = None          # hub: branch, tag or commit of the dataset repo
-    cache_dir: str | None = None         # hub: the hub cache (default: HF_HUB_CACHE, ~/.cache/huggingface/hub)
+    name: str = ""  # dataset name (classes, pools, record ids); default: from input
+    format: str = "auto"  # auto | disk | parquet | arrow | hub | stream (reader.py)
+    split: str | None = None  # one split (default: every split, each kept as the sentence split)
+    config_name: str | None = None  # stream: dataset configuration (load_dataset name=)
+    revision: str | None = None  # hub: branch, tag or commit of the dataset repo
+    cache_dir: str | None = None  # hub: the hub cache (default: HF_HUB_CACHE, ~/.cache/huggingface/hub)
     offline: bool = field(default=True, metadata={"negate": "online"})  # hub: only the local cache (--online: download)
     # image geometry
     max_pixels: int = img.DEFAULT_MAX_PIXELS
     # mapping values
     reduce_zero_label: bool = field(default=True, metadata={"negate": "keep_zero_label"})  # ADE20K: 0 = ignore
-    depth_scale: float = 1000.0          # depth: integer maps are in 1/depth_scale metres (mm)
+    depth_scale: float = 1000.0  # depth: integer maps are in 1/depth_scale metres (mm)
     depth_inverse: bool = field(default=True, metadata={"negate": "disparity"})  # false: the column holds disparity
-    bbox_format: str = "xywh"            # detection: xywh (COCO) | xyxy
-    box_canvas: str = "image"            # detection: boxes over the image (the paper's) | black
+    bbox_format: str = "xywh"  # detection: xywh (COCO) | xyxy
+    box_canvas: str = "image"  # detection: boxes over the image (the paper's) | black
     # classification sentences (imagenet.Config)
     images_per_sentence: int = 16
     passes: int = 1
@@ -107,16 +110,22 @@ class Config(AnnotatedOptions):
     def validate(self) -> None:
         require(self.box_canvas in BOX_CANVASES, "box_canvas", f"one of {BOX_CANVASES}, got {self.box_canvas!r}")
         require(bool(self.input), "input", "give a save_to_disk folder, Parquet/Arrow files or a hub id")
-        require(self.mapping in mappings.MAPPINGS, "mapping",
-                f"must be one of {sorted(mappings.MAPPINGS)}, got {self.mapping!r}")
+        require(
+            self.mapping in mappings.MAPPINGS,
+            "mapping",
+            f"must be one of {sorted(mappings.MAPPINGS)}, got {self.mapping!r}",
+        )
         require(self.format in reader.FORMATS, "format", f"must be one of {reader.FORMATS}, got {self.format!r}")
         self.validate_annotated()
         require(self.depth_scale > 0, "depth_scale", f"must be > 0, got {self.depth_scale}")
-        require(self.bbox_format in mappings.BBOX_FORMATS, "bbox_format",
-                f"must be one of {mappings.BBOX_FORMATS}, got {self.bbox_format!r}")
-        self.class_config()                                   # imagenet's own checks
+        require(
+            self.bbox_format in mappings.BBOX_FORMATS,
+            "bbox_format",
+            f"must be one of {mappings.BBOX_FORMATS}, got {self.bbox_format!r}",
+        )
+        self.class_config()  # imagenet's own checks
         self.video_config()
-        self.resolve()                                        # the dataset is there and fits the mapping
+        self.resolve()  # the dataset is there and fits the mapping
 
     @property
     def dataset_name(self) -> str:
@@ -127,26 +136,48 @@ class Config(AnnotatedOptions):
 
     def class_config(self) -> imagenet.Config:
         """The ImageNet stage's sampling options (its Config validates them)."""
-        return from_dict(imagenet.Config, {
-            "input": self.input, "images_per_sentence": self.images_per_sentence, "passes": self.passes,
-            "remainder": self.remainder, "small_class": self.small_class, "min_images": self.min_images,
-            "seed": self.seed, "image_size": self.image_size, "resize": self.resize,
-            "max_pixels": self.max_pixels})
+        return from_dict(
+            imagenet.Config,
+            {
+                "input": self.input,
+                "images_per_sentence": self.images_per_sentence,
+                "passes": self.passes,
+                "remainder": self.remainder,
+                "small_class": self.small_class,
+                "min_images": self.min_images,
+                "seed": self.seed,
+                "image_size": self.image_size,
+                "resize": self.resize,
+                "max_pixels": self.max_pixels,
+            },
+        )
 
     def video_config(self) -> video.Config:
         """The video stage's clip options (its Config validates them)."""
-        return from_dict(video.Config, {
-            "input": self.input, "strides": self.strides, "clips_per_video": self.clips_per_video,
-            "seed": self.seed, "image_size": self.image_size, "resize": self.resize})
+        return from_dict(
+            video.Config,
+            {
+                "input": self.input,
+                "strides": self.strides,
+                "clips_per_video": self.clips_per_video,
+                "seed": self.seed,
+                "image_size": self.image_size,
+                "resize": self.resize,
+            },
+        )
 
     def resolve(self) -> tuple[reader.Layout, dict[str, str]]:
         """The dataset's layout (shards, features) and the checked role -> column mapping."""
-        layout = reader.list_shards(self.input, self.format, self.split, self.config_name, self.revision,
-                                    self.cache_dir, self.offline)
+        layout = reader.list_shards(
+            self.input, self.format, self.split, self.config_name, self.revision, self.cache_dir, self.offline
+        )
         roles = mappings.resolve_columns(self.mapping, self.columns, layout.features, self.input)
         if self.annotations:
-            require(self.mapping in TASKS, "annotations", f"extra annotations need an annotated mapping "
-                    f"({sorted(TASKS)}), not {self.mapping!r}")
+            require(
+                self.mapping in TASKS,
+                "annotations",
+                f"extra annotations need an annotated mapping ({sorted(TASKS)}), not {self.mapping!r}",
+            )
             mappings.check_extra_annotations(self.annotations, {TASKS[self.mapping][0]}, layout.features, self.input)
         return layout, roles
 
@@ -166,8 +197,11 @@ class ReadRows:
             for i, row in reader.read_shard(shard, self.columns):
                 yield self.item(shard, i, row)
         except Exception as exc:  # noqa: BLE001 - an unreadable shard is data (rows read so far are kept)
-            yield {"record_id": f"{self.name}/{shard.shard_id}", "failure": "unreadable_shard",
-                   "detail": f"{shard.path}: {type(exc).__name__}: {exc}"}
+            yield {
+                "record_id": f"{self.name}/{shard.shard_id}",
+                "failure": "unreadable_shard",
+                "detail": f"{shard.path}: {type(exc).__name__}: {exc}",
+            }
 
     def item(self, shard: reader.Shard, index: int, row: dict) -> dict:
         def optional(role: str) -> str | None:
@@ -178,7 +212,7 @@ class ReadRows:
             return None if value in (None, "") else str(value)
 
         row_id, split = optional("id"), optional("split") or shard.split
-        if row_id:                      # ids are often unique only within a split
+        if row_id:  # ids are often unique only within a split
             record_id = f"{self.name}/{split}/{row_id}" if split else f"{self.name}/{row_id}"
         else:
             record_id = f"{self.name}/{shard.shard_id}#{index}"
@@ -197,8 +231,10 @@ class ProcessRow:
 
     def __call__(self, item: dict) -> Iterator[tuple[str, dict]]:
         if "failure" in item:
-            yield FAILURES, schema.failure_row(item["record_id"], self.source, STAGE, item["failure"],
-                                                      item.get("detail", ""))
+            yield (
+                FAILURES,
+                schema.failure_row(item["record_id"], self.source, STAGE, item["failure"], item.get("detail", "")),
+            )
             return
         try:
             if self.cfg.mapping == "classification":
@@ -206,11 +242,23 @@ class ProcessRow:
             else:
                 rows = list(emit_record(self.record(item), self.cfg, source=self.source, stage=STAGE))
         except mappings.RowError as exc:
-            rows = [(FAILURES, schema.failure_row(item["record_id"], self.source, STAGE, exc.reason,
-                                                         exc.message, status=exc.status))]
+            rows = [
+                (
+                    FAILURES,
+                    schema.failure_row(
+                        item["record_id"], self.source, STAGE, exc.reason, exc.message, status=exc.status
+                    ),
+                )
+            ]
         except RecordError as exc:
-            rows = [(FAILURES, schema.failure_row(item["record_id"], self.source, STAGE, exc.reason,
-                                                         exc.detail, status=exc.status))]
+            rows = [
+                (
+                    FAILURES,
+                    schema.failure_row(
+                        item["record_id"], self.source, STAGE, exc.reason, exc.detail, status=exc.status
+                    ),
+                )
+            ]
         yield from rows
 
     def value(self, item: dict, role: str):
@@ -225,14 +273,23 @@ class ProcessRow:
 
     def class_image(self, item: dict) -> tuple[str, dict]:
         label = mappings.label_name(self.value(item, "label"), self.roles["label"], self.names)
-        decoded = mappings.decode_photo(self.value(item, "image"), self.roles["image"], self.cfg.image_size,
-                                        self.cfg.max_pixels)
+        decoded = mappings.decode_photo(
+            self.value(item, "image"), self.roles["image"], self.cfg.image_size, self.cfg.max_pixels
+        )
         geometry = img.compute_geometry(decoded.height, decoded.width, self.cfg.image_size, self.cfg.resize)
         pixels = img.apply_geometry(decoded.pixels, geometry)
-        provenance = {"path": item["record_id"], "class": f"{self.name}/{label}", "split": item["split"],
-                      "dataset": self.name}
-        return IMAGES, {"image_id": schema.image_id_for(pixels), "image": img.encode_png(pixels),
-                               "source": imagenet.SOURCE, "provenance": json.dumps(provenance, sort_keys=True)}
+        provenance = {
+            "path": item["record_id"],
+            "class": f"{self.name}/{label}",
+            "split": item["split"],
+            "dataset": self.name,
+        }
+        return IMAGES, {
+            "image_id": schema.image_id_for(pixels),
+            "image": img.encode_png(pixels),
+            "source": imagenet.SOURCE,
+            "provenance": json.dumps(provenance, sort_keys=True),
+        }
 
     def record(self, item: dict):
         cfg, roles = self.cfg, self.roles
@@ -240,14 +297,25 @@ class ProcessRow:
         h, w = decoded.height, decoded.width
         task, type_ = TASKS[cfg.mapping]
         if cfg.mapping == "segmentation":
-            ann, column = annotation(type_, mappings.segmentation_labels(
-                self.value(item, "label"), roles["label"], cfg.reduce_zero_label)), roles["label"]
+            ann, column = (
+                annotation(
+                    type_,
+                    mappings.segmentation_labels(self.value(item, "label"), roles["label"], cfg.reduce_zero_label),
+                ),
+                roles["label"],
+            )
         elif cfg.mapping == "depth":
             metres = mappings.depth_metres(self.value(item, "depth"), roles["depth"], cfg.depth_scale)
             ann, column = annotation(type_, metres, inverse=cfg.depth_inverse), roles["depth"]
         else:
-            boxes, classes = mappings.boxes_xyxy(self.value(item, "boxes"), self.value(item, "classes"),
-                                                 (roles["boxes"], roles["classes"]), cfg.bbox_format, h, w)
+            boxes, classes = mappings.boxes_xyxy(
+                self.value(item, "boxes"),
+                self.value(item, "classes"),
+                (roles["boxes"], roles["classes"]),
+                cfg.bbox_format,
+                h,
+                w,
+            )
             ann = annotation(type_, {"boxes": boxes, "classes": classes}, canvas=cfg.box_canvas)
             column = roles["boxes"]
         anns, columns = {task: ann}, {task: column}
@@ -255,9 +323,17 @@ class ProcessRow:
             anns[extra] = mappings.extra_annotation(spec, self.cell(item, spec["column"]))
             columns[extra] = spec["column"]
         try:
-            return make_record(item["record_id"], self.name, decoded.pixels, anns, group=item["group"],
-                               split=item["split"], provenance={"hf": item["record_id"]}, full_size=(h, w))
-        except RecordError as exc:          # a map of another size than its image: "<task>: ..."
+            return make_record(
+                item["record_id"],
+                self.name,
+                decoded.pixels,
+                anns,
+                group=item["group"],
+                split=item["split"],
+                provenance={"hf": item["record_id"]},
+                full_size=(h, w),
+            )
+        except RecordError as exc:  # a map of another size than its image: "<task>: ..."
             at = next((c for t, c in columns.items() if exc.detail.startswith(f"{t}:")), column)
             raise mappings.RowError(exc.reason, at, exc.detail, exc.status) from None
 
@@ -296,48 +372,65 @@ class HFSource(SourceTransform):
 
     def __init__(self, cfg: Config, label: str | None = None) -> None:
         super().__init__(cfg, label)
-        self.layout, self.roles = cfg.resolve()       # listed on the driver: names only, no rows
+        self.layout, self.roles = cfg.resolve()  # listed on the driver: names only, no rows
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
         cfg, source = self.cfg, f"hf/{self.cfg.dataset_name}"
-        names = (mappings.class_names(self.layout.features, self.roles["label"])
-                 if cfg.mapping == "classification" else None)
-        rows = (pbegin
-                | "Shards" >> beam.Create(self.layout.shards)
-                | "SpreadShards" >> beam.Reshuffle()
-                | "ReadRows" >> beam.FlatMap(ReadRows(cfg, self.roles))
-                | "SpreadRows" >> beam.Reshuffle())
+        names = (
+            mappings.class_names(self.layout.features, self.roles["label"]) if cfg.mapping == "classification" else None
+        )
+        rows = (
+            pbegin
+            | "Shards" >> beam.Create(self.layout.shards)
+            | "SpreadShards" >> beam.Reshuffle()
+            | "ReadRows" >> beam.FlatMap(ReadRows(cfg, self.roles))
+            | "SpreadRows" >> beam.Reshuffle()
+        )
         if cfg.mapping == "video":
             return self.videos(rows)
-        out = rows | "Rows" >> RunSource(ProcessRow(cfg, self.roles, names), source=source, stage=STAGE,
-                                                record_id=_record_id)
+        out = rows | "Rows" >> RunSource(
+            ProcessRow(cfg, self.roles, names), source=source, stage=STAGE, record_id=_record_id
+        )
         if cfg.mapping == "classification":
-            grouped = (out.images
-                       | "ByClass" >> beam.Map(imagenet.class_key)
-                       | "GroupByClass" >> beam.GroupByKey()
-                       | "ClassSentences" >> RunSource(
-                           imagenet.ClassSentences(cfg.class_config()), source=imagenet.SOURCE,
-                           stage=imagenet.GROUP_STAGE, record_id=imagenet.group_record_id))
+            grouped = (
+                out.images
+                | "ByClass" >> beam.Map(imagenet.class_key)
+                | "GroupByClass" >> beam.GroupByKey()
+                | "ClassSentences"
+                >> RunSource(
+                    imagenet.ClassSentences(cfg.class_config()),
+                    source=imagenet.SOURCE,
+                    stage=imagenet.GROUP_STAGE,
+                    record_id=imagenet.group_record_id,
+                )
+            )
             failures = (out.failures, grouped.failures) | "Failures" >> beam.Flatten()
             return SourceOutputs(out.images, grouped.sentences, failures)
         return with_pair_sentences(out, cfg)
-
 
     def videos(self, rows: beam.PCollection) -> SourceOutputs:
         """Rows -> the video stage's planning and decoding (its own classes, its own failure rows)."""
         vcfg = self.cfg.video_config()
         listed = rows | "ToVideos" >> beam.ParDo(RowsToVideos(self.cfg, self.roles)).with_outputs(
-            FAILURES, main="videos")
-        out = (listed.videos
-               | "PlanClips" >> beam.ParDo(video.PlanClips(vcfg))
-               | "SpreadClips" >> beam.Reshuffle()
-               | "DecodeClips" >> RunSource(video.DecodeClips(vcfg), source=video.SOURCE, stage=video.STAGE,
-                                                   record_id=video.task_record_id, count_records=False))
+            FAILURES, main="videos"
+        )
+        out = (
+            listed.videos
+            | "PlanClips" >> beam.ParDo(video.PlanClips(vcfg))
+            | "SpreadClips" >> beam.Reshuffle()
+            | "DecodeClips"
+            >> RunSource(
+                video.DecodeClips(vcfg),
+                source=video.SOURCE,
+                stage=video.STAGE,
+                record_id=video.task_record_id,
+                count_records=False,
+            )
+        )
         failures = (listed[FAILURES], out.failures) | "Failures" >> beam.Flatten()
         return SourceOutputs(out.images, out.sentences, failures)
 
 
-
 STAGE_SPEC = SourceStage("hf", Config, HFSource, __doc__, input_field=None)  # a hub id is an input too
-source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
-run = STAGE_SPEC.run                             # `uvd hf --input DATASET --output OUT [--mapping ...] [--columns role=column ...]`
+source_transform = STAGE_SPEC.source_transform  # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run  # `uvd hf --input DATASET --output OUT [--mapping ...] [--columns role=column ...]`

@@ -41,7 +41,7 @@ from uvd.config import ConfigError
 
 FORMATS = ("auto", "disk", "parquet", "arrow", "hub", "stream")
 HUB_PREFIX = "hf://datasets/"
-BATCH_ROWS = 64                      # rows per record batch read (image bytes: a few MB)
+BATCH_ROWS = 64  # rows per record batch read (image bytes: a few MB)
 _SPLIT_FILE = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _SPLIT_DIRS = ("train", "validation", "valid", "val", "test", "dev")
@@ -51,13 +51,13 @@ _SPLIT_DIRS = ("train", "validation", "valid", "val", "test", "dev")
 class Shard:
     """One element of parallel work: a file (part -1), a Parquet row group, or a stream shard."""
 
-    format: str            # "arrow" | "parquet" | "stream"
-    path: str              # file path, or what load_dataset is given
+    format: str  # "arrow" | "parquet" | "stream"
+    path: str  # file path, or what load_dataset is given
     split: str | None
-    part: int = -1         # parquet row group, or stream shard index
-    parts: int = 1         # stream: n_shards
+    part: int = -1  # parquet row group, or stream shard index
+    parts: int = 1  # stream: n_shards
     config_name: str | None = None
-    name: str = ""         # the file relative to the dataset folder: unique, readable record ids
+    name: str = ""  # the file relative to the dataset folder: unique, readable record ids
 
     @property
     def shard_id(self) -> str:
@@ -73,7 +73,7 @@ class Layout:
 
     format: str
     shards: list[Shard]
-    features: Any                  # datasets.Features (the first shard's), or None if unknown
+    features: Any  # datasets.Features (the first shard's), or None if unknown
     splits: list[str | None]
 
     @property
@@ -118,7 +118,7 @@ def _relative(path: str, input_: str) -> str:
     wild = next((i for i, c in enumerate(input_) if c in "*?["), None)
     folder = posixpath.dirname(input_[:wild]) if wild is not None else input_
     root = folder.rstrip("/") + "/"
-    return path[len(root):].replace("\\", "/") if root != "/" and path.startswith(root) else posixpath.basename(path)
+    return path[len(root) :].replace("\\", "/") if root != "/" and path.startswith(root) else posixpath.basename(path)
 
 
 def split_of(path: str) -> str | None:
@@ -134,7 +134,7 @@ def split_of(path: str) -> str | None:
 
 def hub_id(input_: str) -> str:
     """`hf://datasets/owner/name` -> `owner/name` (anything else unchanged)."""
-    return input_[len(HUB_PREFIX):].rstrip("/") if input_.startswith(HUB_PREFIX) else input_
+    return input_[len(HUB_PREFIX) :].rstrip("/") if input_.startswith(HUB_PREFIX) else input_
 
 
 def detect_format(input_: str) -> str:
@@ -153,8 +153,10 @@ def detect_format(input_: str) -> str:
             return "parquet"
         if _files_with(input_, ".arrow"):
             return "arrow"
-        raise ConfigError(f"input: {input_!r} holds no save_to_disk dataset, .parquet or .arrow files "
-                          "(format: stream reads what datasets.load_dataset understands)")
+        raise ConfigError(
+            f"input: {input_!r} holds no save_to_disk dataset, .parquet or .arrow files "
+            "(format: stream reads what datasets.load_dataset understands)"
+        )
     if _HUB_ID.match(input_):
         return "hub"
     raise ConfigError(f"input: nothing at {input_!r}: not a file, folder or glob, nor a hub id (owner/name)")
@@ -204,24 +206,37 @@ def _stream(path: str, config_name: str | None, split: str | None):
     return datasets.load_dataset(path, name=config_name, split=split, streaming=True)
 
 
-def hub_snapshot(input_: str, revision: str | None = None, cache_dir: str | None = None,
-                 offline: bool = True) -> str:
+def hub_snapshot(input_: str, revision: str | None = None, cache_dir: str | None = None, offline: bool = True) -> str:
     """The local snapshot folder of hub dataset `input_` (downloaded first when not offline)."""
     from huggingface_hub import snapshot_download
 
     repo = hub_id(input_)
     try:
-        return snapshot_download(repo, repo_type="dataset", revision=revision, cache_dir=cache_dir,
-                                 local_files_only=offline)
+        return snapshot_download(
+            repo, repo_type="dataset", revision=revision, cache_dir=cache_dir, local_files_only=offline
+        )
     except Exception as exc:  # noqa: BLE001 - not cached / no network: a config problem, said plainly
-        hint = (f"download it first (`huggingface-cli download --repo-type dataset {repo}`), give cache_dir, "
-                "or set offline: false" if offline else "check the id and your network/token")
-        raise ConfigError(f"input: hub dataset {repo!r} (revision {revision or 'main'}) is not available "
-                          f"({type(exc).__name__}); {hint}") from None
+        hint = (
+            f"download it first (`huggingface-cli download --repo-type dataset {repo}`), give cache_dir, "
+            "or set offline: false"
+            if offline
+            else "check the id and your network/token"
+        )
+        raise ConfigError(
+            f"input: hub dataset {repo!r} (revision {revision or 'main'}) is not available "
+            f"({type(exc).__name__}); {hint}"
+        ) from None
 
 
-def list_shards(input_: str, format_: str = "auto", split: str | None = None, config_name: str | None = None,
-                revision: str | None = None, cache_dir: str | None = None, offline: bool = True) -> Layout:
+def list_shards(
+    input_: str,
+    format_: str = "auto",
+    split: str | None = None,
+    config_name: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    offline: bool = True,
+) -> Layout:
     """The dataset's shards (of `split`, or of every split) and its features; ConfigError if none."""
     fmt = detect_format(input_) if format_ == "auto" else format_
     if fmt == "hub":
@@ -250,8 +265,10 @@ def list_shards(input_: str, format_: str = "auto", split: str | None = None, co
             if fmt == "parquet":
                 meta = pq.read_metadata(path) if _is_local(path) else pq.ParquetFile(FileSystems.open(path)).metadata
                 features = features if features is not None else _features_of(meta.schema.to_arrow_schema())
-                shards += [Shard("parquet", path, file_split, rg, name=_relative(path, input_))
-                           for rg in range(meta.num_row_groups)]
+                shards += [
+                    Shard("parquet", path, file_split, rg, name=_relative(path, input_))
+                    for rg in range(meta.num_row_groups)
+                ]
                 continue
             features = features if features is not None else _features_of(_arrow_schema(path))
             shards.append(Shard("arrow", path, file_split, name=_relative(path, input_)))
@@ -267,8 +284,9 @@ def _list_stream(path: str, split: str | None, config_name: str | None) -> Layou
     try:
         loaded = _stream(path, config_name, split)
     except Exception as exc:  # noqa: BLE001 - any loader error is a config problem here
-        raise ConfigError(f"input: datasets.load_dataset({path!r}, streaming=True) failed: "
-                          f"{type(exc).__name__}: {exc}"[:600]) from None
+        raise ConfigError(
+            f"input: datasets.load_dataset({path!r}, streaming=True) failed: {type(exc).__name__}: {exc}"[:600]
+        ) from None
     streams = {split: loaded} if split is not None else dict(loaded)
     shards, features = [], None
     for name, stream in streams.items():
@@ -289,7 +307,7 @@ def read_shard(shard: Shard, columns: list[str]) -> Iterator[tuple[int, dict]]:
         for i, row in enumerate(stream):
             yield i, {c: row[c] for c in columns if c in row}
         return
-    with (open(shard.path, "rb") if _is_local(shard.path) else FileSystems.open(shard.path)) as f:
+    with open(shard.path, "rb") if _is_local(shard.path) else FileSystems.open(shard.path) as f:
         if shard.format == "parquet":
             pf = pq.ParquetFile(f)
             present = [c for c in columns if c in pf.schema_arrow.names]

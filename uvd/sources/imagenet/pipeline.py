@@ -55,27 +55,32 @@ log = logging.getLogger("uvd.imagenet")
 class Config:
     """Options of the ImageNet same-class source (manifest options or `uvd imagenet` flags)."""
 
-    input: str                           # root of class folders, or a .csv (path, class[, split])
+    input: str  # root of class folders, or a .csv (path, class[, split])
     images_per_sentence: int = 16
-    passes: int = 1                      # independent without-replacement shuffles per class
-    remainder: str = "fill"              # "fill" or "skip" (see module docstring)
-    small_class: str = "skip"            # "skip" or "short"
-    min_images: int = 2                  # smallest sentence small_class="short" makes
+    passes: int = 1  # independent without-replacement shuffles per class
+    remainder: str = "fill"  # "fill" or "skip" (see module docstring)
+    small_class: str = "skip"  # "skip" or "short"
+    min_images: int = 2  # smallest sentence small_class="short" makes
     seed: int = 0
     image_size: int = schema.IMAGE_SIZE
-    resize: str = "crop"                 # "crop" or "squash"
+    resize: str = "crop"  # "crop" or "squash"
     max_pixels: int = img.DEFAULT_MAX_PIXELS
 
     def validate(self) -> None:
         require(bool(self.input), "input", "give a folder of class folders or a .csv of path, class")
-        require(1 <= self.images_per_sentence <= schema.MAX_IMAGES_PER_SENTENCE, "images_per_sentence",
-                f"must be 1..{schema.MAX_IMAGES_PER_SENTENCE}, got {self.images_per_sentence}")
+        require(
+            1 <= self.images_per_sentence <= schema.MAX_IMAGES_PER_SENTENCE,
+            "images_per_sentence",
+            f"must be 1..{schema.MAX_IMAGES_PER_SENTENCE}, got {self.images_per_sentence}",
+        )
         require(self.passes >= 1, "passes", f"must be >= 1, got {self.passes}")
         require(self.remainder in ("fill", "skip"), "remainder", f"'fill' or 'skip', got {self.remainder!r}")
-        require(self.small_class in ("skip", "short"), "small_class",
-                f"'skip' or 'short', got {self.small_class!r}")
-        require(1 <= self.min_images <= self.images_per_sentence, "min_images",
-                f"must be 1..images_per_sentence, got {self.min_images}")
+        require(self.small_class in ("skip", "short"), "small_class", f"'skip' or 'short', got {self.small_class!r}")
+        require(
+            1 <= self.min_images <= self.images_per_sentence,
+            "min_images",
+            f"must be 1..images_per_sentence, got {self.min_images}",
+        )
         require(self.resize in img.MODES, "resize", f"one of {img.MODES}, got {self.resize!r}")
         require(self.image_size >= 16, "image_size", f"must be >= 16, got {self.image_size}")
 
@@ -102,7 +107,7 @@ def class_sentences(n: int, key: str, cfg: Config) -> tuple[list[list[int]], lis
         rng = _rng(cfg.seed, key, p)
         order = [int(i) for i in rng.permutation(n)]
         full = n - n % k
-        sentences += [order[s:s + k] for s in range(0, full, k)]
+        sentences += [order[s : s + k] for s in range(0, full, k)]
         leftover = order[full:]
         if leftover and cfg.remainder == "fill":
             extra = rng.choice(order[:full], size=k - len(leftover), replace=False)
@@ -119,7 +124,7 @@ def _is_image(path: str) -> bool:
 def folder_record(path: str, root: str = "") -> dict:
     """root/<class>/<file> -> {path, class, split}; any other file under root carries its skip reason."""
     record = {"path": path, "class": posixpath.basename(posixpath.dirname(path)), "split": None}
-    rel = path[len(root.rstrip("/")):].lstrip("/") if root and path.startswith(root.rstrip("/")) else ""
+    rel = path[len(root.rstrip("/")) :].lstrip("/") if root and path.startswith(root.rstrip("/")) else ""
     if not _is_image(path):
         record["skip"] = "unsupported_format"
     elif root and rel.count("/") != 1:
@@ -139,8 +144,11 @@ def csv_records(manifest: str) -> Iterator[dict]:
         cls = row.get("class", row.get("label"))
         if path and "://" not in str(path) and not str(path).startswith("/"):
             path = FileSystems.join(base, str(path))
-        yield {"path": str(path or ""), "class": "" if cls is None else str(cls),
-               "split": None if row.get("split") in (None, "") else str(row["split"])}
+        yield {
+            "path": str(path or ""),
+            "class": "" if cls is None else str(cls),
+            "split": None if row.get("split") in (None, "") else str(row["split"]),
+        }
 
 
 class ListImages(beam.PTransform):
@@ -150,13 +158,17 @@ class ListImages(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         if self.input.lower().endswith(".csv"):
-            return (pbegin
-                    | "MatchCsv" >> fileio.MatchFiles(self.input)
-                    | "ReadCsv" >> beam.FlatMap(lambda m: csv_records(m.path)))
+            return (
+                pbegin
+                | "MatchCsv" >> fileio.MatchFiles(self.input)
+                | "ReadCsv" >> beam.FlatMap(lambda m: csv_records(m.path))
+            )
         root = self.input.rstrip("/")
-        return (pbegin
-                | "MatchFiles" >> fileio.MatchFiles(FileSystems.join(root, "**"))
-                | "ToRecord" >> beam.Map(lambda m: folder_record(m.path, root)))
+        return (
+            pbegin
+            | "MatchFiles" >> fileio.MatchFiles(FileSystems.join(root, "**"))
+            | "ToRecord" >> beam.Map(lambda m: folder_record(m.path, root))
+        )
 
 
 # --- decode ----------------------------------------------------------------------------------------
@@ -169,20 +181,24 @@ class DecodeImage:
     def __call__(self, record: dict) -> Iterator[tuple[str, dict]]:
         path = record["path"]
         if record.get("skip"):
-            detail = (f"not one of {', '.join(IMAGE_EXTENSIONS)}" if record["skip"] == "unsupported_format"
-                      else "images sit in root/<class>/; the class is the folder's name")
+            detail = (
+                f"not one of {', '.join(IMAGE_EXTENSIONS)}"
+                if record["skip"] == "unsupported_format"
+                else "images sit in root/<class>/; the class is the folder's name"
+            )
             yield FAILURES, schema.failure_row(path, SOURCE, STAGE, record["skip"], detail, status="skipped")
             return
         if not path or not record["class"]:
-            yield FAILURES, schema.failure_row(path or "<no path>", SOURCE, STAGE,
-                                                      "missing_path" if not path else "missing_class")
+            yield (
+                FAILURES,
+                schema.failure_row(path or "<no path>", SOURCE, STAGE, "missing_path" if not path else "missing_class"),
+            )
             return
         try:
             with FileSystems.open(path) as f:
                 data = f.read()
         except Exception as exc:  # noqa: BLE001 - a missing file is data, not a bug
-            yield FAILURES, schema.failure_row(path, SOURCE, STAGE, "unreadable_file",
-                                                      f"{type(exc).__name__}: {exc}")
+            yield FAILURES, schema.failure_row(path, SOURCE, STAGE, "unreadable_file", f"{type(exc).__name__}: {exc}")
             return
         try:
             pixels, _ = img.to_square_rgb(data, self.cfg.image_size, self.cfg.resize, self.cfg.max_pixels)
@@ -190,8 +206,15 @@ class DecodeImage:
             yield FAILURES, schema.failure_row(path, SOURCE, STAGE, exc.reason, exc.detail)
             return
         provenance = {"path": path, "class": record["class"], "split": record["split"]}
-        yield IMAGES, {"image_id": schema.image_id_for(pixels), "image": img.encode_png(pixels),
-                              "source": SOURCE, "provenance": json.dumps(provenance, sort_keys=True)}
+        yield (
+            IMAGES,
+            {
+                "image_id": schema.image_id_for(pixels),
+                "image": img.encode_png(pixels),
+                "source": SOURCE,
+                "provenance": json.dumps(provenance, sort_keys=True),
+            },
+        )
 
 
 def class_key(image_row: dict) -> tuple[tuple[str | None, str], tuple[str, str]]:
@@ -219,14 +242,20 @@ class ClassSentences:
         for number, indices in enumerate(sentences):
             image_ids = [unique[i][1] for i in indices]
             sentence_id = schema.sentence_id_for(SOURCE, key, self.cfg.seed, number, tuple(image_ids))
-            yield SENTENCES, schema.sentence_row(sentence_id, SOURCE, "sequence", image_ids,
-                                                        group=cls, split=split)
+            yield SENTENCES, schema.sentence_row(sentence_id, SOURCE, "sequence", image_ids, group=cls, split=split)
         reason = "class_too_small" if len(unique) < self.cfg.images_per_sentence else "class_remainder"
         for i in unused:
-            yield FAILURES, schema.failure_row(
-                unique[i][0], SOURCE, GROUP_STAGE, reason,
-                f"class {key!r} has {len(unique)} readable images; a sentence takes "
-                f"{self.cfg.images_per_sentence}", status="skipped")
+            yield (
+                FAILURES,
+                schema.failure_row(
+                    unique[i][0],
+                    SOURCE,
+                    GROUP_STAGE,
+                    reason,
+                    f"class {key!r} has {len(unique)} readable images; a sentence takes {self.cfg.images_per_sentence}",
+                    status="skipped",
+                ),
+            )
 
 
 def group_record_id(element: tuple) -> str:
@@ -239,22 +268,26 @@ class ImageNetSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) of same-class sentences."""
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
-        decoded = (pbegin
-                   | "ListImages" >> ListImages(self.cfg.input)
-                   | "Reshuffle" >> beam.Reshuffle()
-                   | "DecodeImages" >> RunSource(DecodeImage(self.cfg), source=SOURCE, stage=STAGE,
-                                                        record_id=lambda r: r.get("path") or "<no path>"))
-        grouped = (decoded.images
-                   | "ByClass" >> beam.Map(class_key)
-                   | "GroupByClass" >> beam.GroupByKey()
-                   | "ClassSentences" >> RunSource(ClassSentences(self.cfg), source=SOURCE,
-                                                          stage=GROUP_STAGE, record_id=group_record_id))
+        decoded = (
+            pbegin
+            | "ListImages" >> ListImages(self.cfg.input)
+            | "Reshuffle" >> beam.Reshuffle()
+            | "DecodeImages"
+            >> RunSource(
+                DecodeImage(self.cfg), source=SOURCE, stage=STAGE, record_id=lambda r: r.get("path") or "<no path>"
+            )
+        )
+        grouped = (
+            decoded.images
+            | "ByClass" >> beam.Map(class_key)
+            | "GroupByClass" >> beam.GroupByKey()
+            | "ClassSentences"
+            >> RunSource(ClassSentences(self.cfg), source=SOURCE, stage=GROUP_STAGE, record_id=group_record_id)
+        )
         failures = (decoded.failures, grouped.failures) | "Failures" >> beam.Flatten()
         return SourceOutputs(decoded.images, grouped.sentences, failures)
 
 
-
-
 STAGE_SPEC = SourceStage("imagenet", Config, ImageNetSource, __doc__)
-source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
-run = STAGE_SPEC.run                             # `uvd imagenet --input ROOT_OR_CSV --output OUT [options] [beam flags]`
+source_transform = STAGE_SPEC.source_transform  # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run  # `uvd imagenet --input ROOT_OR_CSV --output OUT [options] [beam flags]`

@@ -12,8 +12,9 @@ import numpy as np
 from uvd.sources.label.handler import Degenerate
 
 
-def check_depth(depth: np.ndarray, min_valid: float = 0.5, min_relative_range: float = 1e-3,
-                disparity: bool = False) -> None:
+def check_depth(
+    depth: np.ndarray, min_valid: float = 0.5, min_relative_range: float = 1e-3, disparity: bool = False
+) -> None:
     """Depth or disparity (H, W): enough valid pixels, and not constant.
 
     Valid = finite and > 0; for disparity also 0 (infinitely far, e.g. sky: it renders black,

@@ -27,15 +27,23 @@ METRIC_MODEL_TYPES = ("zoedepth", "depth_pro")
 
 def is_metric(config: Any) -> bool:
     """True when the model predicts metric depth rather than disparity."""
-    return (getattr(config, "model_type", "") in METRIC_MODEL_TYPES
-            or getattr(config, "depth_estimation_type", "relative") == "metric")
+    return (
+        getattr(config, "model_type", "") in METRIC_MODEL_TYPES
+        or getattr(config, "depth_estimation_type", "relative") == "metric"
+    )
 
 
 class DepthHandler(ExpertHandler):
     task = "depth"
 
-    def __init__(self, checkpoint: str = DEFAULT_DEPTH_MODEL, *, min_valid: float = 0.5,
-                 min_relative_range: float = 1e-3, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        checkpoint: str = DEFAULT_DEPTH_MODEL,
+        *,
+        min_valid: float = 0.5,
+        min_relative_range: float = 1e-3,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.checkpoint = checkpoint
         self.min_valid, self.min_relative_range = min_valid, min_relative_range
@@ -54,7 +62,7 @@ class DepthHandler(ExpertHandler):
         device = next(model.parameters()).device
         pixels = torch.from_numpy(to_batch(images, pre.size, pre.mean, pre.std, pre.resample)).to(device)
         with torch.inference_mode(), autocast(str(device), self.precision):
-            pred = model(pixel_values=pixels).predicted_depth.float()          # (B, h, w)
+            pred = model(pixel_values=pixels).predicted_depth.float()  # (B, h, w)
         out = []
         for i, image in enumerate(images):
             full = F.interpolate(pred[i][None, None], size=image.shape[:2], mode="bilinear", align_corners=False)

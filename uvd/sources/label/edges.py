@@ -35,8 +35,9 @@ class CannyHandler(ExpertHandler):
     task = "edges"
     uses_model = False
 
-    def __init__(self, *, image_size: int = 256, resize: str = "crop", min_fraction: float = 0.002,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, image_size: int = 256, resize: str = "crop", min_fraction: float = 0.002, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.image_size, self.resize, self.min_fraction = image_size, resize, min_fraction
 
@@ -64,8 +65,15 @@ class LearnedEdgesHandler(ExpertHandler):
 
     task = "edges"
 
-    def __init__(self, model: str, *, edges_output: str = "prob", preprocess: Preprocess = HED_PREPROCESS,
-                 min_fraction: float = 0.002, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        edges_output: str = "prob",
+        preprocess: Preprocess = HED_PREPROCESS,
+        min_fraction: float = 0.002,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if edges_output not in EDGE_OUTPUTS:
             raise ValueError(f"edges_output must be one of {EDGE_OUTPUTS}, got {edges_output!r}")
@@ -82,8 +90,10 @@ class LearnedEdgesHandler(ExpertHandler):
 
         pred = run_dense_module(model, images, self.preprocess, self.precision, channels=1, what="edge")
         pred = torch.sigmoid(pred) if self.edges_output == "logits" else pred.clamp(0.0, 1.0)
-        return [F.interpolate(pred[i][None], size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
-                .cpu().numpy() for i, image in enumerate(images)]
+        return [
+            F.interpolate(pred[i][None], size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+            for i, image in enumerate(images)
+        ]
 
     def to_annotation(self, output: np.ndarray, image: np.ndarray) -> dict:
         checks.check_edges(output, self.min_fraction)

@@ -39,18 +39,32 @@ class Degenerate(ValueError):
 
 def new_item(record_id: str, image: np.ndarray, provenance: dict | None = None) -> dict:
     """A fresh label item for one decoded RGB image."""
-    return {"record_id": record_id, "image": image, "provenance": dict(provenance or {}),
-            "annotations": {}, "skipped": {}, "error": None}
+    return {
+        "record_id": record_id,
+        "image": image,
+        "provenance": dict(provenance or {}),
+        "annotations": {},
+        "skipped": {},
+        "error": None,
+    }
 
 
 class ExpertHandler(ModelHandler[dict, dict, Any]):
     """Base ModelHandler: label items in, the same items out with `task` annotated (or skipped)."""
 
-    task: str = ""            # the annotation's task name, e.g. "depth" (pair sentences: ann/<task>)
-    uses_model: bool = True   # False for Canny: no resource hint, nothing to load
+    task: str = ""  # the annotation's task name, e.g. "depth" (pair sentences: ann/<task>)
+    uses_model: bool = True  # False for Canny: no resource hint, nothing to load
 
-    def __init__(self, *, device: str = "auto", precision: str = "auto", min_batch_size: int = 1,
-                 max_batch_size: int = 16, accelerator: str | None = None, large_model: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        min_batch_size: int = 1,
+        max_batch_size: int = 16,
+        accelerator: str | None = None,
+        large_model: bool = False,
+    ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if not 1 <= min_batch_size <= max_batch_size:
@@ -77,8 +91,9 @@ class ExpertHandler(ModelHandler[dict, dict, Any]):
         return type(self).__name__
 
     # --- shared -----------------------------------------------------------------------------------
-    def run_inference(self, batch: Sequence[dict], model: Any,
-                      inference_args: dict[str, Any] | None = None) -> Iterable[dict]:
+    def run_inference(
+        self, batch: Sequence[dict], model: Any, inference_args: dict[str, Any] | None = None
+    ) -> Iterable[dict]:
         todo = [item for item in batch if item.get("error") is None]
         if todo:
             try:
@@ -94,8 +109,10 @@ class ExpertHandler(ModelHandler[dict, dict, Any]):
         try:
             return self.predict(model, [item["image"]])[0]
         except Exception as exc:  # noqa: BLE001 - becomes this item's failure row
-            item["error"] = [f"{self.task}_exception_{type(exc).__name__}",
-                             f"{exc} | {traceback.format_exc(limit=2)[-200:]}"]
+            item["error"] = [
+                f"{self.task}_exception_{type(exc).__name__}",
+                f"{exc} | {traceback.format_exc(limit=2)[-200:]}",
+            ]
             return None
 
     def _annotate(self, item: dict, output: Any) -> None:
@@ -120,8 +137,13 @@ class ExpertHandler(ModelHandler[dict, dict, Any]):
         return sum(item["image"].nbytes for item in batch)
 
 
-def to_batch(images: Sequence[np.ndarray], size: tuple[int, int], mean: Sequence[float], std: Sequence[float],
-             resample: str = "bicubic") -> np.ndarray:
+def to_batch(
+    images: Sequence[np.ndarray],
+    size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    resample: str = "bicubic",
+) -> np.ndarray:
     """Images of any sizes -> float32 (B, 3, h, w): squashed to `size` (h, w) as the HF processors
     do (keep_aspect_ratio false), scaled to [0, 1], then (x - mean) / std."""
     import cv2
@@ -132,8 +154,11 @@ def to_batch(images: Sequence[np.ndarray], size: tuple[int, int], mean: Sequence
     mean_ = np.asarray(mean, np.float32).reshape(3, 1, 1)
     std_ = np.asarray(std, np.float32).reshape(3, 1, 1)
     for i, image in enumerate(images):
-        resized = cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=interp) if image.shape[:2] != (h, w) \
+        resized = (
+            cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=interp)
+            if image.shape[:2] != (h, w)
             else image
+        )
         out[i] = (resized.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean_) / std_
     return out
 

@@ -24,7 +24,7 @@ _RESAMPLE = {2: "bilinear", 3: "bicubic", 1: "area"}
 
 @dataclass(frozen=True)
 class Preprocess:
-    size: tuple[int, int]                  # (h, w) the model sees
+    size: tuple[int, int]  # (h, w) the model sees
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     resample: str = "bicubic"

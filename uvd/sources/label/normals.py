@@ -26,15 +26,23 @@ from uvd.sources.label.handler import ExpertHandler
 from uvd.sources.label.hf import Preprocess
 from uvd.sources.label.torch_module import load_torch_module, run_dense_module
 
-NORMALS_RANGES = ("signed", "unit")          # model output: n in [-1, 1], or (n + 1) / 2 in [0, 1]
+NORMALS_RANGES = ("signed", "unit")  # model output: n in [-1, 1], or (n + 1) / 2 in [0, 1]
 OMNIDATA_PREPROCESS = Preprocess(size=(384, 384), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), resample="bilinear")
 
 
 class NormalsHandler(ExpertHandler):
     task = "normals"
 
-    def __init__(self, model: str, *, normals_range: str = "signed", preprocess: Preprocess = OMNIDATA_PREPROCESS,
-                 min_valid: float = 0.5, min_spread: float = 1e-2, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        normals_range: str = "signed",
+        preprocess: Preprocess = OMNIDATA_PREPROCESS,
+        min_valid: float = 0.5,
+        min_spread: float = 1e-2,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if normals_range not in NORMALS_RANGES:
             raise ValueError(f"normals_range must be one of {NORMALS_RANGES}, got {normals_range!r}")

@@ -56,24 +56,25 @@ log = logging.getLogger("uvd")
 @dataclass
 class Config(AnnotatedOptions):
     input: str = field(metadata={"flag_default": None})  # image folder (recursive) or a folder with images/
-    experts: list | str = field(default_factory=lambda: ["depth", "segmentation", "edges"],
-                                metadata={"flag": "expert"})  # comma-separated: depth,segmentation,edges,normals
-    input_format: str = "auto"                   # auto: a table when <input>/images/part*.parquet exists
-    dataset: str = "pseudo"                      # names the pair pools (ann/<dataset>/<bucket>) and image rows
-    depth_model: str = DEFAULT_DEPTH_MODEL       # hub id or folder (AutoModelForDepthEstimation)
+    experts: list | str = field(
+        default_factory=lambda: ["depth", "segmentation", "edges"], metadata={"flag": "expert"}
+    )  # comma-separated: depth,segmentation,edges,normals
+    input_format: str = "auto"  # auto: a table when <input>/images/part*.parquet exists
+    dataset: str = "pseudo"  # names the pair pools (ann/<dataset>/<bucket>) and image rows
+    depth_model: str = DEFAULT_DEPTH_MODEL  # hub id or folder (AutoModelForDepthEstimation)
     segmentation_model: str = DEFAULT_SEGMENTATION_MODEL  # hub id or folder (AutoModelForSemanticSegmentation)
-    normals_model: str = ""                      # TorchScript file or module:factory (see normals.py)
-    normals_range: str = "signed"                # signed: n in [-1, 1]; unit: (n + 1) / 2
-    edges_model: str = ""                        # empty: Canny; else TorchScript file or module:factory
-    edges_output: str = "prob"                   # prob | logits (a sigmoid is applied)
+    normals_model: str = ""  # TorchScript file or module:factory (see normals.py)
+    normals_range: str = "signed"  # signed: n in [-1, 1]; unit: (n + 1) / 2
+    edges_model: str = ""  # empty: Canny; else TorchScript file or module:factory
+    edges_output: str = "prob"  # prob | logits (a sigmoid is applied)
     device: str = "auto"
-    precision: str = "auto"                      # auto: bf16 autocast on CUDA, fp32 on CPU
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     batch_size: int = 16
-    accelerator: str = ""                        # resource hint for the expert steps only (Dataflow)
-    large_model: bool = False                    # one model copy per machine, shared by its processes
-    decode_min_size: int = 512                   # JPEGs decode at reduced scale keeping sides >= this
+    accelerator: str = ""  # resource hint for the expert steps only (Dataflow)
+    large_model: bool = False  # one model copy per machine, shared by its processes
+    decode_min_size: int = 512  # JPEGs decode at reduced scale keeping sides >= this
     max_pixels: int = img.DEFAULT_MAX_PIXELS
-    min_valid_depth: float = 0.5                 # degenerate checks (checks.py)
+    min_valid_depth: float = 0.5  # degenerate checks (checks.py)
     min_depth_range: float = 1e-3
     max_class_fraction: float = 0.99
     min_edge_fraction: float = 0.002
@@ -83,12 +84,18 @@ class Config(AnnotatedOptions):
         require(bool(self.input), "input", "give an image folder or a folder holding an images table")
         if isinstance(self.experts, str):
             self.experts = [e.strip() for e in self.experts.split(",") if e.strip()]
-        require(bool(self.experts) and all(e in EXPERTS for e in self.experts), "experts",
-                f"a non-empty list of {EXPERTS}, got {self.experts!r}")
+        require(
+            bool(self.experts) and all(e in EXPERTS for e in self.experts),
+            "experts",
+            f"a non-empty list of {EXPERTS}, got {self.experts!r}",
+        )
         require(len(set(self.experts)) == len(self.experts), "experts", f"repeats an expert: {self.experts}")
-        require("normals" not in self.experts or bool(self.normals_model), "normals_model",
-                "no library ships a normal estimator: give a TorchScript file or module:factory "
-                "(e.g. an Omnidata v2 DPT-Hybrid export, see uvd/sources/label/normals.py)")
+        require(
+            "normals" not in self.experts or bool(self.normals_model),
+            "normals_model",
+            "no library ships a normal estimator: give a TorchScript file or module:factory "
+            "(e.g. an Omnidata v2 DPT-Hybrid export, see uvd/sources/label/normals.py)",
+        )
         for name in ("depth_model", "segmentation_model", "normals_model", "edges_model"):
             problem = model_spec_problem(getattr(self, name))
             require(problem is None, name, problem or "")
@@ -114,22 +121,38 @@ def model_spec_problem(spec: str) -> str | None:
 
 def make_handler(expert: str, cfg: Config) -> ExpertHandler:
     """The ModelHandler of one expert, configured from the stage's config."""
-    common_kw = {"device": cfg.device, "precision": cfg.precision, "max_batch_size": cfg.batch_size,
-                 "accelerator": cfg.accelerator or None, "large_model": cfg.large_model}
+    common_kw = {
+        "device": cfg.device,
+        "precision": cfg.precision,
+        "max_batch_size": cfg.batch_size,
+        "accelerator": cfg.accelerator or None,
+        "large_model": cfg.large_model,
+    }
     if expert == "depth":
-        return DepthHandler(cfg.depth_model, min_valid=cfg.min_valid_depth, min_relative_range=cfg.min_depth_range,
-                            **common_kw)
+        return DepthHandler(
+            cfg.depth_model, min_valid=cfg.min_valid_depth, min_relative_range=cfg.min_depth_range, **common_kw
+        )
     if expert == "segmentation":
         return SegmentationHandler(cfg.segmentation_model, max_class_fraction=cfg.max_class_fraction, **common_kw)
     if expert == "normals":
-        return NormalsHandler(cfg.normals_model, normals_range=cfg.normals_range, min_valid=cfg.min_valid_depth,
-                              min_spread=cfg.min_normal_spread, **common_kw)
+        return NormalsHandler(
+            cfg.normals_model,
+            normals_range=cfg.normals_range,
+            min_valid=cfg.min_valid_depth,
+            min_spread=cfg.min_normal_spread,
+            **common_kw,
+        )
     if expert == "edges":
         if cfg.edges_model:
-            return LearnedEdgesHandler(cfg.edges_model, edges_output=cfg.edges_output,
-                                       min_fraction=cfg.min_edge_fraction, **common_kw)
-        return CannyHandler(image_size=cfg.image_size, resize=cfg.resize, min_fraction=cfg.min_edge_fraction,
-                            **{**common_kw, "max_batch_size": max(cfg.batch_size, 64)})
+            return LearnedEdgesHandler(
+                cfg.edges_model, edges_output=cfg.edges_output, min_fraction=cfg.min_edge_fraction, **common_kw
+            )
+        return CannyHandler(
+            image_size=cfg.image_size,
+            resize=cfg.resize,
+            min_fraction=cfg.min_edge_fraction,
+            **{**common_kw, "max_batch_size": max(cfg.batch_size, 64)},
+        )
     raise ValueError(f"unknown expert {expert!r}; use one of {EXPERTS}")
 
 
@@ -158,8 +181,7 @@ class DecodeInput(DeadLetterDoFn):
         self.cfg = cfg
 
     def record_id(self, element: dict) -> str:
-        return (relative_id(element["path"], self.cfg.input) if element.get("path")
-                else element.get("image_id") or "?")
+        return relative_id(element["path"], self.cfg.input) if element.get("path") else element.get("image_id") or "?"
 
     def convert(self, element: dict) -> Iterator:
         cfg = self.cfg
@@ -197,8 +219,9 @@ class EmitItem:
         if not item["annotations"]:
             return
         try:
-            record = make_record(rid, self.cfg.dataset, item["image"], item["annotations"],
-                                 provenance=item["provenance"])
+            record = make_record(
+                rid, self.cfg.dataset, item["image"], item["annotations"], provenance=item["provenance"]
+            )
             rows = list(emit_record(record, self.cfg, source=source, stage=STAGE))
         except RecordError as exc:
             rows = [(FAILURES, schema.failure_row(rid, source, STAGE, exc.reason, exc.detail, exc.status))]
@@ -214,17 +237,22 @@ class LabelSource(SourceTransform):
             listed = pbegin | "ReadImages" >> tables.ReadTable(cfg.input, "images")
         else:
             pattern = FileSystems.join(cfg.input.rstrip("/"), "**")
-            listed = (pbegin
-                      | "MatchFiles" >> fileio.MatchFiles(pattern)      # every file is an input: decoded
-                      | "ToPath" >> beam.Map(lambda m: {"path": m.path}))  # by content, else a failure row
-        decoded = (listed
-                   | "Spread" >> beam.Reshuffle()
-                   | "Decode" >> beam.ParDo(DecodeInput(cfg)).with_outputs(FAILURES, main="items"))
+            listed = (
+                pbegin
+                | "MatchFiles" >> fileio.MatchFiles(pattern)  # every file is an input: decoded
+                | "ToPath" >> beam.Map(lambda m: {"path": m.path})
+            )  # by content, else a failure row
+        decoded = (
+            listed
+            | "Spread" >> beam.Reshuffle()
+            | "Decode" >> beam.ParDo(DecodeInput(cfg)).with_outputs(FAILURES, main="items")
+        )
         items = decoded.items
         for expert in cfg.experts:
             items = items | f"Expert_{expert}" >> RunInference(make_handler(expert, cfg))
-        out = items | "Emit" >> RunSource(EmitItem(cfg), source=_source(cfg), stage=STAGE,
-                                                 record_id=lambda it: it.get("record_id", "?"))
+        out = items | "Emit" >> RunSource(
+            EmitItem(cfg), source=_source(cfg), stage=STAGE, record_id=lambda it: it.get("record_id", "?")
+        )
         return with_pair_sentences(out, cfg, decoded[FAILURES])
 
 
@@ -262,11 +290,10 @@ def preview_one(path: str, cfg: Config, out_png: str) -> int:
     return 0
 
 
-
-
 def _image_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--image", help="debug one image without Beam: write it and its labels side by side "
-                                        "to --output (a PNG path)")
+    parser.add_argument(
+        "--image", help="debug one image without Beam: write it and its labels side by side to --output (a PNG path)"
+    )
 
 
 def _input_or_image(args: argparse.Namespace) -> dict:
@@ -279,7 +306,8 @@ def _one_image(args: argparse.Namespace, cfg: Config) -> int | None:
     return preview_one(args.image, cfg, args.output) if args.image else None
 
 
-STAGE_SPEC = SourceStage("label", Config, LabelSource, __doc__, add_flags=_image_flag,
-                         extra_values=_input_or_image, alone=_one_image)
-source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
-run = STAGE_SPEC.run                             # `uvd label --expert depth[,segmentation,...] --input DIR --output OUT [options] [beam flags]`
+STAGE_SPEC = SourceStage(
+    "label", Config, LabelSource, __doc__, add_flags=_image_flag, extra_values=_input_or_image, alone=_one_image
+)
+source_transform = STAGE_SPEC.source_transform  # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run  # `uvd label --expert depth[,segmentation,...] --input DIR --output OUT [options] [beam flags]`

@@ -32,8 +32,9 @@ from uvd.sources.label.hf import Preprocess, load_hf_model, read_preprocess
 DEFAULT_SEGMENTATION_MODEL = "nvidia/segformer-b5-finetuned-ade-640-640"
 # SegFormer's processor: 512 x 512 squash, bilinear, ImageNet mean/std.
 UNIVERSAL_MODEL_TYPES = ("mask2former", "maskformer")
-SEGFORMER_PREPROCESS = Preprocess(size=(512, 512), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                                  resample="bilinear")
+SEGFORMER_PREPROCESS = Preprocess(
+    size=(512, 512), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), resample="bilinear"
+)
 
 
 def class_scores(outputs: Any) -> Any:
@@ -43,16 +44,17 @@ def class_scores(outputs: Any) -> Any:
 
     if getattr(outputs, "logits", None) is not None:
         return outputs.logits
-    probs = outputs.class_queries_logits.float().softmax(dim=-1)[..., :-1]      # (B, Q, C), no "no object"
-    masks = outputs.masks_queries_logits.float().sigmoid()                        # (B, Q, h, w)
+    probs = outputs.class_queries_logits.float().softmax(dim=-1)[..., :-1]  # (B, Q, C), no "no object"
+    masks = outputs.masks_queries_logits.float().sigmoid()  # (B, Q, h, w)
     return torch.einsum("bqc,bqhw->bchw", probs, masks)
 
 
 class SegmentationHandler(ExpertHandler):
     task = "segmentation"
 
-    def __init__(self, checkpoint: str = DEFAULT_SEGMENTATION_MODEL, *, max_class_fraction: float = 0.99,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, checkpoint: str = DEFAULT_SEGMENTATION_MODEL, *, max_class_fraction: float = 0.99, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.checkpoint = checkpoint
         self.max_class_fraction = max_class_fraction
@@ -75,9 +77,15 @@ class SegmentationHandler(ExpertHandler):
         device = next(model.parameters()).device
         pixels = torch.from_numpy(to_batch(images, pre.size, pre.mean, pre.std, pre.resample)).to(device)
         with torch.inference_mode(), autocast(str(device), self.precision):
-            logits = class_scores(model(pixel_values=pixels))                 # (B, C, h / 4, w / 4)
-            labels = [F.interpolate(one[None].float(), size=pre.size, mode="bilinear", align_corners=False)[0]
-                      .argmax(dim=0).to(torch.int32).cpu().numpy() for one in logits]   # one image at a time
+            logits = class_scores(model(pixel_values=pixels))  # (B, C, h / 4, w / 4)
+            labels = [
+                F.interpolate(one[None].float(), size=pre.size, mode="bilinear", align_corners=False)[0]
+                .argmax(dim=0)
+                .to(torch.int32)
+                .cpu()
+                .numpy()
+                for one in logits
+            ]  # one image at a time
         return [nearest_resize(lab, image.shape[0], image.shape[1]) for lab, image in zip(labels, images)]
 
     def to_annotation(self, output: np.ndarray, image: np.ndarray) -> dict:

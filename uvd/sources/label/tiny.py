@@ -17,9 +17,18 @@ def save_tiny_dpt(folder: str, image_size: int = 64, seed: int = 0, zero_head: b
     from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 
     torch.manual_seed(seed)
-    config = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-                       image_size=image_size, patch_size=16, backbone_out_indices=[0, 1, 2, 3],
-                       neck_hidden_sizes=[16, 16, 32, 32], fusion_hidden_size=16, head_in_index=-1)
+    config = DPTConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=image_size,
+        patch_size=16,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[16, 16, 32, 32],
+        fusion_hidden_size=16,
+        head_in_index=-1,
+    )
     model = DPTForDepthEstimation(config).eval()
     # transformers' init (normal std 0.02, zero bias) leaves a random head's ReLU output at ~1e-9:
     # PyTorch's default conv init and a positive last bias give a varied, positive disparity.
@@ -35,17 +44,27 @@ def save_tiny_dpt(folder: str, image_size: int = 64, seed: int = 0, zero_head: b
     return folder
 
 
-def save_tiny_segformer(folder: str, image_size: int = 64, num_labels: int = 150, seed: int = 0,
-                        zero_head: bool = False) -> str:
+def save_tiny_segformer(
+    folder: str, image_size: int = 64, num_labels: int = 150, seed: int = 0, zero_head: bool = False
+) -> str:
     """A 2-stage SegFormer (hidden 16/32) over the 150 ADE20K classes and its processor config -> `folder`.
     `zero_head` makes the classifier always answer class 2 (sky): a single-class map."""
     import torch
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
 
     torch.manual_seed(seed)
-    config = SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32],
-                             patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2],
-                             decoder_hidden_size=32, num_labels=num_labels)
+    config = SegformerConfig(
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[16, 32],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 2],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=32,
+        num_labels=num_labels,
+    )
     model = SegformerForSemanticSegmentation(config).eval()
     if zero_head:
         with torch.no_grad():
@@ -63,11 +82,27 @@ def save_tiny_mask2former(folder: str, image_size: int = 64, num_labels: int = 1
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SegformerImageProcessor, SwinConfig
 
     torch.manual_seed(seed)
-    swin = SwinConfig(image_size=image_size, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
-                      out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = Mask2FormerConfig(backbone_config=swin, hidden_dim=32, num_queries=8, encoder_layers=1, decoder_layers=2,
-                               feature_size=32, mask_feature_size=32, dim_feedforward=64, num_attention_heads=2,
-                               encoder_feedforward_dim=64, num_labels=num_labels)
+    swin = SwinConfig(
+        image_size=image_size,
+        embed_dim=16,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 1, 1],
+        window_size=4,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = Mask2FormerConfig(
+        backbone_config=swin,
+        hidden_dim=32,
+        num_queries=8,
+        encoder_layers=1,
+        decoder_layers=2,
+        feature_size=32,
+        mask_feature_size=32,
+        dim_feedforward=64,
+        num_attention_heads=2,
+        encoder_feedforward_dim=64,
+        num_labels=num_labels,
+    )
     Mask2FormerForUniversalSegmentation(config).eval().save_pretrained(folder)
     # Its own processor class needs extra packages here; the numbers it reads are the same keys.
     SegformerImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(folder)
@@ -79,8 +114,13 @@ def _conv_net(out_channels: int, seed: int):
     from torch import nn
 
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, stride=2, padding=1),
-                         nn.ReLU(), nn.Conv2d(16, out_channels, 3, padding=1)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, out_channels, 3, padding=1),
+    ).eval()
 
 
 def save_tiny_torchscript(path: str, out_channels: int, seed: int = 0, zero_head: bool = False) -> str:

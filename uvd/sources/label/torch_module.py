@@ -23,8 +23,9 @@ def run_dense_module(model: Any, images: list, preprocess: Any, precision: str, 
     import torch
 
     device = next(iter(model.parameters())).device
-    pixels = torch.from_numpy(to_batch(images, preprocess.size, preprocess.mean, preprocess.std,
-                                       preprocess.resample)).to(device)
+    pixels = torch.from_numpy(
+        to_batch(images, preprocess.size, preprocess.mean, preprocess.std, preprocess.resample)
+    ).to(device)
     with torch.inference_mode(), autocast(str(device), precision):
         pred = model(pixels).float()
     if pred.ndim != 4 or pred.shape[1] != channels:

@@ -59,32 +59,33 @@ class RetryableError(DownloadError):
 class DownloadConfig:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
-    total_timeout_s: float = 30.0       # the whole request: all attempts, backoff and body
-    retries: int = 2                    # extra attempts after the first
-    backoff_s: float = 0.5              # sleep backoff_s * 2**attempt between attempts
+    total_timeout_s: float = 30.0  # the whole request: all attempts, backoff and body
+    retries: int = 2  # extra attempts after the first
+    backoff_s: float = 0.5  # sleep backoff_s * 2**attempt between attempts
     max_retry_after_s: float = 10.0
     max_bytes: int = 20 * 1024 * 1024
     max_redirects: int = 5
     user_agent: str = DEFAULT_USER_AGENT
     allowed_schemes: tuple[str, ...] = ("http", "https")
     honour_opt_out: bool = True
-    honour_noindex: bool = False        # also skip X-Robots-Tag noindex / noimageindex
-    check_robots_txt: bool = False      # fetch robots.txt once per host and obey it
+    honour_noindex: bool = False  # also skip X-Robots-Tag noindex / noimageindex
+    check_robots_txt: bool = False  # fetch robots.txt once per host and obey it
     allow_private_addresses: bool = False
     allowed_networks: tuple[str, ...] = ()
-    base_dir: str = "."                 # where relative file: URLs point
-    pool_size: int = 16                 # pooled connections per host: >= threads sharing the session
+    base_dir: str = "."  # where relative file: URLs point
+    pool_size: int = 16  # pooled connections per host: >= threads sharing the session
 
 
 @dataclass(frozen=True)
 class Fetched:
     data: bytes
-    url: str          # final URL after redirects
+    url: str  # final URL after redirects
     attempts: int
 
 
-def opted_out(x_robots_tag: str | None, user_agent: str = DEFAULT_USER_AGENT,
-              directives: frozenset[str] = OPT_OUT_DIRECTIVES) -> bool:
+def opted_out(
+    x_robots_tag: str | None, user_agent: str = DEFAULT_USER_AGENT, directives: frozenset[str] = OPT_OUT_DIRECTIVES
+) -> bool:
     """True when an X-Robots-Tag value carries one of `directives` for all agents or for ours.
 
     Directives are comma separated; `name: directive` scopes one to a user agent (as in Google's
@@ -99,8 +100,11 @@ def opted_out(x_robots_tag: str | None, user_agent: str = DEFAULT_USER_AGENT,
         if ":" in token:
             name, _, rest = token.partition(":")
             name, rest = name.strip(), rest.strip()
-            if name and " " not in name and name not in ("unavailable_after", "max-snippet",
-                                                          "max-image-preview", "max-video-preview"):
+            if (
+                name
+                and " " not in name
+                and name not in ("unavailable_after", "max-snippet", "max-image-preview", "max-video-preview")
+            ):
                 scope, token = name, rest
         if token in directives and scope in (None, "*", agent):
             return True
@@ -200,8 +204,11 @@ class Downloader:
             raise DownloadError("blocked_address", str(exc)[:200]) from None
         except requests.TooManyRedirects as exc:
             raise DownloadError("redirect_loop", str(exc)[:200]) from None
-        except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidURL) as exc:
+        except (
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidURL,
+        ) as exc:
             raise DownloadError("bad_scheme", str(exc)[:200]) from None
         except requests.Timeout as exc:
             raise RetryableError("timeout", _short(exc)) from None
@@ -304,7 +311,7 @@ class Downloader:
 
 def file_url_path(url: str, base_dir: str = ".") -> str:
     """file:///abs/x.jpg -> /abs/x.jpg; file:rel/x.jpg, file://./rel/x.jpg -> base_dir/rel/x.jpg."""
-    rest = url[len("file:"):].split("#", 1)[0]
+    rest = url[len("file:") :].split("#", 1)[0]
     if rest.startswith("//"):
         host, _, path = rest[2:].partition("/")
         if host in ("", "localhost"):

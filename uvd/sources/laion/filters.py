@@ -12,10 +12,10 @@ Rejection = tuple[str, str]
 
 @dataclass(frozen=True)
 class FilterConfig:
-    min_side: int = 128                  # shorter side in pixels, before resizing
-    max_aspect_ratio: float = 3.0        # long side / short side
-    max_punsafe: float | None = 0.5      # LAION's NSFW probability; None: no rule
-    max_pwatermark: float | None = 0.8   # LAION's watermark probability; None: no rule
+    min_side: int = 128  # shorter side in pixels, before resizing
+    max_aspect_ratio: float = 3.0  # long side / short side
+    max_punsafe: float | None = 0.5  # LAION's NSFW probability; None: no rule
+    max_pwatermark: float | None = 0.8  # LAION's watermark probability; None: no rule
 
 
 def size_rejection(height: float | None, width: float | None, cfg: FilterConfig) -> Rejection | None:

@@ -36,11 +36,12 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 class AddressGuard:
-    CACHE_TTL_S = 300.0      # DNS answers reused for new connections to a host (we connect to the
-    CACHE_SIZE = 4096        # checked address, so a cached answer cannot be rebound)
+    CACHE_TTL_S = 300.0  # DNS answers reused for new connections to a host (we connect to the
+    CACHE_SIZE = 4096  # checked address, so a cached answer cannot be rebound)
 
-    def __init__(self, allow_private: bool = False, allowed_networks: Sequence[str] = (),
-                 resolver: Resolver | None = None) -> None:
+    def __init__(
+        self, allow_private: bool = False, allowed_networks: Sequence[str] = (), resolver: Resolver | None = None
+    ) -> None:
         self.allow_private = allow_private
         self.networks = [ipaddress.ip_network(n, strict=False) for n in allowed_networks]
         self.resolver = resolver or system_resolver
@@ -67,10 +68,10 @@ class AddressGuard:
             raise socket.gaierror(f"no address for {host!r}")
         bad = [a for a in addresses if self.blocked(a)]
         if bad:
-            raise BlockedAddress(f"{host} resolves to {bad[0]} (not a public address; "
-                                 f"allow_private_addresses allows it)")
+            raise BlockedAddress(
+                f"{host} resolves to {bad[0]} (not a public address; allow_private_addresses allows it)"
+            )
         return addresses[0]
-
 
     def _lookup(self, host: str, port: int) -> list[str]:
         now = time.monotonic()

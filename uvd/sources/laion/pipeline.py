@@ -48,42 +48,45 @@ class Config:
     input: str = field(metadata={"flag_default": SAMPLE_INPUT})  # Parquet file or glob (default: the sample)
     # rendering
     size: int = 256
-    mode: str = "crop"                          # crop (shorter side + centre crop) | squash
-    interpolation: str | None = None            # None: area when shrinking, bicubic when enlarging
-    max_pixels: int = DEFAULT_MAX_PIXELS        # decompression-bomb guard on header dimensions
-    image_format: str = "jpeg"                  # images table: jpeg (q95: 44 dB, 9x cheaper than png) | png (lossless)
-    jpeg_quality: int = 95                      # with image_format jpeg (docs/scaling.md has its PSNR)
+    mode: str = "crop"  # crop (shorter side + centre crop) | squash
+    interpolation: str | None = None  # None: area when shrinking, bicubic when enlarging
+    max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard on header dimensions
+    image_format: str = "jpeg"  # images table: jpeg (q95: 44 dB, 9x cheaper than png) | png (lossless)
+    jpeg_quality: int = 95  # with image_format jpeg (docs/scaling.md has its PSNR)
     # filters (status "filtered")
     min_side: int = 128
     max_aspect_ratio: float = 3.0
     max_punsafe: float | None = 0.5
     max_pwatermark: float | None = 0.8
     # downloading
-    download_threads: int = 16                  # rows in flight per worker (fetch + decode threads)
-    max_per_host: int = 8                       # concurrent requests to one host
+    download_threads: int = 16  # rows in flight per worker (fetch + decode threads)
+    max_per_host: int = 8  # concurrent requests to one host
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
-    total_timeout_s: float = 30.0               # one deadline per URL: all attempts, waits and body
+    total_timeout_s: float = 30.0  # one deadline per URL: all attempts, waits and body
     retries: int = 2
     backoff_s: float = 0.5
     max_bytes: int = 20 * 1024 * 1024
     max_redirects: int = 5
     user_agent: str = DEFAULT_USER_AGENT
     allowed_schemes: list[str] = field(default_factory=lambda: ["http", "https"])  # file: is opt-in
-    allow_private_addresses: bool = False       # allow loopback/private/link-local hosts (local test servers)
+    allow_private_addresses: bool = False  # allow loopback/private/link-local hosts (local test servers)
     allowed_networks: list[str] = field(default_factory=list)  # CIDRs allowed although private
     honour_opt_out: bool = True
-    honour_noindex: bool = False                # also skip X-Robots-Tag noindex / noimageindex
-    check_robots_txt: bool = False              # obey robots.txt, fetched once per host
-    chunk_rows: int = 1000                      # metadata rows per work unit
-    base_dir: str | None = None                 # relative file: URLs; default: the input's folder
+    honour_noindex: bool = False  # also skip X-Robots-Tag noindex / noimageindex
+    check_robots_txt: bool = False  # obey robots.txt, fetched once per host
+    chunk_rows: int = 1000  # metadata rows per work unit
+    base_dir: str | None = None  # relative file: URLs; default: the input's folder
 
     def validate(self) -> None:
         require(bool(self.input), "input", "give the LAION metadata Parquet path or glob")
         require(self.size > 0, "size", f"must be > 0, got {self.size}")
         require(self.mode in MODES, "mode", f"must be one of {MODES}, got {self.mode!r}")
-        require(self.interpolation is None or self.interpolation in INTERPOLATIONS, "interpolation",
-                f"must be one of {sorted(INTERPOLATIONS)} or null, got {self.interpolation!r}")
+        require(
+            self.interpolation is None or self.interpolation in INTERPOLATIONS,
+            "interpolation",
+            f"must be one of {sorted(INTERPOLATIONS)} or null, got {self.interpolation!r}",
+        )
         require(self.max_pixels > 0, "max_pixels", "must be > 0")
         require(self.min_side >= 1, "min_side", "must be >= 1")
         require(self.max_aspect_ratio >= 1.0, "max_aspect_ratio", "must be >= 1 (long side / short side)")
@@ -111,18 +114,28 @@ class Config:
 
     def download(self) -> DownloadConfig:
         return DownloadConfig(
-            connect_timeout_s=self.connect_timeout_s, read_timeout_s=self.read_timeout_s,
-            total_timeout_s=self.total_timeout_s, retries=self.retries, backoff_s=self.backoff_s,
-            max_bytes=self.max_bytes, max_redirects=self.max_redirects, user_agent=self.user_agent,
-            allowed_schemes=tuple(self.allowed_schemes), honour_opt_out=self.honour_opt_out,
-            honour_noindex=self.honour_noindex, check_robots_txt=self.check_robots_txt,
-            allow_private_addresses=self.allow_private_addresses, allowed_networks=tuple(self.allowed_networks),
-            base_dir=self.base_dir or _input_folder(self.input), pool_size=self.download_threads,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            total_timeout_s=self.total_timeout_s,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            max_bytes=self.max_bytes,
+            max_redirects=self.max_redirects,
+            user_agent=self.user_agent,
+            allowed_schemes=tuple(self.allowed_schemes),
+            honour_opt_out=self.honour_opt_out,
+            honour_noindex=self.honour_noindex,
+            check_robots_txt=self.check_robots_txt,
+            allow_private_addresses=self.allow_private_addresses,
+            allowed_networks=tuple(self.allowed_networks),
+            base_dir=self.base_dir or _input_folder(self.input),
+            pool_size=self.download_threads,
         )
 
     def render(self) -> RenderConfig:
-        return RenderConfig(self.size, self.mode, self.interpolation, self.max_pixels, self.image_format,
-                            self.jpeg_quality)
+        return RenderConfig(
+            self.size, self.mode, self.interpolation, self.max_pixels, self.image_format, self.jpeg_quality
+        )
 
     def filters(self) -> FilterConfig:
         return FilterConfig(self.min_side, self.max_aspect_ratio, self.max_punsafe, self.max_pwatermark)
@@ -223,8 +236,9 @@ def debug_url(config: Config, url: str, output: str) -> dict:
 
 
 def _url_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None,
-                        help="debug one URL without Beam: print its outcome, write <output>/<image_id>.jpg")
+    parser.add_argument(
+        "--url", default=None, help="debug one URL without Beam: print its outcome, write <output>/<image_id>.jpg"
+    )
 
 
 def _one_url(args: argparse.Namespace, config: Config) -> int | None:
@@ -237,7 +251,7 @@ def _check_metadata(cfg: Config) -> None:
     """The metadata is Parquet with a URL column: read from the first file's footer, before any work."""
     try:
         metadata_columns(cfg.input)
-    except (OSError, ValueError) as exc:          # pyarrow's ArrowInvalid is a ValueError
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise ConfigError(f"input: {exc}; give LAION metadata Parquet with a URL (or url) column") from None
 
 
@@ -246,7 +260,15 @@ def _check_metadata(cfg: Config) -> None:
 # a copy of every buffered table (peak RSS 640 vs 920 MB at 4000 URLs).
 LOCAL_FLAGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
-STAGE_SPEC = SourceStage("laion", Config, LaionSource, __doc__, add_flags=_url_flag, alone=_one_url,
-                         check_inputs=_check_metadata, local_flags=LOCAL_FLAGS)
-source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
-run = STAGE_SPEC.run                             # `uvd laion --input METADATA.parquet --output OUT [options]`
+STAGE_SPEC = SourceStage(
+    "laion",
+    Config,
+    LaionSource,
+    __doc__,
+    add_flags=_url_flag,
+    alone=_one_url,
+    check_inputs=_check_metadata,
+    local_flags=LOCAL_FLAGS,
+)
+source_transform = STAGE_SPEC.source_transform  # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run  # `uvd laion --input METADATA.parquet --output OUT [options]`

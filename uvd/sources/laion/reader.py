@@ -90,9 +90,9 @@ def normalize_row(raw: dict, columns: dict[str, str] | None = None) -> dict:
 class Chunk(NamedTuple):
     path: str
     row_group: int
-    start: int          # rows [start, stop) of the row group
+    start: int  # rows [start, stop) of the row group
     stop: int
-    offset: int         # index in the file of the row group's first row
+    offset: int  # index in the file of the row group's first row
 
 
 def list_chunks(pattern: str, chunk_rows: int = 1000) -> Iterator[Chunk]:
@@ -114,8 +114,9 @@ def read_chunk(chunk: Chunk, columns: dict[str, str], batch_rows: int = 256) -> 
     wanted = sorted(set(columns.values()))
     with FileSystems.open(chunk.path) as f:
         index = 0
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, row_groups=[chunk.row_group],
-                                                     columns=wanted):
+        for batch in pq.ParquetFile(f).iter_batches(
+            batch_size=batch_rows, row_groups=[chunk.row_group], columns=wanted
+        ):
             if index + batch.num_rows <= chunk.start:
                 index += batch.num_rows
                 continue

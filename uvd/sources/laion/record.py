@@ -28,7 +28,7 @@ class RenderConfig:
     mode: str = "crop"
     interpolation: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
-    image_format: str = "jpeg"      # images table encoding: jpeg (lossy, 44 dB at q95) | png (lossless)
+    image_format: str = "jpeg"  # images table encoding: jpeg (lossy, 44 dB at q95) | png (lossless)
     jpeg_quality: int = 95
 
 
@@ -72,8 +72,9 @@ def fetched_rows(item: Fetched, render: RenderConfig, filters: FilterConfig) -> 
         yield FAILURES, failure_row(rid, SOURCE, STAGE, reason, detail, status)
         return
     try:
-        pixels, decoded = to_square_rgb(item.data or b"", render.size, render.mode, render.max_pixels,
-                                        render.interpolation)
+        pixels, decoded = to_square_rgb(
+            item.data or b"", render.size, render.mode, render.max_pixels, render.interpolation
+        )
     except ImageError as exc:
         yield FAILURES, failure_row(rid, SOURCE, STAGE, exc.reason, exc.detail)
         return
@@ -93,12 +94,15 @@ def fetched_rows(item: Fetched, render: RenderConfig, filters: FilterConfig) -> 
         "similarity": row.get("similarity"),
         "text": (row.get("text") or "")[:300] or None,
     }
-    yield IMAGES, {
-        "image_id": image_id,
-        "image": encode_image(pixels, render.image_format, render.jpeg_quality),
-        "source": SOURCE,
-        "provenance": json.dumps({k: v for k, v in provenance.items() if v is not None}, sort_keys=True),
-    }
+    yield (
+        IMAGES,
+        {
+            "image_id": image_id,
+            "image": encode_image(pixels, render.image_format, render.jpeg_quality),
+            "source": SOURCE,
+            "provenance": json.dumps({k: v for k, v in provenance.items() if v is not None}, sort_keys=True),
+        },
+    )
     # One sentence per unique image: the same picture at two URLs is one sentence id (the shard
     # step keeps the first and reports the rest as duplicate_sentence_id).
     yield SENTENCES, sentence_row(sentence_id_for(SOURCE, image_id), SOURCE, "single", [image_id], group=image_id)
@@ -139,17 +143,28 @@ class RowStep:
                 now = time.monotonic()
                 if task.attempt > self.downloader.config.retries or now + delay >= task.deadline:
                     exc = self.downloader.give_up(exc, task.attempt, now - task.started)
-                    return Done(list(fetched_rows(Fetched(row, error=(exc.reason, exc.detail, exc.status)),
-                                                  self.render, self.filters)))
+                    return Done(
+                        list(
+                            fetched_rows(
+                                Fetched(row, error=(exc.reason, exc.detail, exc.status)), self.render, self.filters
+                            )
+                        )
+                    )
                 return RetryAt(now + delay, host_wait=exc.retry_after is not None)
             except DownloadError as exc:
-                return Done(list(fetched_rows(Fetched(row, error=(exc.reason, exc.detail, exc.status)),
-                                              self.render, self.filters)))
+                return Done(
+                    list(
+                        fetched_rows(
+                            Fetched(row, error=(exc.reason, exc.detail, exc.status)), self.render, self.filters
+                        )
+                    )
+                )
             return Done(list(fetched_rows(Fetched(row, data=data, final_url=final), self.render, self.filters)))
         except Exception as exc:  # noqa: BLE001 - a bug on one row must not lose the others
             detail = f"{type(exc).__name__}: {exc}"[:300]
-            return Done([(FAILURES, failure_row(record_id(row), SOURCE, STAGE, f"exception_{type(exc).__name__}",
-                                                detail))])
+            return Done(
+                [(FAILURES, failure_row(record_id(row), SOURCE, STAGE, f"exception_{type(exc).__name__}", detail))]
+            )
 
 
 class LaionRecord:

@@ -65,7 +65,7 @@ class Scheduler:
     step: Step
     threads: int = 16
     per_host: int = 8
-    window: int = 0                          # rows in flight + waiting; 0: 4 x threads
+    window: int = 0  # rows in flight + waiting; 0: 4 x threads
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -86,7 +86,7 @@ class Scheduler:
         source = iter(rows)
         exhausted = False
         ready: deque[Task] = deque()
-        later: list[tuple[float, int, Task]] = []     # (due, seq, task)
+        later: list[tuple[float, int, Task]] = []  # (due, seq, task)
         running: dict[Future, Task] = {}
         busy: Counter[str | None] = Counter()
         host_free_at: dict[str, float] = {}

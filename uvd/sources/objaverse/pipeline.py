@@ -76,7 +76,7 @@ UID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 PLATFORMS = ("egl", "osmesa")
 OBJAVERSE_VERSIONED_DIR = "hf-objaverse-v1"
 FILTER_REASONS = ("too_many_faces", "file_too_large")  # valid objects refused by a config limit
-OBJECT_PATHS = "object-paths.json.gz"         # uid -> "glbs/000-xxx/<uid>.glb", as the package keeps it
+OBJECT_PATHS = "object-paths.json.gz"  # uid -> "glbs/000-xxx/<uid>.glb", as the package keeps it
 
 log = logging.getLogger("uvd.objaverse")
 
@@ -85,9 +85,9 @@ log = logging.getLogger("uvd.objaverse")
 class Config:
     """Options of the Objaverse source (manifest `sources.<name>.options`, or `uvd objaverse` flags)."""
 
-    input: str                                  # dir, glob, or a .txt list of mesh paths / uids
-    objaverse_cache: str = "~/.objaverse"       # where uids resolve (see module docstring)
-    seed: int = 0                               # radius and elevation per object come from (seed, uid)
+    input: str  # dir, glob, or a .txt list of mesh paths / uids
+    objaverse_cache: str = "~/.objaverse"  # where uids resolve (see module docstring)
+    seed: int = 0  # radius and elevation per object come from (seed, uid)
     num_views: int = rt.NUM_VIEWS
     azimuth_step_deg: float = rt.AZIMUTH_STEP_DEG
     radius_min: float = rt.RADIUS_RANGE[0]
@@ -95,35 +95,53 @@ class Config:
     elevation_min_deg: float = rt.ELEVATION_RANGE_DEG[0]
     elevation_max_deg: float = rt.ELEVATION_RANGE_DEG[1]
     window: int = schema.MAX_IMAGES_PER_SENTENCE  # views per sentence
-    stride: int = 8                             # views between window starts
-    wrap: bool = True                           # windows wrap around the orbit (it is a circle)
-    validation_fraction: float = 0.16           # objects held out as split "validation", by id hash
-    yfov_deg: float = 85.0                      # fits the unit sphere from radius 1.5 (83.6 deg)
+    stride: int = 8  # views between window starts
+    wrap: bool = True  # windows wrap around the orbit (it is a circle)
+    validation_fraction: float = 0.16  # objects held out as split "validation", by id hash
+    yfov_deg: float = 85.0  # fits the unit sphere from radius 1.5 (83.6 deg)
     background: list[int] = field(default_factory=lambda: [255, 255, 255])
-    platform: str = "egl"                       # PYOPENGL_PLATFORM unless already set: egl or osmesa
-    supersample: int = 1                        # render at k x 256 and average down (anti-aliasing)
-    max_metallic: float = 0.0                   # metalness cap: no environment map, metals go black
-    max_faces: int = 2_000_000                  # larger objects are `filtered` (0 = no limit)
-    max_file_mb: float = 512.0                  # larger files are `filtered` before reading (0 = no limit)
+    platform: str = "egl"  # PYOPENGL_PLATFORM unless already set: egl or osmesa
+    supersample: int = 1  # render at k x 256 and average down (anti-aliasing)
+    max_metallic: float = 0.0  # metalness cap: no environment map, metals go black
+    max_faces: int = 2_000_000  # larger objects are `filtered` (0 = no limit)
+    max_file_mb: float = 512.0  # larger files are `filtered` before reading (0 = no limit)
 
     def validate(self) -> None:
         require(bool(self.input), "input", "give a directory, a glob, or a .txt list of mesh paths/uids")
         require(self.num_views >= 1, "num_views", f"must be >= 1, got {self.num_views}")
         require(self.azimuth_step_deg > 0, "azimuth_step_deg", f"must be > 0, got {self.azimuth_step_deg}")
-        require(0 < self.radius_min <= self.radius_max, "radius_min",
-                f"need 0 < radius_min <= radius_max, got {self.radius_min}, {self.radius_max}")
-        require(rt.fits_in_view(self.radius_min, self.yfov_deg), "yfov_deg",
-                f"the unit sphere seen from radius_min {self.radius_min} needs a wider field of view than "
-                f"{self.yfov_deg} deg (and radius_min must be > 1): raise yfov_deg or radius_min")
-        require(-90 < self.elevation_min_deg <= self.elevation_max_deg < 90, "elevation_min_deg",
-                f"need -90 < min <= max < 90, got {self.elevation_min_deg}, {self.elevation_max_deg}")
-        require(1 <= self.window <= min(schema.MAX_IMAGES_PER_SENTENCE, self.num_views), "window",
-                f"must be 1..min({schema.MAX_IMAGES_PER_SENTENCE}, num_views={self.num_views}), got {self.window}")
+        require(
+            0 < self.radius_min <= self.radius_max,
+            "radius_min",
+            f"need 0 < radius_min <= radius_max, got {self.radius_min}, {self.radius_max}",
+        )
+        require(
+            rt.fits_in_view(self.radius_min, self.yfov_deg),
+            "yfov_deg",
+            f"the unit sphere seen from radius_min {self.radius_min} needs a wider field of view than "
+            f"{self.yfov_deg} deg (and radius_min must be > 1): raise yfov_deg or radius_min",
+        )
+        require(
+            -90 < self.elevation_min_deg <= self.elevation_max_deg < 90,
+            "elevation_min_deg",
+            f"need -90 < min <= max < 90, got {self.elevation_min_deg}, {self.elevation_max_deg}",
+        )
+        require(
+            1 <= self.window <= min(schema.MAX_IMAGES_PER_SENTENCE, self.num_views),
+            "window",
+            f"must be 1..min({schema.MAX_IMAGES_PER_SENTENCE}, num_views={self.num_views}), got {self.window}",
+        )
         require(self.stride >= 1, "stride", f"must be >= 1, got {self.stride}")
-        require(0.0 <= self.validation_fraction <= 1.0, "validation_fraction",
-                f"must be in [0, 1], got {self.validation_fraction}")
-        require(len(self.background) == 3 and all(0 <= c <= 255 for c in self.background), "background",
-                f"an RGB triple of 0..255, got {self.background!r}")
+        require(
+            0.0 <= self.validation_fraction <= 1.0,
+            "validation_fraction",
+            f"must be in [0, 1], got {self.validation_fraction}",
+        )
+        require(
+            len(self.background) == 3 and all(0 <= c <= 255 for c in self.background),
+            "background",
+            f"an RGB triple of 0..255, got {self.background!r}",
+        )
         require(self.platform in PLATFORMS, "platform", f"one of {PLATFORMS}, got {self.platform!r}")
         require(self.supersample in (1, 2, 3, 4), "supersample", f"1..4, got {self.supersample}")
         require(0.0 <= self.max_metallic <= 1.0, "max_metallic", f"must be in [0, 1], got {self.max_metallic}")
@@ -167,7 +185,7 @@ def relative_id(path: str, root: str) -> str | None:
         rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root or "."))
         return None if rel == "." or rel.startswith(".." + os.sep) or rel == ".." else rel.replace(os.sep, "/")
     prefix = root.rstrip("/") + "/"
-    return path[len(prefix):] or None if path.startswith(prefix) else None
+    return path[len(prefix) :] or None if path.startswith(prefix) else None
 
 
 def content_id(source: str | bytes) -> str:
@@ -239,10 +257,17 @@ def not_a_mesh(path: str) -> dict | None:
     if is_mesh_path(path):
         return None
     if path.lower().endswith(COMPANION_EXTENSIONS):
-        return schema.failure_row(path, SOURCE, STAGE, "mesh_companion",
-                                  "read by the mesh that references it, not an object of its own", status="skipped")
-    return schema.failure_row(path, SOURCE, STAGE, "unsupported_format",
-                              f"not one of {', '.join(rt.MESH_EXTENSIONS)}", status="skipped")
+        return schema.failure_row(
+            path,
+            SOURCE,
+            STAGE,
+            "mesh_companion",
+            "read by the mesh that references it, not an object of its own",
+            status="skipped",
+        )
+    return schema.failure_row(
+        path, SOURCE, STAGE, "unsupported_format", f"not one of {', '.join(rt.MESH_EXTENSIONS)}", status="skipped"
+    )
 
 
 # --- one object ------------------------------------------------------------------------------------
@@ -261,9 +286,13 @@ class RenderObject:
     def setup(self) -> None:
         if self.renderer is None:
             cfg = self.cfg
-            self.renderer = rt.MeshRenderer(platform=cfg.platform, yfov_deg=cfg.yfov_deg,
-                                            background=tuple(cfg.background), supersample=cfg.supersample,
-                                            max_metallic=cfg.max_metallic)
+            self.renderer = rt.MeshRenderer(
+                platform=cfg.platform,
+                yfov_deg=cfg.yfov_deg,
+                background=tuple(cfg.background),
+                supersample=cfg.supersample,
+                max_metallic=cfg.max_metallic,
+            )
 
     def teardown(self) -> None:
         if self.renderer is not None:
@@ -272,8 +301,14 @@ class RenderObject:
 
     def views(self, uid: str) -> list[rt.View]:
         cfg = self.cfg
-        return rt.orbit_views(uid, cfg.seed, cfg.num_views, cfg.azimuth_step_deg,
-                              (cfg.radius_min, cfg.radius_max), (cfg.elevation_min_deg, cfg.elevation_max_deg))
+        return rt.orbit_views(
+            uid,
+            cfg.seed,
+            cfg.num_views,
+            cfg.azimuth_step_deg,
+            (cfg.radius_min, cfg.radius_max),
+            (cfg.elevation_min_deg, cfg.elevation_max_deg),
+        )
 
     def _load_source(self, path: str) -> tuple[str | bytes, str | None]:
         """A local path as is (trimesh finds .mtl/.bin/textures beside it); remote files as bytes
@@ -302,8 +337,10 @@ class RenderObject:
         if is_uid(entry):
             uid, path = entry, resolve_uid(entry, cfg.objaverse_cache)
             if path is None:
-                yield FAILURES, schema.failure_row(
-                    entry, SOURCE, STAGE, "not_found", f"uid not in {cfg.objaverse_cache}")
+                yield (
+                    FAILURES,
+                    schema.failure_row(entry, SOURCE, STAGE, "not_found", f"uid not in {cfg.objaverse_cache}"),
+                )
                 return
         else:
             path = entry
@@ -326,15 +363,33 @@ class RenderObject:
             image_id = schema.image_id_for(pixels)
             image_ids.append(image_id)
             provenance = {"uid": uid, "path": path, "seed": cfg.seed, **view.as_dict()}
-            yield IMAGES, {"image_id": image_id, "image": encode_png(pixels), "source": SOURCE,
-                                  "provenance": json.dumps(provenance, sort_keys=True)}
+            yield (
+                IMAGES,
+                {
+                    "image_id": image_id,
+                    "image": encode_png(pixels),
+                    "source": SOURCE,
+                    "provenance": json.dumps(provenance, sort_keys=True),
+                },
+            )
         split = split_for(uid, cfg.validation_fraction)
-        orbit = (cfg.seed, cfg.num_views, cfg.azimuth_step_deg, cfg.radius_min, cfg.radius_max,
-                 cfg.elevation_min_deg, cfg.elevation_max_deg)
+        orbit = (
+            cfg.seed,
+            cfg.num_views,
+            cfg.azimuth_step_deg,
+            cfg.radius_min,
+            cfg.radius_max,
+            cfg.elevation_min_deg,
+            cfg.elevation_max_deg,
+        )
         for window in view_windows(cfg.num_views, cfg.window, cfg.stride, cfg.wrap):
             sentence_id = schema.sentence_id_for(SOURCE, uid, orbit, tuple(window))
-            yield SENTENCES, schema.sentence_row(
-                sentence_id, SOURCE, "sequence", [image_ids[i] for i in window], group=uid, split=split)
+            yield (
+                SENTENCES,
+                schema.sentence_row(
+                    sentence_id, SOURCE, "sequence", [image_ids[i] for i in window], group=uid, split=split
+                ),
+            )
 
 
 # --- the stage -------------------------------------------------------------------------------------
@@ -347,13 +402,14 @@ class ListMeshes(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         if self.input.lower().endswith(LIST_EXTENSIONS):
-            return (pbegin
-                    | "MatchList" >> fileio.MatchFiles(self.input)
-                    | "ReadList" >> beam.FlatMap(
-                        lambda m: list_entries(_read_text(m.path), posixpath.dirname(m.path))))
-        return (pbegin
-                | "MatchFiles" >> fileio.MatchFiles(pattern_for(self.input))
-                | "Paths" >> beam.Map(lambda m: m.path))
+            return (
+                pbegin
+                | "MatchList" >> fileio.MatchFiles(self.input)
+                | "ReadList" >> beam.FlatMap(lambda m: list_entries(_read_text(m.path), posixpath.dirname(m.path)))
+            )
+        return (
+            pbegin | "MatchFiles" >> fileio.MatchFiles(pattern_for(self.input)) | "Paths" >> beam.Map(lambda m: m.path)
+        )
 
 
 def _read_text(path: str) -> str:
@@ -365,14 +421,14 @@ class ObjaverseSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) of the Objaverse source."""
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
-        return (pbegin
-                | "ListMeshes" >> ListMeshes(self.cfg.input)
-                | "Reshuffle" >> beam.Reshuffle()
-                | "Render" >> RunSource(RenderObject(self.cfg), source=SOURCE, stage=STAGE))
-
-
+        return (
+            pbegin
+            | "ListMeshes" >> ListMeshes(self.cfg.input)
+            | "Reshuffle" >> beam.Reshuffle()
+            | "Render" >> RunSource(RenderObject(self.cfg), source=SOURCE, stage=STAGE)
+        )
 
 
 STAGE_SPEC = SourceStage("objaverse", Config, ObjaverseSource, __doc__)
-source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
-run = STAGE_SPEC.run                             # `uvd objaverse --input DIR_GLOB_OR_LIST --output OUT [options] [beam flags]`
+source_transform = STAGE_SPEC.source_transform  # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run  # `uvd objaverse --input DIR_GLOB_OR_LIST --output OUT [options] [beam flags]`

@@ -65,8 +65,11 @@ def _allow_mmcv_lite() -> None:
             raise AttributeError(name)
 
         def kernel(*args: Any, **kwargs: Any) -> None:
-            raise RuntimeError(f"mmcv op {name!r} needs mmcv built with its C++ ops; mmcv-lite has none. "
-                               "Top-down pose models do not use it: check the model config.")
+            raise RuntimeError(
+                f"mmcv op {name!r} needs mmcv built with its C++ ops; mmcv-lite has none. "
+                "Top-down pose models do not use it: check the model config."
+            )
+
         return kernel
 
     missing.__getattr__ = __getattr__  # type: ignore[attr-defined]
@@ -82,8 +85,9 @@ def import_mmpose() -> str:
         _allow_mmcv_lite()
         import mmpose
     except (ImportError, AssertionError) as exc:  # mmpose asserts its mmcv/mmengine version range
-        raise MissingExtraError(f"the pose stage needs the uvd[pose] extra ({type(exc).__name__}: {exc}); "
-                                f"{INSTALL_HINT}") from None
+        raise MissingExtraError(
+            f"the pose stage needs the uvd[pose] extra ({type(exc).__name__}: {exc}); {INSTALL_HINT}"
+        ) from None
     return f"mmpose {mmpose.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}"
 
 
@@ -94,12 +98,14 @@ def resolve_config(config: str) -> str:
     elif config.startswith("mmpose::"):
         import mmpose
 
-        path = os.path.join(os.path.dirname(mmpose.__file__), ".mim", "configs", config[len("mmpose::"):])
+        path = os.path.join(os.path.dirname(mmpose.__file__), ".mim", "configs", config[len("mmpose::") :])
     else:
         path = config
     if not os.path.isfile(path):
-        raise ValueError(f"pose config {config!r} not found ({path}); use one of {sorted(CONFIGS)}, a file path, "
-                         "or mmpose::<path under mmpose configs/>")
+        raise ValueError(
+            f"pose config {config!r} not found ({path}); use one of {sorted(CONFIGS)}, a file path, "
+            "or mmpose::<path under mmpose configs/>"
+        )
     return path
 
 
@@ -110,9 +116,9 @@ class PoseModel:
     A plain class, not a tuple: RunInference shares the model across threads via a weak reference.
     """
 
-    model: Any           # mmpose TopdownPoseEstimator, eval mode
-    pipeline: Any        # mmengine Compose of the config's test pipeline
-    dataset_meta: dict   # keypoint names, flip pairs... (COCO-17)
+    model: Any  # mmpose TopdownPoseEstimator, eval mode
+    pipeline: Any  # mmengine Compose of the config's test pipeline
+    dataset_meta: dict  # keypoint names, flip pairs... (COCO-17)
     device: str
 
 
@@ -164,8 +170,10 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
     names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     unsafe = [n for n in names if not n.startswith(SAFE_GLOBAL_PREFIXES)]
     if unsafe:
-        raise ValueError(f"pose checkpoint {path} pickles {unsafe[:3]}: refusing to unpickle them; "
-                         "set trust_checkpoint if you trust this file")
+        raise ValueError(
+            f"pose checkpoint {path} pickles {unsafe[:3]}: refusing to unpickle them; "
+            "set trust_checkpoint if you trust this file"
+        )
     allowed = [_resolve_global(n) for n in names]
     if any(n.startswith("numpy.") for n in names):  # dtype classes are built inside numpy's reduce
         allowed += [np.ndarray, np.dtype] + [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
@@ -177,18 +185,28 @@ def load_weights(model: Any, checkpoint: dict) -> None:
     """Copy a checkpoint's state_dict into the model; a missing parameter is an error (a config
     and checkpoint that do not match would give plausible-looking garbage labels)."""
     state = checkpoint.get("state_dict", checkpoint)
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys:
-        raise ValueError(f"pose checkpoint lacks {len(result.missing_keys)} of the model's weights, e.g. "
-                         f"{result.missing_keys[:3]}: does the config match the checkpoint?")
+        raise ValueError(
+            f"pose checkpoint lacks {len(result.missing_keys)} of the model's weights, e.g. "
+            f"{result.missing_keys[:3]}: does the config match the checkpoint?"
+        )
     if result.unexpected_keys:
-        log.warning("pose: checkpoint has %d weights the model does not use, e.g. %s",
-                    len(result.unexpected_keys), result.unexpected_keys[:3])
+        log.warning(
+            "pose: checkpoint has %d weights the model does not use, e.g. %s",
+            len(result.unexpected_keys),
+            result.unexpected_keys[:3],
+        )
 
 
-def load_pose_model(config: str = DEFAULT_CONFIG, checkpoint: str | None = None, device: str = "cpu",
-                    flip_test: bool = False, trust_checkpoint: bool = False) -> PoseModel:
+def load_pose_model(
+    config: str = DEFAULT_CONFIG,
+    checkpoint: str | None = None,
+    device: str = "cpu",
+    flip_test: bool = False,
+    trust_checkpoint: bool = False,
+) -> PoseModel:
     """Build the config's model and load the checkpoint (path or URL); random weights when none."""
     import_mmpose()
     import torch
@@ -222,8 +240,9 @@ def load_pose_model(config: str = DEFAULT_CONFIG, checkpoint: str | None = None,
     return PoseModel(model, pipeline, dict(model.dataset_meta), device)
 
 
-def predict_keypoints(pose: PoseModel, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray],
-                      max_crops: int = 64) -> list[np.ndarray]:
+def predict_keypoints(
+    pose: PoseModel, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], max_crops: int = 64
+) -> list[np.ndarray]:
     """Top-down keypoints for every box of every image, crops batched `max_crops` at a time.
 
     images: RGB uint8 (H, W, 3); boxes: float (N_i, 4) x0, y0, x1, y1 in that image's pixels.
@@ -244,7 +263,7 @@ def predict_keypoints(pose: PoseModel, images: Sequence[np.ndarray], boxes: Sequ
     people: list[np.ndarray] = []
     with torch.no_grad():
         for start in range(0, len(crops), max(1, max_crops)):
-            batch = pseudo_collate([pose.pipeline(c) for c in crops[start:start + max_crops]])
+            batch = pseudo_collate([pose.pipeline(c) for c in crops[start : start + max_crops]])
             for sample in pose.model.test_step(batch):
                 pred = sample.pred_instances
                 xy = np.asarray(pred.keypoints, np.float32).reshape(-1, NUM_KEYPOINTS, 2)[0]
@@ -271,9 +290,17 @@ class MMPoseModelHandler(_model_handler_base()):  # type: ignore[misc]
     one list of crops, run `max_crops` per forward pass.
     """
 
-    def __init__(self, config: str = DEFAULT_CONFIG, checkpoint: str | None = None, device: str = "cpu",
-                 flip_test: bool = False, trust_checkpoint: bool = False, max_crops: int = 64,
-                 min_batch_size: int = 1, max_batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        config: str = DEFAULT_CONFIG,
+        checkpoint: str | None = None,
+        device: str = "cpu",
+        flip_test: bool = False,
+        trust_checkpoint: bool = False,
+        max_crops: int = 64,
+        min_batch_size: int = 1,
+        max_batch_size: int = 8,
+    ) -> None:
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
         self.config, self.checkpoint, self.device = config, checkpoint, device
         self.flip_test, self.trust_checkpoint, self.max_crops = flip_test, trust_checkpoint, max_crops
@@ -281,14 +308,18 @@ class MMPoseModelHandler(_model_handler_base()):  # type: ignore[misc]
     def load_model(self) -> PoseModel:
         return load_pose_model(self.config, self.checkpoint, self.device, self.flip_test, self.trust_checkpoint)
 
-    def run_inference(self, batch: Sequence[dict], model: PoseModel,
-                      inference_args: dict | None = None) -> Iterable[Any]:
+    def run_inference(
+        self, batch: Sequence[dict], model: PoseModel, inference_args: dict | None = None
+    ) -> Iterable[Any]:
         from apache_beam.ml.inference.base import PredictionResult
 
-        keypoints = predict_keypoints(model, [ex["image"] for ex in batch], [ex["boxes"] for ex in batch],
-                                      self.max_crops)
-        return [PredictionResult(ex, kp, model_id=self.checkpoint or f"{self.config}:random")
-                for ex, kp in zip(batch, keypoints)]
+        keypoints = predict_keypoints(
+            model, [ex["image"] for ex in batch], [ex["boxes"] for ex in batch], self.max_crops
+        )
+        return [
+            PredictionResult(ex, kp, model_id=self.checkpoint or f"{self.config}:random")
+            for ex, kp in zip(batch, keypoints)
+        ]
 
     def get_num_bytes(self, batch: Sequence[dict]) -> int:
         return int(sum(np.asarray(ex["image"]).nbytes for ex in batch))

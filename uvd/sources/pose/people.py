@@ -44,8 +44,14 @@ def folder_items(folder: str, name: str, split: str | None = None) -> Iterator[d
         yield {"record_id": f"{name}/{files.relative(path, folder)}", "file": path, "boxes": None, "split": split}
 
 
-def coco_items(annotations_json: bytes, images_dir: str, name: str, split: str | None = None,
-               min_box_size: float = 16.0, max_people: int = 20) -> Iterator[dict]:
+def coco_items(
+    annotations_json: bytes,
+    images_dir: str,
+    name: str,
+    split: str | None = None,
+    min_box_size: float = 16.0,
+    max_people: int = 20,
+) -> Iterator[dict]:
     """One item per image of a COCO JSON with its person boxes (category named "person").
 
     An image with no usable person box still gets an item (boxes empty): the stage reports it
@@ -59,12 +65,22 @@ def coco_items(annotations_json: bytes, images_dir: str, name: str, split: str |
             by_image.setdefault(int(ann.get("image_id", -1)), []).append(ann)
     for im in sorted(data.get("images", []), key=lambda im: int(im["id"])):
         boxes = coco_person_boxes(by_image.get(int(im["id"]), []), min_box_size, max_people)
-        yield {"record_id": f"{name}/{im['id']}", "file": files.join(images_dir, im["file_name"]),
-               "boxes": boxes.tolist(), "split": split}
+        yield {
+            "record_id": f"{name}/{im['id']}",
+            "file": files.join(images_dir, im["file_name"]),
+            "boxes": boxes.tolist(),
+            "split": split,
+        }
 
 
-def select_people(keypoints: np.ndarray, height: int, width: int, keypoint_threshold: float = 0.3,
-                  person_threshold: float = 0.3, min_keypoints: int = 4) -> np.ndarray:
+def select_people(
+    keypoints: np.ndarray,
+    height: int,
+    width: int,
+    keypoint_threshold: float = 0.3,
+    person_threshold: float = 0.3,
+    min_keypoints: int = 4,
+) -> np.ndarray:
     """(N, 17, 3) predictions -> (P, 17, 3) confident people, joints outside the image scored 0."""
     kp = np.array(keypoints, np.float32).reshape(-1, NUM_KEYPOINTS, 3)
     x, y = kp[..., 0], kp[..., 1]

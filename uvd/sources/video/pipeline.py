@@ -92,36 +92,48 @@ log = logging.getLogger("uvd.video")
 class Config:
     """Options of the video source (manifest `sources.<name>.options`, or `uvd video` flags)."""
 
-    input: str                                  # dir, glob, or a .csv/.parquet/.jsonl manifest
+    input: str  # dir, glob, or a .csv/.parquet/.jsonl manifest
     strides: list[int] = field(default_factory=lambda: [10, 20, 30])
-    clips_per_video: int = 1                    # per stride; 0 = every non-overlapping clip that fits
-    clip_length: int = vt.CLIP_LENGTH           # frames per clip = images per sentence
-    min_clip_length: int = vt.CLIP_LENGTH       # < clip_length: a too-short video gives one shorter clip
-    placement: str = "random"                   # "random" (seeded per video id) or "even"
+    clips_per_video: int = 1  # per stride; 0 = every non-overlapping clip that fits
+    clip_length: int = vt.CLIP_LENGTH  # frames per clip = images per sentence
+    min_clip_length: int = vt.CLIP_LENGTH  # < clip_length: a too-short video gives one shorter clip
+    placement: str = "random"  # "random" (seeded per video id) or "even"
     seed: int = 0
     image_size: int = schema.IMAGE_SIZE
-    resize: str = "crop"                        # "crop" (shorter side + center crop) or "squash"
-    decode_at_reduced_size: bool = True         # let decord scale while decoding (much faster)
-    decoder: str = "auto"                       # "decord", "pyav", or "auto" (decord if installed)
-    decode_threads: int = 1                     # decoder threads per open video (1 = one core)
-    clips_per_task: int = 8                     # clips of one video decoded in one pass
+    resize: str = "crop"  # "crop" (shorter side + center crop) or "squash"
+    decode_at_reduced_size: bool = True  # let decord scale while decoding (much faster)
+    decoder: str = "auto"  # "decord", "pyav", or "auto" (decord if installed)
+    decode_threads: int = 1  # decoder threads per open video (1 = one core)
+    clips_per_task: int = 8  # clips of one video decoded in one pass
 
     def validate(self) -> None:
         require(bool(self.input), "input", "give a directory, a glob or a .csv/.parquet/.jsonl manifest")
-        require(bool(self.strides) and all(isinstance(s, int) and s >= 1 for s in self.strides),
-                "strides", f"a list of frame strides >= 1, e.g. [10, 20, 30]; got {self.strides!r}")
+        require(
+            bool(self.strides) and all(isinstance(s, int) and s >= 1 for s in self.strides),
+            "strides",
+            f"a list of frame strides >= 1, e.g. [10, 20, 30]; got {self.strides!r}",
+        )
         require(len(set(self.strides)) == len(self.strides), "strides", f"repeated stride in {self.strides}")
         require(self.clips_per_video >= 0, "clips_per_video", "must be >= 0 (0 = all that fit)")
-        require(1 <= self.clip_length <= schema.MAX_IMAGES_PER_SENTENCE, "clip_length",
-                f"must be 1..{schema.MAX_IMAGES_PER_SENTENCE}, got {self.clip_length}")
-        require(1 <= self.min_clip_length <= self.clip_length, "min_clip_length",
-                f"must be 1..clip_length ({self.clip_length}), got {self.min_clip_length}")
+        require(
+            1 <= self.clip_length <= schema.MAX_IMAGES_PER_SENTENCE,
+            "clip_length",
+            f"must be 1..{schema.MAX_IMAGES_PER_SENTENCE}, got {self.clip_length}",
+        )
+        require(
+            1 <= self.min_clip_length <= self.clip_length,
+            "min_clip_length",
+            f"must be 1..clip_length ({self.clip_length}), got {self.min_clip_length}",
+        )
         require(self.placement in vt.PLACEMENTS, "placement", f"one of {vt.PLACEMENTS}, got {self.placement!r}")
         require(self.image_size >= 16, "image_size", f"must be >= 16, got {self.image_size}")
         require(self.resize in ("crop", "squash"), "resize", f"'crop' or 'squash', got {self.resize!r}")
         require(self.decoder in DECODERS, "decoder", f"one of {DECODERS}, got {self.decoder!r}")
-        require(self.decoder != "decord" or _has_decord(), "decoder",
-                "decord is not installed here (no wheel for this platform?); use 'pyav' or 'auto'")
+        require(
+            self.decoder != "decord" or _has_decord(),
+            "decoder",
+            "decord is not installed here (no wheel for this platform?); use 'pyav' or 'auto'",
+        )
         require(self.decode_threads >= 0, "decode_threads", "must be >= 0 (0 = the decoder decides)")
         require(self.clips_per_task >= 1, "clips_per_task", "must be >= 1")
 
@@ -144,7 +156,7 @@ def glob_for(input_: str) -> tuple[str, str]:
 
 def video_id_from_path(path: str, base: str) -> str:
     """Path relative to the input folder, extension kept (a stem alone collides)."""
-    return path[len(base):].lstrip("/") if base and path.startswith(base) else posixpath.basename(path)
+    return path[len(base) :].lstrip("/") if base and path.startswith(base) else posixpath.basename(path)
 
 
 def folder_video(path: str, base: str) -> dict:
@@ -206,13 +218,17 @@ class ListVideos(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         if is_manifest(self.input):
-            return (pbegin
-                    | "MatchManifest" >> fileio.MatchFiles(self.input)
-                    | "ReadManifest" >> beam.FlatMap(lambda m: manifest_videos(m.path)))
+            return (
+                pbegin
+                | "MatchManifest" >> fileio.MatchFiles(self.input)
+                | "ReadManifest" >> beam.FlatMap(lambda m: manifest_videos(m.path))
+            )
         pattern, base = glob_for(self.input)
-        return (pbegin
-                | "MatchVideos" >> fileio.MatchFiles(pattern)
-                | "ToVideo" >> beam.Map(lambda m: folder_video(m.path, base)))
+        return (
+            pbegin
+            | "MatchVideos" >> fileio.MatchFiles(pattern)
+            | "ToVideo" >> beam.Map(lambda m: folder_video(m.path, base))
+        )
 
 
 # --- opening a video -------------------------------------------------------------------------------
@@ -307,7 +323,7 @@ class PyAVReader:
         self.keys = np.array(sorted(keys) or self.pts[:1], dtype=np.int64)
         self.size = size
         self._frames = None
-        self._last = None               # pts of the last decoded frame
+        self._last = None  # pts of the last decoded frame
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -333,16 +349,20 @@ class PyAVReader:
             self._last = frame.pts
             if frame.pts == target:
                 width, height = self.size if self.size else (frame.width, frame.height)
-                return _Array(frame.to_ndarray(width=width, height=height, format="rgb24",
-                                               interpolation="AREA" if self.size else None))
+                return _Array(
+                    frame.to_ndarray(
+                        width=width, height=height, format="rgb24", interpolation="AREA" if self.size else None
+                    )
+                )
             if frame.pts > target:
                 break
         self._frames = None
         raise ValueError(f"frame {index} (pts {target}) did not decode")
 
 
-def probe(path: str, threads: int = 1, start_s: float | None = None, end_s: float | None = None,
-          decoder: str = "auto") -> dict:
+def probe(
+    path: str, threads: int = 1, start_s: float | None = None, end_s: float | None = None, decoder: str = "auto"
+) -> dict:
     """Frame count, fps, frame size and the [lo, hi) frames of the segment, from one open.
 
     Decodes the first frame, so a video that cannot decode at all fails here, once, rather than
@@ -358,8 +378,13 @@ def probe(path: str, threads: int = 1, start_s: float | None = None, end_s: floa
         if start_s is not None or end_s is not None:
             times = reader.get_frame_timestamp(list(range(num_frames)))[:, 0]
             lo, hi = vt.frame_window(times, start_s, end_s)
-        return {"num_frames": num_frames, "fps": float(reader.get_avg_fps()), "width": int(width),
-                "height": int(height), "window": [lo, hi]}
+        return {
+            "num_frames": num_frames,
+            "fps": float(reader.get_avg_fps()),
+            "width": int(width),
+            "height": int(height),
+            "window": [lo, hi],
+        }
 
 
 # --- planning --------------------------------------------------------------------------------------
@@ -389,23 +414,32 @@ def plan_video(video: dict, cfg: Config) -> Iterator[dict]:
     try:
         info = probe(video["path"], cfg.decode_threads, video.get("start"), video.get("end"), cfg.decoder)
     except Exception as exc:  # noqa: BLE001 - a broken file is data, not a bug
-        yield _row_task(video, schema.failure_row(key, SOURCE, STAGE, "unreadable_video",
-                                                  f"{type(exc).__name__}: {exc}"))
+        yield _row_task(
+            video, schema.failure_row(key, SOURCE, STAGE, "unreadable_video", f"{type(exc).__name__}: {exc}")
+        )
         return
     lo, hi = info["window"]
     planned: list[vt.Clip] = []
     skipped: list[dict] = []
     for stride in cfg.strides:
         rng = vt.clip_rng(cfg.seed, video["video_id"], stride)
-        clips, missing = vt.plan_clips(lo, hi, stride, cfg.clips_per_video, rng, cfg.clip_length,
-                                       cfg.min_clip_length, cfg.placement)
+        clips, missing = vt.plan_clips(
+            lo, hi, stride, cfg.clips_per_video, rng, cfg.clip_length, cfg.min_clip_length, cfg.placement
+        )
         planned += clips
         need = vt.clip_span(stride, cfg.min_clip_length)
-        skipped += [schema.failure_row(
-            clip_key(video, stride, index), SOURCE, STAGE, "too_short_for_stride",
-            f"{hi - lo} frames in window [{lo}, {hi}); clip {index + 1} at stride {stride} "
-            f"does not fit (one clip needs {need})", status="skipped")
-            for index in range(len(clips), len(clips) + missing)]
+        skipped += [
+            schema.failure_row(
+                clip_key(video, stride, index),
+                SOURCE,
+                STAGE,
+                "too_short_for_stride",
+                f"{hi - lo} frames in window [{lo}, {hi}); clip {index + 1} at stride {stride} "
+                f"does not fit (one clip needs {need})",
+                status="skipped",
+            )
+            for index in range(len(clips), len(clips) + missing)
+        ]
     for group in vt.group_clips(planned, cfg.clips_per_task):
         yield {"video": video, "info": info, "clips": [[c.stride, c.index, list(c.frames)] for c in group]}
     for row in skipped:
@@ -433,8 +467,14 @@ class PlanClips(beam.DoFn):
         try:
             tasks = list(plan_video(video, self.cfg))
         except Exception as exc:  # noqa: BLE001 - a planning bug must not lose the video
-            tasks = [_row_task(video, schema.failure_row(video_key(video), SOURCE, STAGE,
-                                                         f"exception_{type(exc).__name__}", error_detail(exc)))]
+            tasks = [
+                _row_task(
+                    video,
+                    schema.failure_row(
+                        video_key(video), SOURCE, STAGE, f"exception_{type(exc).__name__}", error_detail(exc)
+                    ),
+                )
+            ]
         Metrics.counter(f"uvd.{STAGE}", plan_outcome(tasks)).inc()
         yield from tasks
 
@@ -460,28 +500,38 @@ class DecodeClips:
             return
         cfg, video, info = self.cfg, task["video"], task["info"]
         clips = [vt.Clip(stride, index, tuple(frames)) for stride, index, frames in task["clips"]]
-        size = (vt.reduced_size(info["width"], info["height"], cfg.image_size, cfg.resize)
-                if cfg.decode_at_reduced_size else None)
+        size = (
+            vt.reduced_size(info["width"], info["height"], cfg.image_size, cfg.resize)
+            if cfg.decode_at_reduced_size
+            else None
+        )
         with local_file(video["path"]) as local:
             try:
                 reader = open_reader(local, cfg.decode_threads, size, cfg.decoder)
             except Exception as exc:  # noqa: BLE001 - it probed fine, so this is the file or disk
                 for clip in clips:
-                    yield FAILURES, schema.failure_row(
-                        clip_key(video, clip.stride, clip.index), SOURCE, STAGE, "unreadable_video",
-                        f"{type(exc).__name__}: {exc}")
+                    yield (
+                        FAILURES,
+                        schema.failure_row(
+                            clip_key(video, clip.stride, clip.index),
+                            SOURCE,
+                            STAGE,
+                            "unreadable_video",
+                            f"{type(exc).__name__}: {exc}",
+                        ),
+                    )
                 return
             yield from self._decode(reader, video, info, clips)
 
     def _decode(self, reader, video: dict, info: dict, clips: list[vt.Clip]) -> Iterator[tuple[str, dict]]:
         """One forward pass over the union of the clips' frames; a clip is emitted at its last frame."""
         ending: dict[int, list[int]] = {}
-        users: dict[int, int] = {}          # frame -> clips still open that need it
+        users: dict[int, int] = {}  # frame -> clips still open that need it
         for n, clip in enumerate(clips):
             ending.setdefault(clip.frames[-1], []).append(n)
             for f in set(clip.frames):
                 users[f] = users.get(f, 0) + 1
-        made: dict[int, tuple[str, bytes]] = {}     # frame -> (image_id, png), while still needed
+        made: dict[int, tuple[str, bytes]] = {}  # frame -> (image_id, png), while still needed
         emitted: set[int] = set()
         closed: set[int] = set()
 
@@ -499,30 +549,53 @@ class DecodeClips:
             except Exception as exc:  # noqa: BLE001 - a bad stretch of one video fails only its clips
                 for n, clip in enumerate(clips):
                     if n not in closed and frame_no in clip.frames:
-                        yield FAILURES, schema.failure_row(
-                            clip_key(video, clip.stride, clip.index), SOURCE, STAGE, "decode_error",
-                            f"frame {frame_no}: {type(exc).__name__}: {exc}")
+                        yield (
+                            FAILURES,
+                            schema.failure_row(
+                                clip_key(video, clip.stride, clip.index),
+                                SOURCE,
+                                STAGE,
+                                "decode_error",
+                                f"frame {frame_no}: {type(exc).__name__}: {exc}",
+                            ),
+                        )
                         close(n)
             for n in ending.get(frame_no, []):
                 if n not in closed:
                     yield from self._emit(video, info, clips[n], made, emitted)
                     close(n)
 
-    def _emit(self, video: dict, info: dict, clip: vt.Clip, made: dict[int, tuple[str, bytes]],
-              emitted: set[int]) -> Iterator[tuple[str, dict]]:
+    def _emit(
+        self, video: dict, info: dict, clip: vt.Clip, made: dict[int, tuple[str, bytes]], emitted: set[int]
+    ) -> Iterator[tuple[str, dict]]:
         for frame_no in clip.frames:
             if frame_no in emitted:
                 continue
             emitted.add(frame_no)
             image_id, png = made[frame_no]
-            provenance = {"path": video["path"], "video_id": video["video_id"], "frame": frame_no,
-                          "time_s": round(frame_no / info["fps"], 3) if info["fps"] else None}
-            yield IMAGES, {"image_id": image_id, "image": png, "source": SOURCE,
-                                  "provenance": json.dumps(provenance, sort_keys=True)}
+            provenance = {
+                "path": video["path"],
+                "video_id": video["video_id"],
+                "frame": frame_no,
+                "time_s": round(frame_no / info["fps"], 3) if info["fps"] else None,
+            }
+            yield (
+                IMAGES,
+                {
+                    "image_id": image_id,
+                    "image": png,
+                    "source": SOURCE,
+                    "provenance": json.dumps(provenance, sort_keys=True),
+                },
+            )
         image_ids = [made[f][0] for f in clip.frames]
         sentence_id = schema.sentence_id_for(SOURCE, video["video_id"], video["path"], clip.stride, clip.frames)
-        yield SENTENCES, schema.sentence_row(sentence_id, SOURCE, "sequence", image_ids,
-                                                    group=video["video_id"], split=video.get("split"))
+        yield (
+            SENTENCES,
+            schema.sentence_row(
+                sentence_id, SOURCE, "sequence", image_ids, group=video["video_id"], split=video.get("split")
+            ),
+        )
 
 
 # --- the stage -------------------------------------------------------------------------------------
@@ -530,16 +603,18 @@ class VideoSource(SourceTransform):
     """PBegin -> SourceOutputs(images, sentences, failures) of the video source."""
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> SourceOutputs:
-        return (pbegin
-                | "ListVideos" >> ListVideos(self.cfg.input)
-                | "PlanClips" >> beam.ParDo(PlanClips(self.cfg))
-                | "Reshuffle" >> beam.Reshuffle()
-                | "DecodeClips" >> RunSource(DecodeClips(self.cfg), source=SOURCE, stage=STAGE,
-                                             record_id=task_record_id, count_records=False))
-
-
+        return (
+            pbegin
+            | "ListVideos" >> ListVideos(self.cfg.input)
+            | "PlanClips" >> beam.ParDo(PlanClips(self.cfg))
+            | "Reshuffle" >> beam.Reshuffle()
+            | "DecodeClips"
+            >> RunSource(
+                DecodeClips(self.cfg), source=SOURCE, stage=STAGE, record_id=task_record_id, count_records=False
+            )
+        )
 
 
 STAGE_SPEC = SourceStage("video", Config, VideoSource, __doc__)
-source_transform = STAGE_SPEC.source_transform   # `uvd dataset`: the entry's options checked before any work
-run = STAGE_SPEC.run                             # `uvd video --input DIR_OR_MANIFEST --output OUT [options] [beam flags]`
+source_transform = STAGE_SPEC.source_transform  # `uvd dataset`: the entry's options checked before any work
+run = STAGE_SPEC.run  # `uvd video --input DIR_OR_MANIFEST --output OUT [options] [beam flags]`

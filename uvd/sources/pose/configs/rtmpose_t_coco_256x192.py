@@ -6,16 +6,26 @@
 default_scope = "mmpose"
 
 input_size = (192, 256)  # (w, h)
-codec = dict(type="SimCCLabel", input_size=input_size, sigma=(4.9, 5.66), simcc_split_ratio=2.0,
-             normalize=False, use_dark=False)
+codec = dict(
+    type="SimCCLabel", input_size=input_size, sigma=(4.9, 5.66), simcc_split_ratio=2.0, normalize=False, use_dark=False
+)
 
 model = dict(
     type="TopdownPoseEstimator",
-    data_preprocessor=dict(type="PoseDataPreprocessor", mean=[123.675, 116.28, 103.53],
-                           std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
-    backbone=dict(type="CSPNeXt", arch="P5", expand_ratio=0.5, deepen_factor=0.167, widen_factor=0.375,
-                  out_indices=(4,), channel_attention=True, norm_cfg=dict(type="BN"),
-                  act_cfg=dict(type="SiLU")),
+    data_preprocessor=dict(
+        type="PoseDataPreprocessor", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True
+    ),
+    backbone=dict(
+        type="CSPNeXt",
+        arch="P5",
+        expand_ratio=0.5,
+        deepen_factor=0.167,
+        widen_factor=0.375,
+        out_indices=(4,),
+        channel_attention=True,
+        norm_cfg=dict(type="BN"),
+        act_cfg=dict(type="SiLU"),
+    ),
     head=dict(
         type="RTMCCHead",
         in_channels=384,
@@ -24,11 +34,21 @@ model = dict(
         in_featuremap_size=(input_size[0] // 32, input_size[1] // 32),
         simcc_split_ratio=codec["simcc_split_ratio"],
         final_layer_kernel_size=7,
-        gau_cfg=dict(hidden_dims=256, s=128, expansion_factor=2, dropout_rate=0.0, drop_path=0.0,
-                     act_fn="SiLU", use_rel_bias=False, pos_enc=False),
+        gau_cfg=dict(
+            hidden_dims=256,
+            s=128,
+            expansion_factor=2,
+            dropout_rate=0.0,
+            drop_path=0.0,
+            act_fn="SiLU",
+            use_rel_bias=False,
+            pos_enc=False,
+        ),
         loss=dict(type="KLDiscretLoss", use_target_weight=True, beta=10.0, label_softmax=True),
-        decoder=codec),
-    test_cfg=dict(flip_test=False))
+        decoder=codec,
+    ),
+    test_cfg=dict(flip_test=False),
+)
 
 # Images arrive as arrays ("img" already set), so LoadImage only records their shapes.
 test_pipeline = [
