@@ -75,11 +75,16 @@ spark_down() {
 flink_up() {
   local lib
   lib=$("$here/jars.sh" flink)
-  mkdir -p "$UVD_RUNNERS_HOME/flink/tmp"
+  mkdir -p "$UVD_RUNNERS_HOME/flink/tmp" "$UVD_RUNNERS_HOME/flink/conf"
+  # The mini-cluster's default network memory (64 MB, 2048 buffers) runs out on uvd's graph at
+  # parallelism 2 ("Insufficient number of network buffers"): give it 256 MB.
+  printf 'taskmanager.memory.network.min: 256mb\ntaskmanager.memory.network.max: 256mb\n' \
+    > "$UVD_RUNNERS_HOME/flink/conf/flink-conf.yaml"
   start_bg flink-jobserver java -Xmx2g -Djava.io.tmpdir="$UVD_RUNNERS_HOME/flink/tmp" \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Dorg.slf4j.simpleLogger.showDateTime=true \
     -cp "$lib/*" org.apache.beam.runners.flink.FlinkJobServerDriver \
-    --flink-master='[local]' --job-host="$HOST" --job-port="$FLINK_JOB_PORT" \
+    --flink-master='[local]' --flink-conf-dir="$UVD_RUNNERS_HOME/flink/conf" \
+    --job-host="$HOST" --job-port="$FLINK_JOB_PORT" \
     --artifact-port=$((FLINK_JOB_PORT - 1)) --expansion-port=0
   wait_port "$FLINK_JOB_PORT" 120 "$UVD_RUNNERS_HOME/pids/flink-jobserver.pid"
   echo "[runners] Flink job server ([local] mini-cluster) on $HOST:$FLINK_JOB_PORT" >&2
