@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -31,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from uvd import schema
 from uvd.assembly.publish import PLAN_FILE
-from uvd.core.files import write_json
+from uvd.core.files import atomic_write, write_json
 from uvd.core.metrics import SumCounts
 from uvd.core.options import setup_logging, split_args
 from uvd.core.outputs import FAILURES
@@ -169,34 +168,26 @@ def row_group_bounds(token_counts: list[int], row_group_bytes: float) -> list[tu
 
 
 def write_parquet_atomic(path: str, table: pa.Table, row_group_bytes: float) -> int:
-    """Write `table` to `path` through a temporary name, then rename: readers never see a partial
-    shard, and a failure leaves nothing behind. Works on any Beam filesystem (local, gs://, s3://)."""
-    directory, name = path.rsplit("/", 1) if "/" in path else (".", path)
-    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
+    """Write a shard through a temporary name, then rename (core.files.atomic_write); returns its size."""
     counts = np.diff(table.column("tokens").combine_chunks().offsets.to_numpy()).tolist() if table.num_rows else []
-    try:
-        with FileSystems.create(tmp) as stream:
-            writer = pq.ParquetWriter(
-                stream,
-                schema.SHARD_SCHEMA,
-                compression="zstd",
-                compression_level=ZSTD_LEVEL,
-                # codes: BYTE_STREAM_SPLIT + zstd entropy-codes the skewed high byte (1.46 vs 1.60
-                # B/token with dictionary bit-packing on Zipf codes; benchmarks/bench_shards.py)
-                use_dictionary=["source", "kind"],
-                write_statistics=["num_images"],
-                column_encoding={"tokens.list.element": "BYTE_STREAM_SPLIT"},
-            )
-            for start, end in row_group_bounds(counts, row_group_bytes):
-                writer.write_table(table.slice(start, end - start), row_group_size=max(1, end - start))
-            writer.close()
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
-        FileSystems.rename([tmp], [path])
-    except BaseException:
-        if FileSystems.exists(tmp):
-            FileSystems.delete([tmp])
-        raise
+
+    def write(stream: Any) -> None:
+        writer = pq.ParquetWriter(
+            stream,
+            schema.SHARD_SCHEMA,
+            compression="zstd",
+            compression_level=ZSTD_LEVEL,
+            # codes: BYTE_STREAM_SPLIT + zstd entropy-codes the skewed high byte (1.46 vs 1.60
+            # B/token with dictionary bit-packing on Zipf codes; benchmarks/bench_shards.py)
+            use_dictionary=["source", "kind"],
+            write_statistics=["num_images"],
+            column_encoding={"tokens.list.element": "BYTE_STREAM_SPLIT"},
+        )
+        for start, end in row_group_bounds(counts, row_group_bytes):
+            writer.write_table(table.slice(start, end - start), row_group_size=max(1, end - start))
+        writer.close()
+
+    atomic_write(path, write)
     return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
 
 

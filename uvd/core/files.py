@@ -12,7 +12,7 @@ import io
 import json
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -107,16 +107,27 @@ def check_input_exists(path: str, field: str = "input") -> None:
         raise ConfigError(f"{field}: {path!r} does not exist; give an existing file or folder")
 
 
+def atomic_write(path: str, write: Callable[[Any], None]) -> None:
+    """`write(stream)` into a temporary name beside `path`, then rename: readers never see a partial
+    file, and a failure leaves nothing behind. Any Beam filesystem (local, gs://, s3://)."""
+    directory, name = path.rsplit("/", 1) if "/" in path else (".", path)
+    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
+    try:
+        with FileSystems.create(tmp) as stream:
+            write(stream)
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+        FileSystems.rename([tmp], [path])
+    except BaseException:
+        if FileSystems.exists(tmp):
+            FileSystems.delete([tmp])
+        raise
+
+
 def write_json(path: str, obj: Any) -> None:
     """Small JSON file through Beam filesystems (stats, summaries), written atomically."""
     data = json.dumps(obj, indent=1, sort_keys=True).encode()
-    directory, name = path.rsplit("/", 1)
-    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
-    with FileSystems.create(tmp) as f:
-        f.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    atomic_write(path, lambda f: f.write(data))
 
 
 def read_json(path: str) -> Any:
@@ -126,15 +137,4 @@ def read_json(path: str) -> Any:
 
 def write_table_atomic(path: str, table: pa.Table) -> None:
     """A small Parquet table (zstd) through a temporary name, then rename (any Beam filesystem)."""
-    directory, name = path.rsplit("/", 1)
-    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
-    try:
-        with FileSystems.create(tmp) as stream:
-            pq.write_table(table, stream, compression="zstd")
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
-        FileSystems.rename([tmp], [path])
-    except BaseException:
-        if FileSystems.exists(tmp):
-            FileSystems.delete([tmp])
-        raise
+    atomic_write(path, lambda stream: pq.write_table(table, stream, compression="zstd"))

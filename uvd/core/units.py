@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import pickle
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -29,6 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 import uvd
+from uvd.core.files import atomic_write
 
 # Bump when what a stage writes for the same input changes meaning (a new column, a fixed bug).
 DATA_VERSION = "1"
@@ -127,12 +127,14 @@ class _StepUnits:
 
     def save(self, key: str, element: Any, rows: list[tuple[str, dict]]) -> None:
         rows_path, done_path = self._paths(key)
-        _write_atomic(rows_path, pickle.dumps(rows, protocol=4))
+        data = pickle.dumps(rows, protocol=4)
+        atomic_write(rows_path, lambda f: f.write(data))
         counts: dict[str, int] = {}
         for tag, _ in rows:
             counts[tag] = counts.get(tag, 0) + 1
         record = {"step": self.step, "element": describe(element), "rows": counts, "uvd": uvd.__version__}
-        _write_atomic(done_path, json.dumps(record, sort_keys=True, default=str).encode())  # last
+        done = json.dumps(record, sort_keys=True, default=str).encode()
+        atomic_write(done_path, lambda f: f.write(done))  # last
 
     def rows(self, element: Any, compute: Callable[[], list[tuple[str, dict]]]) -> list[tuple[str, dict]]:
         key = self.key(element)
@@ -150,16 +152,6 @@ class _StepUnits:
         self.save(key, element, rows)
         self.computed.inc()
         return rows
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    directory, name = path.rsplit("/", 1)
-    tmp = FileSystems.join(directory, f".tmp-{name}-{uuid.uuid4().hex}")
-    with FileSystems.create(tmp) as f:
-        f.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
 
 
 @contextlib.contextmanager
